@@ -1,0 +1,3 @@
+from forkwsgi.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Import the WSGI application named as ``module:attr`` or ``module:factory(args)``."""
+import ast
+import importlib
+import re
+import sys
+import traceback
+
+_SPEC = re.compile(r"([A-Za-z_][\w.]*)(?::([A-Za-z_][\w.]*)(?:\((.*)\))?)?", re.S)
+
+
+class AppImportError(Exception):
+    """The application could not be loaded; the message is one line for the operator."""
+
+
+def load_app(spec, chdir=None):
+    """Return the WSGI callable ``spec`` names, importing its module."""
+    if not spec:
+        raise AppImportError("no application given: pass module:app")
+    match = _SPEC.fullmatch(spec.strip())
+    if match is None:
+        raise AppImportError("invalid application %r: expected module:name or module:factory()" % spec)
+    module_name, attr, args = match.groups()
+    if chdir and chdir not in sys.path:
+        sys.path.insert(0, chdir)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise AppImportError("cannot import %r: no module named %r" % (spec, exc.name)) from None
+        raise AppImportError("cannot import %r: %s" % (spec, _describe(exc))) from exc
+    except Exception as exc:
+        raise AppImportError("cannot import %r: %s" % (spec, _describe(exc))) from exc
+    target = module
+    for part in (attr or "application").split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise AppImportError("module %r has no attribute %r" % (module_name, attr or "application")) from None
+    if args is not None:
+        try:
+            parsed = ast.parse("f(%s)" % args, mode="eval").body
+            positional = [ast.literal_eval(node) for node in parsed.args]
+            keywords = {kw.arg: ast.literal_eval(kw.value) for kw in parsed.keywords}
+        except (SyntaxError, ValueError):
+            raise AppImportError("factory arguments in %r must be Python literals" % spec) from None
+        try:
+            target = target(*positional, **keywords)
+        except Exception as exc:
+            raise AppImportError("application factory %r failed: %s" % (spec, _describe(exc))) from exc
+    if not callable(target):
+        raise AppImportError("%r is not callable" % spec)
+    return target
+
+
+def _describe(exc):
+    """``Type: message (file:line)`` of the innermost frame: one line, no traceback soup."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = " (%s:%s)" % (exc.filename, exc.lineno)
+    elif frames:
+        where = " (%s:%s)" % (frames[-1].filename, frames[-1].lineno)
+    return "%s: %s%s" % (type(exc).__name__, exc, where)

@@ -1,0 +1,405 @@
+"""The master process: owns the sockets, forks and supervises workers, obeys signals.
+
+Signal handlers only append to a queue; the self-pipe (signal.set_wakeup_fd)
+wakes the loop, and all real work happens there.
+"""
+import os
+import select
+import signal
+import sys
+import time
+
+from . import __version__, systemd
+from .appload import AppImportError, load_app
+from .heartbeat import Heartbeat
+from .logs import log, reopen_error_log, setup_error_log
+from .process import PidFile, flush_std, resolve_ids, set_title
+from .settings import ConfigError
+from .sockets import create_listeners
+from .worker import BOOT_ERROR, run_worker
+
+MAX_BOOT_FAILURES = 5
+KILL_GRACE = 2.0  # seconds between SIGABRT and SIGKILL for a timed-out worker
+HANDLED_SIGNALS = ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH", "CHLD")
+
+
+class WorkerProcess:
+    """The master's record of one worker."""
+
+    def __init__(self, age, generation):
+        self.age = age
+        self.generation = generation
+        self.heartbeat = Heartbeat()
+        self.pid = 0
+        self.retiring = False
+        self.aborted_at = 0.0
+        self.killed = False
+
+    def __repr__(self):
+        return "<worker %d>" % self.pid
+
+
+class Arbiter:
+    def __init__(self, cfg, reload_config, argv):
+        self.cfg = cfg
+        self.reload_config = reload_config
+        self.argv = list(argv)
+        self.start_dir = os.getcwd()
+        self.pid = os.getpid()
+        self.workers = {}
+        self.listeners = []
+        self.app = None
+        self.generation = 0
+        self.age = 0
+        self.signals = []
+        self.reexec_pid = 0
+        self.parent_pid = int(os.environ.pop("FORKWSGI_PARENT_PID", "0") or 0)
+        self.boot_failures = 0
+        self.next_spawn_at = 0.0
+        self.ever_booted = False
+        self.systemd = False
+        self.pidfile = None
+        self.ids = (None, None)
+        self.wake_r = self.wake_w = -1
+
+    # ----- start
+
+    def start(self):
+        cfg = self.cfg
+        cfg.call_hook("on_starting", self)
+        self.ids = resolve_ids(cfg.user, cfg.group)
+        inherited = [int(fd) for fd in os.environ.pop("FORKWSGI_FDS", "").split(",") if fd]
+        systemd_fds = [] if inherited else systemd.listen_fds()
+        self.systemd = bool(systemd_fds)
+        self.listeners = create_listeners(cfg, inherited, systemd_fds)
+        if cfg.pidfile:
+            self.pidfile = PidFile(cfg.pidfile)
+            self.pidfile.write(self.pid)
+        if cfg.preload_app:
+            self.app = load_app(cfg.wsgi_app, cfg.chdir)
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        for name in HANDLED_SIGNALS:
+            signal.signal(getattr(signal, "SIG" + name), self._queue_signal)
+        set_title("master", cfg)
+        log.info("Starting forkwsgi %s (pid %d)", __version__, self.pid)
+        for listener in self.listeners:
+            log.info("Listening at: %s", listener)
+        self.manage_workers()
+        cfg.call_hook("when_ready", self)
+        systemd.notify("READY=1\nMAINPID=%d\nSTATUS=serving" % self.pid)
+
+    def _queue_signal(self, signum, frame):
+        if len(self.signals) < 16:
+            self.signals.append(signum)
+
+    # ----- the loop
+
+    def run(self):
+        try:
+            self.start()
+        except (ConfigError, AppImportError) as exc:
+            log.error("%s", exc)
+            self.exit(1)
+        while True:
+            try:
+                self.reap()
+                if not self.signals:
+                    self.sleep(1.0)
+                    self.reap()
+                    self.murder_workers()
+                    self.manage_workers()
+                    continue
+                signum = self.signals.pop(0)
+                if signum == signal.SIGCHLD:
+                    continue
+                name = signal.Signals(signum).name
+                log.info("Handling signal: %s", name[3:].lower())
+                getattr(self, "on_" + name[3:].lower())()
+            except SystemExit:
+                raise
+            except Exception:
+                log.exception("unhandled error in the master loop; stopping")
+                self.stop(graceful=False)
+                self.exit(1)
+
+    def sleep(self, timeout):
+        try:
+            ready, _, _ = select.select([self.wake_r], [], [], timeout)
+            if ready:
+                while os.read(self.wake_r, 512):
+                    pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    # ----- signals
+
+    def on_term(self):
+        self.stop(graceful=True)
+        self.exit(0)
+
+    def on_int(self):
+        self.stop(graceful=False)
+        self.exit(0)
+
+    on_quit = on_int
+
+    def on_hup(self):
+        self.reload()
+
+    def on_ttin(self):
+        self.cfg.workers += 1
+        self.manage_workers()
+
+    def on_ttou(self):
+        if self.cfg.workers > 1:
+            self.cfg.workers -= 1
+            self.manage_workers()
+
+    def on_winch(self):
+        log.info("WINCH: stopping all workers gracefully; the master stays (HUP brings them back)")
+        self.cfg.workers = 0
+        self.manage_workers()
+
+    def on_usr1(self):
+        reopen_error_log()
+        self.kill_workers(signal.SIGUSR1)
+
+    def on_usr2(self):
+        self.reexec()
+
+    # ----- workers
+
+    def spawn_worker(self):
+        self.age += 1
+        worker = WorkerProcess(self.age, self.generation)
+        self.cfg.call_hook("pre_fork", self, worker)
+        pid = os.fork()
+        if pid:
+            worker.pid = pid
+            self.workers[pid] = worker
+            log.info("Booting worker with pid: %d", pid)
+            return worker
+        # in the child
+        signal.set_wakeup_fd(-1)
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+        for other in self.workers.values():
+            other.heartbeat.close()
+        worker.pid = os.getpid()
+        try:
+            self.cfg.call_hook("post_fork", self, worker)
+        except Exception:
+            log.exception("post_fork hook failed")
+            flush_std()
+            os._exit(BOOT_ERROR)
+        run_worker(self, self.cfg, self.listeners, worker.heartbeat, self.app, self.cfg.workers > 1, self.ids)
+
+    def manage_workers(self):
+        """Converge on cfg.workers current-generation workers; retire the rest gracefully."""
+        current = [w for w in self.workers.values() if w.generation == self.generation and not w.retiring]
+        missing = self.cfg.workers - len(current)
+        if missing > 0 and time.monotonic() >= self.next_spawn_at:
+            for _ in range(missing):
+                self.spawn_worker()
+        elif missing < 0:
+            for worker in sorted(current, key=lambda w: w.age)[:-missing]:
+                self.retire(worker)
+        booted = sum(1 for w in current if w.heartbeat.booted)
+        if booted:
+            self.ever_booted = True
+            self.boot_failures = 0
+        if booted >= self.cfg.workers:
+            for worker in list(self.workers.values()):
+                if worker.generation < self.generation and not worker.retiring:
+                    self.retire(worker)
+
+    def retire(self, worker):
+        worker.retiring = True
+        self.kill_worker(worker.pid, signal.SIGTERM)
+
+    def kill_worker(self, pid, sig):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill_workers(self, sig):
+        for pid in list(self.workers):
+            self.kill_worker(pid, sig)
+
+    def murder_workers(self):
+        """SIGABRT workers silent for longer than the timeout, SIGKILL them if that did not work."""
+        if not self.cfg.timeout:
+            return
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.aborted_at:
+                if not worker.killed and now - worker.aborted_at > KILL_GRACE:
+                    log.error("worker %d ignored SIGABRT; sending SIGKILL", worker.pid)
+                    worker.killed = True
+                    self.kill_worker(worker.pid, signal.SIGKILL)
+            elif now - worker.heartbeat.last_beat > self.cfg.timeout:
+                log.critical("WORKER TIMEOUT (pid:%d): silent for over %ds, aborting it",
+                             worker.pid, self.cfg.timeout)
+                worker.aborted_at = now
+                self.kill_worker(worker.pid, signal.SIGABRT)
+
+    def reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if not pid:
+                return
+            code = os.waitstatus_to_exitcode(status)
+            if pid == self.reexec_pid:
+                log.error("new master %d exited (code %d); this master keeps serving", pid, code)
+                self.reexec_pid = 0
+                if self.pidfile is not None:
+                    self.pidfile.rename(self.pidfile.path[:-len(".oldbin")])
+                set_title("master", self.cfg)
+                continue
+            worker = self.workers.pop(pid, None)
+            if worker is None:
+                continue
+            if code == BOOT_ERROR:
+                self.on_boot_failure(worker)
+            elif code < 0:
+                name = signal.Signals(-code).name
+                hint = " (out of memory?)" if code == -signal.SIGKILL and not worker.killed else ""
+                log.error("worker %d was killed by %s%s", pid, name, hint)
+            elif code != 0 and not worker.aborted_at:
+                log.error("worker %d exited with code %d", pid, code)
+            else:
+                log.info("worker %d exited", pid)
+            worker.heartbeat.close()
+            self.cfg.call_hook("child_exit", self, worker)
+
+    def on_boot_failure(self, worker):
+        """Back off exponentially; give up after repeated failures rather than fork-bomb."""
+        self.boot_failures += 1
+        if not self.ever_booted:
+            log.error("worker failed to boot; shutting down")
+            self.halt(BOOT_ERROR)
+        if self.boot_failures >= MAX_BOOT_FAILURES:
+            previous = [w for w in self.workers.values() if w.generation < self.generation and not w.retiring]
+            if previous:
+                log.error("new workers failed to boot %d times; keeping the %d previous workers",
+                          self.boot_failures, len(previous))
+                self.generation -= 1
+                self.boot_failures = 0
+                return
+            log.error("workers failed to boot %d times in a row; shutting down", self.boot_failures)
+            self.halt(BOOT_ERROR)
+        delay = min(0.5 * 2 ** (self.boot_failures - 1), 8.0)
+        log.warning("worker failed to boot; retrying in %.1fs", delay)
+        self.next_spawn_at = time.monotonic() + delay
+
+    # ----- reload and upgrade
+
+    def reload(self):
+        systemd.notify("RELOADING=1\nMONOTONIC_USEC=%d" % (time.monotonic_ns() // 1000))
+        try:
+            cfg = self.reload_config()
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running config: %s", exc)
+            systemd.notify("READY=1")
+            return
+        old = self.cfg
+        cfg.call_hook("on_reload", self)
+        if cfg.bind != old.bind and not self.systemd:
+            try:
+                listeners = create_listeners(cfg)
+            except ConfigError as exc:
+                log.error("reload failed, keeping the running sockets: %s", exc)
+                systemd.notify("READY=1")
+                return
+            for listener in self.listeners:
+                listener.close(unlink=True)
+            self.listeners = listeners
+            for listener in listeners:
+                log.info("Listening at: %s", listener)
+        self.cfg = cfg
+        setup_error_log(cfg)
+        set_title("master", cfg)
+        self.generation += 1
+        self.manage_workers()
+        systemd.notify("READY=1")
+
+    def reexec(self):
+        """USR2: start a new master from the installed code, handing it our listening sockets."""
+        if self.reexec_pid:
+            log.warning("USR2 ignored: an upgrade (pid %d) is already running", self.reexec_pid)
+            return
+        if self.parent_pid and os.getppid() == self.parent_pid:
+            log.warning("USR2 ignored: the master that started this one (pid %d) still runs", self.parent_pid)
+            return
+        pid = os.fork()
+        if pid:
+            self.reexec_pid = pid
+            if self.pidfile is not None:
+                self.pidfile.rename(self.pidfile.path + ".oldbin")
+            log.info("started new master %d; stop this one (WINCH, then QUIT or TERM) once it serves", pid)
+            return
+        environ = dict(os.environ)
+        environ["FORKWSGI_FDS"] = ",".join(str(l.fileno()) for l in self.listeners)
+        environ["FORKWSGI_PARENT_PID"] = str(self.pid)
+        for listener in self.listeners:
+            os.set_inheritable(listener.fileno(), True)
+        try:
+            self.cfg.call_hook("pre_exec", self)
+            os.chdir(self.start_dir)
+            os.execve(sys.executable, [sys.executable, "-m", "forkwsgi"] + self.argv, environ)
+        except BaseException:
+            log.exception("re-exec failed")
+            flush_std()
+            os._exit(1)
+
+    # ----- stop
+
+    def stop(self, graceful=True):
+        """Stop workers (TERM: finish in-flight and queued requests; QUIT: now), then SIGKILL stragglers."""
+        systemd.notify("STOPPING=1")
+        keep_paths = bool(self.reexec_pid) or self.systemd or (
+            self.parent_pid and os.getppid() == self.parent_pid)
+        for listener in self.listeners:
+            listener.close(unlink=not keep_paths)
+        self.listeners = []
+        sig = signal.SIGTERM if graceful else signal.SIGQUIT
+        self.kill_workers(sig)
+        deadline = time.monotonic() + self.cfg.graceful_timeout + 1.0  # workers keep their own deadline
+        while self.workers and time.monotonic() < deadline:
+            self.sleep(0.1)
+            self.reap()
+            while self.signals:
+                if self.signals.pop(0) in (signal.SIGINT, signal.SIGQUIT) and sig == signal.SIGTERM:
+                    sig = signal.SIGQUIT
+                    log.info("fast stop requested during graceful stop")
+                    self.kill_workers(sig)
+        if self.workers:
+            log.warning("killing %d worker(s) still running after %ds", len(self.workers),
+                        self.cfg.graceful_timeout)
+            self.kill_workers(signal.SIGKILL)
+            for pid in list(self.workers):
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    pass
+                self.workers.pop(pid).heartbeat.close()
+
+    def halt(self, code):
+        self.stop(graceful=True)
+        self.exit(code)
+
+    def exit(self, code):
+        if self.pidfile is not None:
+            self.pidfile.remove(self.pid)
+        try:
+            self.cfg.call_hook("on_exit", self)
+        except Exception:
+            log.exception("on_exit hook failed")
+        log.info("Shutting down: master %d (exit %d)", self.pid, code)
+        flush_std()
+        sys.exit(code)

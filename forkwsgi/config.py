@@ -1,0 +1,98 @@
+"""Effective configuration: defaults < config file < environment < command line."""
+import os
+import shlex
+import types
+
+from .settings import BY_NAME, INTERNAL_ENV, SETTINGS, ConfigError, validate
+
+
+class Config:
+    """The effective settings, as attributes; ``sources`` says where each came from."""
+
+    def __init__(self, values, sources):
+        self.__dict__.update(values)
+        self.sources = sources
+
+    def items(self):
+        return [(setting.name, getattr(self, setting.name)) for setting in SETTINGS]
+
+    @property
+    def app_name(self):
+        return self.proc_name or self.wsgi_app or "forkwsgi"
+
+    def call_hook(self, name, *args):
+        function = getattr(self, name)
+        if function is not None:
+            function(*args)
+
+    def render(self):
+        """The effective settings as a valid config file."""
+        lines = []
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            source = self.sources.get(setting.name, "default")
+            if setting.is_hook:
+                text = getattr(value, "__qualname__", None) if value is not None else None
+                lines.append("# %s = %s  (%s)" % (setting.name, text, source))
+            elif setting.name == "umask":
+                lines.append("%s = 0o%o  # %s" % (setting.name, value, source))
+            else:
+                lines.append("%s = %r  # %s" % (setting.name, value, source))
+        return "\n".join(lines) + "\n"
+
+
+def read_config_file(path):
+    """Execute a Python config file and return its settings, validated."""
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+    except OSError as exc:
+        raise ConfigError("cannot read config file %s: %s" % (path, exc.strerror)) from None
+    namespace = {"__file__": os.path.abspath(path), "__name__": "__config__"}
+    try:
+        exec(compile(source, path, "exec"), namespace)
+    except Exception as exc:
+        raise ConfigError("error in config file %s: %s: %s" % (path, type(exc).__name__, exc)) from None
+    values = {}
+    for name, value in namespace.items():
+        if name.startswith("_") or isinstance(value, (types.ModuleType, type)):
+            continue
+        if name == "config":
+            raise ConfigError("%s: 'config' cannot be set inside a config file" % path)
+        if name not in BY_NAME:
+            raise ConfigError("%s: unknown setting %r (prefix helper names with _)" % (path, name))
+        values[name] = validate(name, value, path)
+    return values
+
+
+def read_environment(environ, parse_args):
+    """Settings from FORKWSGI_CMD_ARGS, then from FORKWSGI_<NAME> variables."""
+    values = {}
+    extra = environ.get("FORKWSGI_CMD_ARGS")
+    if extra:
+        values.update(parse_args(shlex.split(extra), "FORKWSGI_CMD_ARGS"))
+    for key, raw in environ.items():
+        if not key.startswith("FORKWSGI_") or key in INTERNAL_ENV:
+            continue
+        name = key[len("FORKWSGI_"):].lower()
+        setting = BY_NAME.get(name)
+        if setting is None or setting.is_hook:
+            raise ConfigError("environment: %s is not a forkwsgi setting" % key)
+        values[name] = validate(name, raw, "environment " + key)
+    return values
+
+
+def build_config(cli_values, environ, parse_args):
+    """Merge the layers. ``parse_args(argv, origin)`` turns argument lists into setting values."""
+    env_values = read_environment(environ, parse_args)
+    path = cli_values.get("config") or env_values.get("config")
+    file_values = read_config_file(path) if path else {}
+    values = {setting.name: setting.default for setting in SETTINGS}
+    sources = {}
+    for origin, layer in (("config file", file_values), ("environment", env_values), ("command line", cli_values)):
+        for name, value in layer.items():
+            values[name] = value
+            sources[name] = origin
+    if values["chdir"] is None:
+        values["chdir"] = os.getcwd()
+    return Config(values, sources)

@@ -1,0 +1,1 @@
+"""Sans-I/O HTTP/1.x: request parsing and response framing over plain bytes."""

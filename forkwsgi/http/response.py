@@ -1,0 +1,81 @@
+"""Response framing, sans I/O: status lines, header blocks, chunks, error pages."""
+import re
+import time
+from email.utils import formatdate
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_STATUS = re.compile(r"[1-9][0-9]{2} [^\x00-\x08\x0a-\x1f\x7f]*")
+HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "te",
+                        "trailer", "upgrade", "proxy-connection"))
+NO_BODY_STATUSES = frozenset((204, 304)) | frozenset(range(100, 200))
+LAST_CHUNK = b"0\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class InvalidResponse(Exception):
+    """The application produced something that cannot go on the wire."""
+
+
+def check_status(status):
+    """Validate a WSGI status string; return its integer code."""
+    if type(status) is not str or _STATUS.fullmatch(status) is None:
+        raise InvalidResponse("invalid status %r" % (status,))
+    return int(status[:3])
+
+
+def check_headers(headers):
+    """Validate WSGI response headers: a list of (str, str), no CR/LF smuggling."""
+    if type(headers) is not list:
+        raise InvalidResponse("headers must be a list, not %s" % type(headers).__name__)
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise InvalidResponse("header %r is not a (name, value) tuple" % (item,))
+        name, value = item
+        if type(name) is not str or _TOKEN.fullmatch(name) is None:
+            raise InvalidResponse("invalid header name %r" % (name,))
+        if type(value) is not str or _BAD_VALUE.search(value) is not None:
+            raise InvalidResponse("invalid value for header %s: %r" % (name, value))
+
+
+class DateCache:
+    """The Date header, formatted at most once a second, with the fixed headers every response carries."""
+
+    __slots__ = ("second", "value", "headers")
+
+    def __init__(self):
+        self.second = 0
+        self.value = ""
+        self.headers = ""
+
+    def get(self):
+        """'Date: ...\\r\\nServer: forkwsgi\\r\\n' for the current second."""
+        now = int(time.time())
+        if now != self.second:
+            self.second = now
+            self.value = formatdate(now, usegmt=True)
+            self.headers = "Date: %s\r\nServer: forkwsgi\r\n" % self.value
+        return self.headers
+
+
+def head_bytes(version, status, headers, extra):
+    """Serialize a response head; ``extra`` is pre-rendered header text (Date, Server, framing)."""
+    lines = [version, " ", status, "\r\n"]
+    for name, value in headers:
+        lines += (name, ": ", value, "\r\n")
+    lines.append(extra)
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
+def chunk(data):
+    """One chunk of a chunked response body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def error_response(status, reason, date, server="forkwsgi"):
+    """A complete, self-contained error response that closes the connection."""
+    body = ("%d %s\n" % (status, reason)).encode("latin-1")
+    return ("HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\nConnection: close\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n"
+            % (status, reason, date, server, len(body))).encode("latin-1") + body

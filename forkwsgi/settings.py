@@ -1,0 +1,242 @@
+"""The one table of settings.
+
+Each setting is declared once here: name, validator, default, CLI flags, env
+var and help. The CLI parser, the config-file loader, FORKWSGI_* variables,
+``--print-config`` and the README's settings list are all generated from it.
+"""
+import inspect
+
+
+class ConfigError(Exception):
+    """A setting has an unknown name or a bad value."""
+
+
+def positive_int(value):
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def non_negative_int(value):
+    number = int(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def non_negative_float(value):
+    number = float(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def boolean(value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def string_list(value):
+    """A list of strings; a string is split on commas (env vars, CLI)."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ValueError("expected a list of strings")
+
+
+def optional_string(value):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected a string")
+    return value
+
+
+def octal(value):
+    if isinstance(value, int):
+        return value
+    return int(str(value), 8) if not str(value).startswith("0x") else int(str(value), 16)
+
+
+def log_level(value):
+    level = str(value).lower()
+    if level not in ("debug", "info", "warning", "error", "critical"):
+        raise ValueError("expected debug, info, warning, error or critical")
+    return level
+
+
+def hook(arity):
+    def validate(value):
+        if value is None:
+            return None
+        if not callable(value):
+            raise ValueError("expected a function")
+        try:
+            inspect.signature(value).bind(*range(arity))
+        except TypeError:
+            raise ValueError("must accept %d positional argument(s)" % arity) from None
+        except ValueError:
+            pass  # builtins without a signature: trust them
+        return value
+    validate.arity = arity
+    return validate
+
+
+class Setting:
+    __slots__ = ("name", "validate", "default", "flags", "help", "section", "metavar")
+
+    def __init__(self, name, validate, default, flags=(), help="", section="Server", metavar=None):
+        self.name = name
+        self.validate = validate
+        self.default = default
+        self.flags = flags
+        self.help = help
+        self.section = section
+        self.metavar = metavar
+
+    @property
+    def env(self):
+        return "FORKWSGI_" + self.name.upper()
+
+    @property
+    def is_hook(self):
+        return hasattr(self.validate, "arity")
+
+
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+SETTINGS = [
+    Setting("config", optional_string, None, ("-c", "--config"),
+            "Python config file of module-level settings and hooks.", "Server", "FILE"),
+    # Application and sockets
+    Setting("wsgi_app", optional_string, None, (), "The application as module:name or module:factory(). "
+            "Given as the positional argument on the command line.", "Server"),
+    Setting("bind", string_list, ["127.0.0.1:8000"], ("-b", "--bind"),
+            "Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N. Repeat for several.",
+            "Server", "ADDRESS"),
+    Setting("backlog", positive_int, 2048, ("--backlog",), "Listen queue length of each socket.", "Server", "INT"),
+    Setting("reuse_port", boolean, False, ("--reuse-port",), "Set SO_REUSEPORT on TCP listening sockets.", "Server"),
+    Setting("umask", octal, 0, ("--umask",), "umask applied when creating unix sockets (octal).", "Server", "OCTAL"),
+    Setting("workers", positive_int, 1, ("-w", "--workers"), "Number of worker processes.", "Server", "INT"),
+    Setting("worker_connections", positive_int, 1000, ("--worker-connections",),
+            "Most open client connections one worker multiplexes.", "Server", "INT"),
+    Setting("preload_app", boolean, False, ("--preload",),
+            "Import the application in the master before forking workers.", "Server"),
+    Setting("chdir", optional_string, None, ("--chdir",), "Change to this directory before loading the app.",
+            "Server", "DIR"),
+    # Timeouts and limits
+    Setting("timeout", non_negative_int, 30, ("-t", "--timeout"),
+            "Seconds a worker may stay silent (stuck in the app) before it is killed and replaced; 0 disables.",
+            "Timeouts", "INT"),
+    Setting("graceful_timeout", non_negative_int, 30, ("--graceful-timeout",),
+            "Seconds workers get to finish in-flight and queued requests on graceful stop.", "Timeouts", "INT"),
+    Setting("keepalive", non_negative_float, 5.0, ("--keepalive", "--keep-alive"),
+            "Seconds an idle keep-alive connection is kept open; 0 turns keep-alive off.", "Timeouts", "SECONDS"),
+    Setting("header_timeout", non_negative_float, 10.0, ("--header-timeout",),
+            "Seconds a client has to send a complete request head once it starts (slowloris guard).",
+            "Timeouts", "SECONDS"),
+    Setting("body_timeout", non_negative_float, 30.0, ("--body-timeout",),
+            "Seconds a request body may stall without a byte arriving.", "Timeouts", "SECONDS"),
+    Setting("max_requests", non_negative_int, 0, ("--max-requests",),
+            "Restart a worker gracefully after this many requests (contains leaks); 0 disables.",
+            "Timeouts", "INT"),
+    Setting("max_requests_jitter", non_negative_int, 0, ("--max-requests-jitter",),
+            "Add a random 0..N to max_requests per worker so they do not all restart at once.",
+            "Timeouts", "INT"),
+    Setting("limit_request_line", positive_int, 4094, ("--limit-request-line",),
+            "Longest request line in bytes (414 beyond).", "Limits", "INT"),
+    Setting("limit_request_fields", positive_int, 100, ("--limit-request-fields",),
+            "Most header fields in a request (431 beyond).", "Limits", "INT"),
+    Setting("limit_request_field_size", positive_int, 8190, ("--limit-request-field-size",),
+            "Longest header field line in bytes (431 beyond).", "Limits", "INT"),
+    Setting("limit_request_body", non_negative_int, 0, ("--limit-request-body",),
+            "Largest request body in bytes (413 beyond); 0 means no limit.", "Limits", "INT"),
+    # Proxies
+    Setting("forwarded_allow_ips", string_list, ["127.0.0.1", "::1"], ("--forwarded-allow-ips",),
+            "Peers (IPs or networks, '*' for any) trusted to set X-Forwarded-For and X-Forwarded-Proto.",
+            "Proxies", "IPS"),
+    Setting("proxy_protocol", boolean, False, ("--proxy-protocol",),
+            "Expect a PROXY protocol v1 line at the start of each connection.", "Proxies"),
+    Setting("proxy_allow_ips", string_list, ["127.0.0.1", "::1"], ("--proxy-allow-from",),
+            "Peers allowed to send a PROXY protocol line.", "Proxies", "IPS"),
+    # Logging
+    Setting("errorlog", optional_string, "-", ("--error-logfile", "--log-file"),
+            "Error log file; '-' is stderr.", "Logging", "FILE"),
+    Setting("loglevel", log_level, "info", ("--log-level",), "Error log level.", "Logging", "LEVEL"),
+    Setting("accesslog", optional_string, None, ("--access-logfile",),
+            "Access log file; '-' is stdout. Off when unset.", "Logging", "FILE"),
+    Setting("access_log_format", optional_string, ACCESS_LOG_FORMAT, ("--access-logformat",),
+            "Access log line format, with gunicorn's atoms (h l u t r m U q H s b B f a T D L p "
+            "{header}i {header}o {var}e).", "Logging", "FORMAT"),
+    # Process
+    Setting("proc_name", optional_string, None, ("-n", "--name"),
+            "Name shown in process titles; defaults to the app.", "Process", "NAME"),
+    Setting("pidfile", optional_string, None, ("-p", "--pid"), "Write the master's pid to this file.",
+            "Process", "FILE"),
+    Setting("user", optional_string, None, ("-u", "--user"), "Run workers as this user (name or uid).",
+            "Process", "USER"),
+    Setting("group", optional_string, None, ("-g", "--group"), "Run workers as this group (name or gid).",
+            "Process", "GROUP"),
+    Setting("daemon", boolean, False, ("-D", "--daemon"), "Detach from the terminal and run in the background.",
+            "Process"),
+    # Server hooks: config file only
+    Setting("on_starting", hook(1), None, (), "on_starting(arbiter): before the master binds.", "Hooks"),
+    Setting("on_reload", hook(1), None, (), "on_reload(arbiter): on HUP, before new workers.", "Hooks"),
+    Setting("when_ready", hook(1), None, (), "when_ready(arbiter): after the first workers are forked.", "Hooks"),
+    Setting("pre_fork", hook(2), None, (), "pre_fork(arbiter, worker): in the master, before fork.", "Hooks"),
+    Setting("post_fork", hook(2), None, (), "post_fork(arbiter, worker): in the worker, after fork.", "Hooks"),
+    Setting("post_worker_init", hook(1), None, (), "post_worker_init(worker): after the app is loaded.", "Hooks"),
+    Setting("worker_int", hook(1), None, (), "worker_int(worker): worker got INT or QUIT.", "Hooks"),
+    Setting("worker_abort", hook(1), None, (), "worker_abort(worker): worker timed out (SIGABRT).", "Hooks"),
+    Setting("pre_exec", hook(1), None, (), "pre_exec(arbiter): in the new master before USR2 re-exec.", "Hooks"),
+    Setting("pre_request", hook(2), None, (), "pre_request(worker, environ): before the app is called.",
+            "Hooks"),
+    Setting("post_request", hook(4), None, (),
+            "post_request(worker, environ, status, response_length): after the response is sent.", "Hooks"),
+    Setting("child_exit", hook(2), None, (), "child_exit(arbiter, worker): in the master, a worker was reaped.",
+            "Hooks"),
+    Setting("worker_exit", hook(2), None, (), "worker_exit(arbiter, worker): in the worker, as it exits.",
+            "Hooks"),
+    Setting("on_exit", hook(1), None, (), "on_exit(arbiter): the master is about to exit.", "Hooks"),
+]
+
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+# Variables forkwsgi itself sets for a re-executed master; never settings.
+INTERNAL_ENV = frozenset(("FORKWSGI_FDS", "FORKWSGI_CMD_ARGS", "FORKWSGI_PARENT_PID"))
+
+
+def validate(name, value, origin):
+    """Validate one setting's value; errors name the setting and where it came from."""
+    setting = BY_NAME.get(name)
+    if setting is None:
+        raise ConfigError("%s: unknown setting %r" % (origin, name))
+    try:
+        return setting.validate(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError("%s: bad value %r for %s: %s" % (origin, value, name, exc)) from None
+
+
+def render_markdown():
+    """The README's settings table, generated so it cannot drift from the code."""
+    rows = ["| setting | command line | environment | default | meaning |", "|---|---|---|---|---|"]
+    for setting in SETTINGS:
+        flags = ", ".join("`%s`" % flag for flag in setting.flags) or ("config file" if setting.is_hook else "positional")
+        env = "" if setting.is_hook else "`%s`" % setting.env
+        default = "" if setting.default is None else "`%r`" % (setting.default,)
+        if setting.name == "umask":
+            default = "`0o%o`" % setting.default
+        rows.append("| `%s` | %s | %s | %s | %s |" % (setting.name, flags, env, default,
+                                                     setting.help.replace("|", "\\|")))
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(render_markdown(), end="")

@@ -1,0 +1,188 @@
+"""Listening sockets: parse bind addresses, bind them, or adopt inherited fds."""
+import errno
+import os
+import socket
+import stat
+
+from .settings import ConfigError
+
+
+class Listener:
+    """A listening socket and how it was named, so it can be logged and cleaned up."""
+
+    def __init__(self, sock, name, path=None):
+        self.sock = sock
+        self.name = name
+        self.path = path  # unix socket path we created, to unlink on exit
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self, unlink):
+        self.sock.close()
+        if unlink and self.path:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    def __repr__(self):
+        return self.name
+
+
+def parse_address(text):
+    """``('tcp', host, port)``, ``('unix', path)`` or ``('fd', n)`` for one bind string."""
+    text = text.strip()
+    if text.startswith("unix:"):
+        path = text[5:]
+        if path.startswith("//"):
+            path = path[2:]
+        if not path:
+            raise ConfigError("bind %r: empty unix socket path" % text)
+        return ("unix", path)
+    if text.startswith("fd://"):
+        try:
+            return ("fd", int(text[5:]))
+        except ValueError:
+            raise ConfigError("bind %r: fd:// needs a number" % text) from None
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]")
+        if not sep or (port and not port.startswith(":")):
+            raise ConfigError("bind %r: expected [IPV6]:PORT" % text)
+        port = port[1:] or "8000"
+    elif ":" in text:
+        host, _, port = text.rpartition(":")
+    else:
+        host, port = text, "8000"
+    if not port.isdigit() or int(port) > 65535:
+        raise ConfigError("bind %r: bad port %r" % (text, port))
+    return ("tcp", host or "0.0.0.0", int(port))
+
+
+def _tcp_sockaddr(host, port):
+    try:
+        infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError("cannot resolve %s: %s" % (host, exc.strerror)) from None
+    family, _, _, _, sockaddr = infos[0]
+    return family, sockaddr
+
+
+def _display(family, sockaddr):
+    if family == socket.AF_UNIX:
+        return "unix:" + (sockaddr if isinstance(sockaddr, str) else repr(sockaddr))
+    if family == socket.AF_INET6:
+        return "http://[%s]:%d" % sockaddr[:2]
+    return "http://%s:%d" % sockaddr[:2]
+
+
+def _remove_stale_unix_socket(path):
+    """Remove ``path`` if it is a unix socket nobody listens on; refuse to touch anything else."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError("bind unix:%s: path exists and is not a socket" % path)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        os.unlink(path)
+        return
+    except OSError:
+        return
+    finally:
+        probe.close()
+    raise ConfigError("bind unix:%s: another server is listening there" % path)
+
+
+def bind_address(text, cfg):
+    """Create, bind and listen one socket for bind string ``text``."""
+    kind, *parts = parse_address(text)
+    if kind == "fd":
+        return adopt_fd(parts[0], cfg)
+    if kind == "unix":
+        path = parts[0]
+        _remove_stale_unix_socket(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(cfg.umask)
+        try:
+            sock.bind(path)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError("cannot bind unix:%s: %s" % (path, exc.strerror)) from None
+        finally:
+            os.umask(old)
+        sock.listen(cfg.backlog)
+        sock.setblocking(False)
+        return Listener(sock, "unix:" + path, path)
+    family, sockaddr = _tcp_sockaddr(*parts)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if cfg.reuse_port and hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind(sockaddr)
+        sock.listen(cfg.backlog)
+    except OSError as exc:
+        sock.close()
+        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError("cannot bind %s: %s" % (text, reason)) from None
+    sock.setblocking(False)
+    return Listener(sock, _display(family, sock.getsockname()))
+
+
+def adopt_fd(fd, cfg=None):
+    """Wrap an inherited listening fd (systemd, fd://N, USR2 re-exec)."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise ConfigError("fd://%d is not a usable socket: %s" % (fd, exc.strerror)) from None
+    if sock.type != socket.SOCK_STREAM:
+        raise ConfigError("fd://%d is not a stream socket" % fd)
+    if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0:
+        sock.listen(cfg.backlog if cfg else 2048)
+    sock.setblocking(False)
+    return Listener(sock, _display(sock.family, sock.getsockname()) + " (fd %d)" % fd)
+
+
+def _sockaddr_key(text):
+    """What getsockname() of a socket bound for ``text`` returns (address, port or path)."""
+    kind, *parts = parse_address(text)
+    if kind == "unix":
+        return parts[0]
+    if kind == "tcp":
+        return _tcp_sockaddr(*parts)[1][:2]
+    return None
+
+
+def _bound_key(sock):
+    address = sock.getsockname()
+    return address if isinstance(address, str) else address[:2]
+
+
+def create_listeners(cfg, inherited_fds=(), systemd_fds=()):
+    """The listening sockets for ``cfg.bind``, reusing inherited ones where the address matches."""
+    if systemd_fds:
+        return [adopt_fd(fd, cfg) for fd in systemd_fds]
+    inherited = [adopt_fd(fd, cfg) for fd in inherited_fds]
+    listeners = []
+    try:
+        for text in cfg.bind:
+            key = _sockaddr_key(text)
+            match = next((l for l in inherited if key is not None and _bound_key(l.sock) == key), None)
+            if match is None:
+                listeners.append(bind_address(text, cfg))
+                continue
+            inherited.remove(match)
+            if isinstance(key, str):
+                match.path = key
+            listeners.append(match)
+    except Exception:
+        for listener in listeners + inherited:
+            listener.close(unlink=False)
+        raise
+    for leftover in inherited:
+        leftover.close(unlink=False)
+    return listeners

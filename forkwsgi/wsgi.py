@@ -1,0 +1,264 @@
+"""PEP 3333: the environ, start_response, and writing the app's response.
+
+The response writer knows WSGI and HTTP framing but no sockets: it is given
+``send(bytes)`` and ``sendfile(fd, offset, count)`` callables by the worker.
+"""
+import io
+import os
+import stat
+import sys
+from urllib.parse import unquote_to_bytes
+
+from .http.response import (CONTINUE, HOP_BY_HOP, LAST_CHUNK, NO_BODY_STATUSES,
+                            InvalidResponse, check_headers, check_status, chunk,
+                            head_bytes)
+
+__all__ = ["CONTINUE", "FileWrapper", "Response", "build_environ", "base_environ"]
+_HEADER_KEYS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: the worker sends regular files with os.sendfile."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while True:
+            data = read(self.blksize)
+            if not data:
+                return
+            yield data
+
+    def sendfile_span(self):
+        """(fd, offset, size) if the wrapped object is a regular file at a known position, else None."""
+        try:
+            fd = self.filelike.fileno()
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return None
+            offset = self.filelike.tell()
+        except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+            return None
+        return fd, offset, max(info.st_size - offset, 0)
+
+
+def base_environ(cfg, multiprocess):
+    """The keys every request of this worker shares."""
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.file_wrapper": FileWrapper,
+        "wsgi.input_terminated": True,
+        "SERVER_SOFTWARE": "forkwsgi",
+        "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", ""),
+    }
+
+
+def _split_host(host, default_port):
+    if host.startswith("["):
+        name, _, rest = host.partition("]")
+        return name + "]", rest[1:] if rest.startswith(":") else default_port
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit():
+        return name, port
+    return host, default_port
+
+
+def build_environ(request, base, trusted):
+    """The PEP 3333 environ for ``request``; ``base`` holds the connection's shared keys."""
+    environ = base.copy()
+    target = request.target
+    path, _, query = target.partition("?")
+    if "#" in query:
+        query = query.partition("#")[0]
+    if not path.startswith("/"):
+        if "://" in path:  # absolute-form
+            scheme, _, rest = path.partition("://")
+            authority, slash, path = rest.partition("/")
+            path = slash + path
+            environ["HTTP_HOST"] = authority
+        elif path != "*":
+            path = ""  # authority-form (CONNECT)
+    if "#" in path:
+        path = path.partition("#")[0]
+    if "%" in path:
+        path = unquote_to_bytes(path).decode("latin-1")
+    script_name = environ["SCRIPT_NAME"]
+    if script_name and path.startswith(script_name):
+        path = path[len(script_name):]
+    environ["REQUEST_METHOD"] = request.method
+    environ["RAW_URI"] = target
+    environ["PATH_INFO"] = path
+    environ["QUERY_STRING"] = query
+    environ["SERVER_PROTOCOL"] = request.version
+    forwarded_for = forwarded_proto = None
+    for name, value in request.headers:
+        key = _HEADER_KEYS.get(name)
+        if key is None:
+            if "_" in name:
+                continue  # X_Forwarded would collide with X-Forwarded: drop, never guess
+            key = "HTTP_" + name.upper().replace("-", "_")
+            if name == "x-forwarded-for":
+                forwarded_for = value
+            elif name == "x-forwarded-proto":
+                forwarded_proto = value
+        if key in environ:
+            environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+        else:
+            environ[key] = value
+    if request.chunked:
+        environ["CONTENT_LENGTH"] = str(request.content_length)
+    environ["wsgi.input"] = request.body if request.body is not None else io.BytesIO()
+    host = environ.get("HTTP_HOST")
+    if host:
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = _split_host(host, environ["SERVER_PORT"])
+    if (forwarded_for or forwarded_proto) and trusted.trusts(environ["REMOTE_ADDR"]):
+        if forwarded_for:
+            environ["REMOTE_ADDR"] = trusted.client_address(forwarded_for, environ["REMOTE_ADDR"])
+            environ["REMOTE_PORT"] = "0"
+        if forwarded_proto:
+            proto = forwarded_proto.split(",")[-1].strip().lower()
+            if proto in ("http", "https"):
+                environ["wsgi.url_scheme"] = proto
+    return environ
+
+
+class Response:
+    """One request's response: start_response, write(), and framing on the wire."""
+
+    __slots__ = ("send", "sendfile", "is_head", "version11", "keep_alive", "extra",
+                 "status", "code", "headers", "head_sent", "chunked", "length", "sent")
+
+    def __init__(self, send, sendfile, request, keep_alive, extra):
+        self.send = send
+        self.sendfile = sendfile
+        self.is_head = request.method == "HEAD"
+        self.version11 = request.version == "HTTP/1.1"
+        self.keep_alive = keep_alive
+        self.extra = extra  # "Date: ...\r\nServer: ...\r\n"
+        self.status = None
+        self.code = 0
+        self.headers = None
+        self.head_sent = False
+        self.chunked = False
+        self.length = None
+        self.sent = 0
+
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called a second time without exc_info")
+        self.code = check_status(status)
+        check_headers(headers)
+        self.status = status
+        self.headers = headers
+        return self.write
+
+    def _render_head(self, known_length):
+        """Decide framing, then the head's bytes. Called once, just before the first body byte."""
+        if self.status is None:
+            raise InvalidResponse("the application did not call start_response")
+        headers = []
+        for item in self.headers:
+            name = item[0].lower()
+            if name in HOP_BY_HOP:
+                if name == "connection" and "close" in item[1].lower():
+                    self.keep_alive = False
+                continue
+            if name == "content-length":
+                if not item[1].isdigit():
+                    raise InvalidResponse("invalid Content-Length %r from the application" % item[1])
+                self.length = int(item[1])
+            headers.append(item)
+        framing = self.extra
+        if self.length is None and self.code not in NO_BODY_STATUSES:
+            if known_length is not None:
+                self.length = known_length
+                framing += "Content-Length: %d\r\n" % known_length
+            elif self.version11:
+                self.chunked = True
+                framing += "Transfer-Encoding: chunked\r\n"
+            else:
+                self.keep_alive = False  # HTTP/1.0 without a length: the close ends the body
+        if not self.keep_alive:
+            framing += "Connection: close\r\n"
+        elif not self.version11:
+            framing += "Connection: keep-alive\r\n"
+        self.head_sent = True
+        return head_bytes("HTTP/1.1", self.status, headers, framing)
+
+    def _frame(self, data):
+        """The wire bytes for body ``data``: truncated to Content-Length, chunked, or nothing for HEAD."""
+        if self.is_head or self.code in NO_BODY_STATUSES:
+            return b""
+        if self.length is not None:
+            room = self.length - self.sent
+            if len(data) > room:
+                data = data[:room]
+        self.sent += len(data)
+        if self.chunked and data:
+            return chunk(data)
+        return data
+
+    def write(self, data):
+        """The ``write()`` callable, and the path for every streamed body chunk."""
+        if type(data) is not bytes:
+            raise InvalidResponse("response body must be bytes, got %s" % type(data).__name__)
+        if not data:
+            return
+        if not self.head_sent:
+            self.send(self._render_head(None) + self._frame(data))
+        else:
+            framed = self._frame(data)
+            if framed:
+                self.send(framed)
+
+    def write_result(self, result):
+        """Send the app's return value, then finish the message."""
+        if type(result) is list or type(result) is tuple:
+            if not self.head_sent:
+                for item in result:
+                    if type(item) is not bytes:
+                        raise InvalidResponse("response body must be bytes, got %s" % type(item).__name__)
+                body = result[0] if len(result) == 1 else b"".join(result)
+                self.send(self._render_head(len(body)) + self._frame(body))
+            else:
+                for item in result:
+                    self.write(item)
+        elif isinstance(result, FileWrapper) and not self.head_sent and result.sendfile_span():
+            self._send_file(*result.sendfile_span())
+        else:
+            for item in result:
+                self.write(item)
+        self.finish()
+
+    def _send_file(self, fd, offset, size):
+        """Head, then the file straight from the page cache with os.sendfile."""
+        self.send(self._render_head(size))
+        if self.is_head or self.code in NO_BODY_STATUSES:
+            return
+        count = size if self.length is None else min(size, self.length)
+        self.sent += self.sendfile(fd, offset, count)
+
+    def finish(self):
+        """End the message; a body shorter than its Content-Length forces the connection closed."""
+        if not self.head_sent:
+            self.send(self._render_head(0))
+        elif self.chunked:
+            self.send(LAST_CHUNK)
+        if (self.length is not None and self.sent < self.length and not self.is_head
+                and self.code not in NO_BODY_STATUSES):
+            self.keep_alive = False
