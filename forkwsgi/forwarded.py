@@ -2,7 +2,7 @@
 import functools
 import ipaddress
 
-from .settings import ConfigError
+from .errors import ConfigError
 
 
 class TrustedPeers:

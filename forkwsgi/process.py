@@ -4,7 +4,7 @@ import os
 import pwd
 import sys
 
-from .settings import ConfigError
+from .errors import ConfigError
 
 try:
     from setproctitle import setproctitle as _setproctitle

@@ -6,9 +6,8 @@ var and help. The CLI parser, the config-file loader, FORKWSGI_* variables,
 """
 import inspect
 
-
-class ConfigError(Exception):
-    """A setting has an unknown name or a bad value."""
+from .errors import ConfigError
+from .sockets import parse_address
 
 
 def positive_int(value):
@@ -50,6 +49,19 @@ def string_list(value):
     if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
         return list(value)
     raise ValueError("expected a list of strings")
+
+
+def bind_list(value):
+    """Bind addresses, each checked for form now rather than at bind time."""
+    addresses = string_list(value)
+    if not addresses:
+        raise ValueError("needs at least one address")
+    for address in addresses:
+        try:
+            parse_address(address)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    return addresses
 
 
 def optional_string(value):
@@ -119,7 +131,7 @@ SETTINGS = [
     # Application and sockets
     Setting("wsgi_app", optional_string, None, (), "The application as module:name or module:factory(). "
             "Given as the positional argument on the command line.", "Server"),
-    Setting("bind", string_list, ["127.0.0.1:8000"], ("-b", "--bind"),
+    Setting("bind", bind_list, ["127.0.0.1:8000"], ("-b", "--bind"),
             "Address to listen on: HOST:PORT, [IPV6]:PORT, unix:PATH or fd://N. Repeat for several.",
             "Server", "ADDRESS"),
     Setting("backlog", positive_int, 2048, ("--backlog",), "Listen queue length of each socket.", "Server", "INT"),

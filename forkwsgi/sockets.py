@@ -4,7 +4,7 @@ import os
 import socket
 import stat
 
-from .settings import ConfigError
+from .errors import ConfigError
 
 
 class Listener:
