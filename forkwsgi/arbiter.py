@@ -293,7 +293,7 @@ class Arbiter:
                 return
             log.error("workers failed to boot %d times in a row; shutting down", self.boot_failures)
             self.halt(BOOT_ERROR)
-        delay = min(0.5 * 2 ** (self.boot_failures - 1), 8.0)
+        delay = min(0.1 * 2 ** (self.boot_failures - 1), 5.0)
         log.warning("worker failed to boot; retrying in %.1fs", delay)
         self.next_spawn_at = time.monotonic() + delay
 

@@ -27,6 +27,7 @@ from .wsgi import Response, base_environ, build_environ
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
 LINGER_SECONDS = 2.0  # after an error reply, read and discard so the client sees it, not a reset
 ACCEPT_BATCH = 64
+STOP_IDLE_GRACE = 0.5  # a stopping worker closes a keep-alive connection once idle this long
 _monotonic = time.monotonic
 
 
@@ -143,6 +144,7 @@ class Worker:
         self.accepting = False
         self.stopping = False
         self.retiring = False
+        self.stop_requested = False
         self.stop_deadline = 0.0
         self.pending_signals = []
         self.requests = 0
@@ -152,6 +154,7 @@ class Worker:
         self.trusted = TrustedPeers(cfg.forwarded_allow_ips)
         self.proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         self.keepalive = cfg.keepalive > 0
+        self.poll_interval = min(1.0, cfg.timeout / 4) if cfg.timeout else 1.0
         self.dates = DateCache()
         self.access_log = None
         self.poller = None
@@ -202,6 +205,11 @@ class Worker:
 
     def _queue_signal(self, signum, frame):
         self.pending_signals.append(signum)
+        if signum == signal.SIGTERM:
+            self.stop_requested = True
+
+    def _stop_requested(self):
+        return self.stop_requested
 
     def _fast_exit(self, signum, frame):
         self.cfg.call_hook("worker_int", self)
@@ -236,13 +244,13 @@ class Worker:
                 self._handle_signals()
             if self.retiring:
                 self.retiring = False
-                self.begin_stop()
+                self.begin_stop(drain=False)  # the master still listens: the backlog is not ours to take
             if now >= next_sweep:
                 self._sweep(now)
-                next_sweep = now + 1.0
+                next_sweep = now + self.poll_interval
             if self.stopping and (not connections or now >= self.stop_deadline):
                 break
-            for fd, _ in poll(1.0):
+            for fd, _ in poll(self.poll_interval):
                 conn = connections.get(fd)
                 if conn is not None:
                     self._on_readable(conn)
@@ -271,6 +279,8 @@ class Worker:
             self.accepting = False
 
     def _accept(self, listener):
+        """Accept a batch; stop after one whose request was served inline, so siblings get the rest."""
+        served = self.requests
         for _ in range(ACCEPT_BATCH):
             if len(self.connections) >= self.cfg.worker_connections:
                 self._pause_accepting()
@@ -286,6 +296,8 @@ class Worker:
                 self._pause_accepting()  # the sweep resumes: no busy loop on EMFILE
                 return
             self._add_connection(sock, address, listener)
+            if self.requests != served or self.pending_signals:
+                return
 
     def _add_connection(self, sock, address, listener):
         sock.setblocking(False)
@@ -364,8 +376,9 @@ class Worker:
         cfg = self.cfg
         self.heartbeat.beat(_monotonic())
         environ = build_environ(request, conn.base, self.trusted)
-        keep_alive = request.keep_alive and self.keepalive and not (self.stopping or self.pending_signals)
-        response = Response(conn.send_all, conn.send_file, request, keep_alive, self.dates.get())
+        keep_alive = request.keep_alive and self.keepalive and not self.stop_requested
+        response = Response(conn.send_all, conn.send_file, request, keep_alive, self.dates.get(),
+                            self._stop_requested)
         started = time.time() if self.access_log is not None else 0.0
         if cfg.pre_request is not None:
             cfg.pre_request(self, environ)
@@ -397,7 +410,7 @@ class Worker:
         self.requests += 1
         if self.max_requests and self.requests >= self.max_requests and not self.stopping:
             log.info("worker %d: served %d requests, restarting", self.pid, self.requests)
-            self.retiring = True
+            self.retiring = self.stop_requested = True
             response.keep_alive = False
         if self.access_log is not None:
             self.access_log.write(environ, response.status, response.headers or [], response.sent,
@@ -466,20 +479,24 @@ class Worker:
                                                           % cfg.header_timeout))
                     else:
                         self._close(conn)
-            elif self.stopping or now - conn.last_io > cfg.keepalive:
-                self._close(conn)
+            elif now - conn.last_io > (min(cfg.keepalive, STOP_IDLE_GRACE) if self.stopping else cfg.keepalive):
+                self._close(conn)  # when stopping, only between requests, never under one in flight
 
     # ----- graceful stop
 
-    def begin_stop(self):
-        """Stop accepting, but first take every connection already queued: graceful loses nothing."""
+    def begin_stop(self, drain=True):
+        """Stop accepting; told to stop (TERM), first take every connection already queued.
+
+        The master may be closing the listening sockets too: whatever the kernel
+        already accepted into the backlog must be served, not reset.
+        """
         if self.stopping:
             return
-        self.stopping = True
+        self.stopping = self.stop_requested = True
         self.stop_deadline = _monotonic() + self.cfg.graceful_timeout
         set_title("worker (stopping)", self.cfg)
         drained = 0
-        for listener in self.listeners:
+        for listener in self.listeners if drain else ():
             while True:
                 try:
                     sock, address = listener.sock.accept()
@@ -495,9 +512,6 @@ class Worker:
         self.listeners = []
         if drained:
             log.info("worker %d: stopping, took %d queued connection(s)", self.pid, drained)
-        for conn in list(self.connections.values()):
-            if conn.served and not conn.reader.in_progress and not conn.linger_until:
-                self._close(conn)
 
 
 def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids):

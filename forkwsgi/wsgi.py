@@ -134,12 +134,13 @@ def build_environ(request, base, trusted):
 class Response:
     """One request's response: start_response, write(), and framing on the wire."""
 
-    __slots__ = ("send", "sendfile", "is_head", "version11", "keep_alive", "extra",
+    __slots__ = ("send", "sendfile", "is_head", "version11", "keep_alive", "extra", "closing",
                  "status", "code", "headers", "head_sent", "chunked", "length", "sent")
 
-    def __init__(self, send, sendfile, request, keep_alive, extra):
+    def __init__(self, send, sendfile, request, keep_alive, extra, closing=None):
         self.send = send
         self.sendfile = sendfile
+        self.closing = closing  # asked as the head goes out: has the server begun to stop meanwhile?
         self.is_head = request.method == "HEAD"
         self.version11 = request.version == "HTTP/1.1"
         self.keep_alive = keep_alive
@@ -183,6 +184,8 @@ class Response:
                     raise InvalidResponse("invalid Content-Length %r from the application" % item[1])
                 self.length = int(item[1])
             headers.append(item)
+        if self.closing is not None and self.closing():
+            self.keep_alive = False
         framing = self.extra
         if self.length is None and self.code not in NO_BODY_STATUSES:
             if known_length is not None:

@@ -45,9 +45,12 @@ def app(environ, start_response):
                                   ("X-Content-Length", environ.get("CONTENT_LENGTH", ""))])
         return [body]
     if path == "/sleep":
+        if MARKER_DIR:  # lets a test see that the app is running, instead of guessing with sleeps
+            with open(os.path.join(MARKER_DIR, "sleeping"), "a") as handle:
+                handle.write("%d\n" % os.getpid())
         time.sleep(float(query or 1))
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return [b"slept"]
+        return [b"slept %d" % os.getpid()]
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (b"chunk%d;" % i for i in range(int(query or 3)))

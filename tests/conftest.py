@@ -28,6 +28,15 @@ def wait_for(predicate, timeout=10.0, interval=0.02):
         time.sleep(interval)
 
 
+def process_gone(pid):
+    """True once ``pid`` has exited (or is a zombie waiting for its parent)."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
 class Server:
     """One forkwsgi master process and its logs."""
 
@@ -86,10 +95,9 @@ class Server:
         return sorted(pids)
 
     def wait_workers(self, count, timeout=15.0):
-        pids = wait_for(lambda: len(self.worker_pids()) == count and self.worker_pids(), timeout)
-        assert pids and len(pids) == count, "expected %d workers, have %r\n%s" % (
+        assert wait_for(lambda: len(self.worker_pids()) == count, timeout), "expected %d workers, have %r\n%s" % (
             count, self.worker_pids(), self.log())
-        return pids
+        return self.worker_pids()
 
     def send(self, sig):
         os.kill(self.pid, sig)
@@ -212,3 +220,39 @@ def request(port, raw, timeout=10.0):
     with connect(port, timeout) as sock:
         sock.sendall(raw)
         return ResponseReader(sock).read()
+
+
+class Traffic:
+    """A steady, bounded stream of requests in a background thread, recording every outcome."""
+
+    def __init__(self, port, keep_alive, path="/", limit=5000, seconds=30.0):
+        import threading
+        self.port, self.keep_alive, self.path = port, keep_alive, path
+        self.limit, self.seconds = limit, seconds
+        self.results = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        import requests
+        session = requests.Session() if self.keep_alive else None
+        deadline = time.monotonic() + self.seconds
+        url = "http://127.0.0.1:%d%s" % (self.port, self.path)
+        while not self._stop.is_set() and len(self.results) < self.limit and time.monotonic() < deadline:
+            try:
+                if session is not None:
+                    response = session.get(url, timeout=10)
+                else:
+                    response = requests.get(url, timeout=10, headers={"Connection": "close"})
+                self.results.append(response.status_code)
+            except requests.RequestException as exc:
+                self.results.append(repr(exc))
+
+    def wait_count(self, count, timeout=10.0):
+        assert wait_for(lambda: len(self.results) >= count, timeout), "traffic stalled at %d" % len(self.results)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(15)
+        return self.results

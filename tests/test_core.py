@@ -5,6 +5,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import requests
 
@@ -145,16 +147,20 @@ def test_environ_follows_pep3333(server_factory):
 def test_several_workers_really_serve(server_factory):
     server = server_factory(["-w", "3"])
     workers = server.wait_workers(3)
-    seen = set()
+    bodies = []
 
-    def all_seen():
-        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-            sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            seen.add(int(ResponseReader(sock).read()[2]))
-        return len(seen) >= 2
+    def slow_request():
+        bodies.append(requests.get(server.url("/sleep?1"), timeout=10).text)
 
-    assert wait_for(all_seen, 15, interval=0)
-    assert seen <= set(workers)
+    threads = [threading.Thread(target=slow_request) for _ in range(3)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert time.monotonic() - started < 2.5  # in parallel, not one after another
+    pids = {int(body.split()[1]) for body in bodies}
+    assert pids == set(workers)
 
 
 def test_killed_worker_is_replaced(server_factory):

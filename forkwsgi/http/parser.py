@@ -20,6 +20,7 @@ _LOOSE_VERSION = re.compile(r"\S+ \S+ HTTP/[0-9]+\.[0-9]+")
 _FIELD = re.compile(r"(%s):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*?)[ \t]*" % _TOKEN)
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
+_OWS = " \t"  # str.strip() would also eat \xa0 and friends: a smuggling primitive (gunicorn #3364)
 SPOOL_SIZE = 1 << 20
 
 
@@ -122,7 +123,7 @@ def _apply_framing(request, limits):
             hosts += 1
             request.host = value
         elif name == "connection":
-            connection = connection + tuple(t.strip().lower() for t in value.split(","))
+            connection = connection + tuple(t.strip(_OWS).lower() for t in value.split(","))
         elif name == "expect":
             expect = value
     http11 = request.version == "HTTP/1.1"
@@ -135,7 +136,7 @@ def _apply_framing(request, limits):
             raise BadRequest("both Content-Length and Transfer-Encoding")
         if not http11:
             raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
-        items = [c.strip().lower() for c in codings.split(",")]
+        items = [c.strip(_OWS).lower() for c in codings.split(",")]
         if items[-1] != "chunked" or "chunked" in items[:-1] or "" in items:
             raise BadRequest("Transfer-Encoding must end in a single chunked, got %r" % codings)
         if len(items) > 1:

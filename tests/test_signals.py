@@ -1,0 +1,200 @@
+"""Issue 6: supervision and signals, with real processes and real signals."""
+import os
+import shutil
+import signal
+import socket
+import threading
+
+import requests
+
+from .conftest import ROOT, ResponseReader, Server, Traffic, connect, process_gone, wait_for
+
+
+def _lines(path):
+    try:
+        with open(path) as handle:
+            return handle.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def test_term_serves_requests_queued_in_the_backlog(server_factory, tmp_path):
+    """gunicorn #2529: one worker, four 1-second requests queued, TERM: all four must be answered."""
+    server = server_factory(["-w", "1"], env={"TEST_MARKER_DIR": str(tmp_path)})
+    results = {}
+
+    def client(i, sock):
+        try:
+            results[i] = ResponseReader(sock).read()
+        except OSError as exc:
+            results[i] = exc
+
+    socks = [connect(server.port, timeout=30)]
+    socks[0].sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert wait_for(lambda: len(_lines(tmp_path / "sleeping")) == 1, 10)  # the worker is busy in the app
+    for _ in range(3):
+        sock = connect(server.port, timeout=30)  # completes in the kernel backlog; nobody accepts yet
+        sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        socks.append(sock)
+    threads = [threading.Thread(target=client, args=(i, sock)) for i, sock in enumerate(socks)]
+    for thread in threads:
+        thread.start()
+    server.send(signal.SIGTERM)
+    for thread in threads:
+        thread.join(30)
+    assert [results[i][0] for i in range(4)] == [200] * 4, results
+    assert all(results[i][1]["connection"] == ["close"] for i in range(4))
+    assert server.proc.wait(30) == 0
+    assert "took 3 queued connection(s)" in server.log()
+    with __import__("pytest").raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def _zero_loss_during(server, action, keep_alive):
+    traffic = Traffic(server.port, keep_alive, path="/pid")
+    traffic.wait_count(50)
+    action()
+    seen = len(traffic.results)
+    traffic.wait_count(seen + 100, timeout=20)
+    results = traffic.stop()
+    assert results and all(status == 200 for status in results), [r for r in results if r != 200][:5]
+    return results
+
+
+def test_hup_reload_loses_nothing_and_replaces_workers(server_factory):
+    server = server_factory(["-w", "2"])
+    old = server.wait_workers(2)
+    for keep_alive in (False, True):
+        before = server.worker_pids()
+        _zero_loss_during(server, lambda: server.send(signal.SIGHUP), keep_alive)
+        assert wait_for(lambda: len(server.worker_pids()) == 2 and not set(server.worker_pids()) & set(before),
+                        15), server.log()
+    assert not set(server.worker_pids()) & set(old)
+    assert server.log().count("Handling signal: hup") == 2
+
+
+def test_usr2_upgrade_then_winch_and_quit_loses_nothing(server_factory, tmp_path):
+    pidfile = tmp_path / "forkwsgi.pid"
+    server = server_factory(["-w", "2", "--pid", str(pidfile)])
+    server.wait_workers(2)
+    new_master = []
+
+    def upgrade():
+        server.send(signal.SIGUSR2)
+        assert wait_for(lambda: (tmp_path / "forkwsgi.pid.oldbin").exists() and pidfile.exists(), 15)
+        new_master.append(int(pidfile.read_text()))
+        new = Server.__new__(Server)
+        new.proc = type("P", (), {"pid": new_master[0]})()
+        assert wait_for(lambda: len(Server.worker_pids(new)) == 2, 20), server.log()
+        server.send(signal.SIGWINCH)
+        assert wait_for(lambda: server.worker_pids() == new_master, 20)  # only the new master is left
+        server.send(signal.SIGQUIT)
+        assert server.proc.wait(20) == 0
+
+    try:
+        for keep_alive in (False, True):
+            results = _zero_loss_during(server, upgrade if not new_master else lambda: None, keep_alive)
+            assert len(results) > 150
+        assert new_master[0] != server.pid
+        assert int(pidfile.read_text()) == new_master[0]
+        assert not (tmp_path / "forkwsgi.pid.oldbin").exists()
+        assert requests.get(server.url("/")).text == "hello"
+    finally:
+        if new_master:
+            try:
+                os.kill(new_master[0], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            assert wait_for(lambda: process_gone(new_master[0]), 20)
+
+
+def test_term_with_steady_traffic_answers_everything_accepted(server_factory):
+    server = server_factory(["-w", "2"])
+    traffic = Traffic(server.port, keep_alive=False, path="/pid")
+    traffic.wait_count(50)
+    server.send(signal.SIGTERM)
+    assert server.proc.wait(30) == 0
+    results = traffic.stop()
+    answered = [r for r in results if r == 200]
+    failures = [r for r in results if r != 200]
+    # after the stop, connections are refused (never reset or left hanging)
+    assert answered and all("Connection refused" in r or "Errno 111" in r for r in failures), failures[:3]
+
+
+def test_ttin_ttou_winch(server_factory):
+    server = server_factory(["-w", "2"])
+    server.wait_workers(2)
+    server.send(signal.SIGTTIN)
+    server.wait_workers(3)
+    server.send(signal.SIGTTOU)
+    server.wait_workers(2)
+    server.send(signal.SIGWINCH)
+    server.wait_workers(0)
+    assert server.proc.poll() is None
+    server.send(signal.SIGHUP)
+    server.wait_workers(2)
+    assert requests.get(server.url("/")).text == "hello"
+
+
+def test_hung_worker_is_aborted_and_replaced(server_factory):
+    server = server_factory(["-w", "1", "--timeout", "1"])
+    old = server.wait_workers(1)
+    with connect(server.port, timeout=20) as sock:
+        sock.sendall(b"GET /sleep?30 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert ResponseReader(sock).closed(timeout=15)
+    assert server.wait_log("WORKER TIMEOUT (pid:%d)" % old[0], 5)
+    assert requests.get(server.url("/pid")).text != str(old[0])
+
+
+def test_max_requests_recycles_gracefully(server_factory):
+    server = server_factory(["-w", "1", "--max-requests", "10", "--max-requests-jitter", "3"])
+    with requests.Session() as session:
+        pids = [session.get(server.url("/pid")).text for _ in range(40)]
+    assert len(set(pids)) >= 3
+    assert "restarting" in server.log()
+
+
+def test_worker_signals(server_factory):
+    server = server_factory(["-w", "1"])
+    first = server.wait_workers(1)[0]
+    os.kill(first, signal.SIGTERM)
+    second = wait_for(lambda: [p for p in server.worker_pids() if p != first], 10)
+    assert second
+    os.kill(second[0], signal.SIGQUIT)
+    assert wait_for(lambda: [p for p in server.worker_pids() if p not in (first, second[0])], 10)
+    assert requests.get(server.url("/")).text == "hello"
+
+
+def test_int_is_a_fast_stop(server_factory):
+    server = server_factory(["-w", "1"])
+    with connect(server.port, timeout=20) as sock:
+        sock.sendall(b"GET /sleep?20 HTTP/1.1\r\nHost: x\r\n\r\n")
+        server.send(signal.SIGINT)
+        assert server.proc.wait(10) == 0
+        assert ResponseReader(sock).closed()
+
+
+def test_boot_failure_at_start_exits_with_clear_error(server_factory):
+    server = server_factory(["-w", "2"], app="tests.broken_app:app", ready=False)
+    assert server.proc.wait(20) == 3
+    log = server.log()
+    assert "RuntimeError: this app cannot start" in log and "worker failed to boot" in log
+    assert log.count("Booting worker") <= 2
+
+
+def test_broken_reload_keeps_previous_workers(server_factory, tmp_path):
+    shutil.copy(os.path.join(ROOT, "tests", "preload_app.py"), tmp_path / "reloadable.py")
+    server = server_factory(["-w", "1", "--chdir", str(tmp_path)], app="reloadable:app")
+    old = server.wait_workers(1)
+    (tmp_path / "reloadable.py").write_text("raise ImportError('broken deploy')\n")
+    server.send(signal.SIGHUP)
+    assert server.wait_log("keeping the 1 previous workers", 20), server.log()
+    assert server.worker_pids() == old
+    assert requests.get(server.url("/")).status_code == 200
+    assert server.log().count("broken deploy") == 5
+
+
+def test_preload_imports_in_the_master(server_factory):
+    server = server_factory(["-w", "1", "--preload"], app="tests.preload_app:app")
+    imported_by, worker = requests.get(server.url("/")).text.split()
+    assert int(imported_by) == server.pid and int(worker) != server.pid
