@@ -163,6 +163,7 @@ class Arbiter:
 
     def on_usr1(self):
         reopen_error_log()
+        log.info("reopened log files")
         self.kill_workers(signal.SIGUSR1)
 
     def on_usr2(self):

@@ -250,5 +250,20 @@ def render_markdown():
     return "\n".join(rows) + "\n"
 
 
+def update_readme(path):
+    """Rewrite the generated settings table between the README's markers."""
+    start, end = "<!-- settings:start -->\n", "<!-- settings:end -->"
+    with open(path) as handle:
+        text = handle.read()
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    with open(path, "w") as handle:
+        handle.write(head + start + render_markdown() + end + tail)
+
+
 if __name__ == "__main__":
-    print(render_markdown(), end="")
+    import sys
+    if sys.argv[1:2] == ["--update-readme"]:
+        update_readme(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    else:
+        print(render_markdown(), end="")

@@ -40,11 +40,11 @@ def process_gone(pid):
 class Server:
     """One forkwsgi master process and its logs."""
 
-    def __init__(self, args, app="tests.apps:app", env=None, port=None, bind=True, cwd=ROOT):
+    def __init__(self, args, app="tests.apps:app", env=None, port=None, bind=True, cwd=ROOT, command=None):
         self.port = port or free_port()
         self.log_path = tempfile.mktemp(prefix="forkwsgi-test-", suffix=".log")
         self.out_path = self.log_path + ".out"
-        argv = [sys.executable, "-m", "forkwsgi"]
+        argv = list(command or [sys.executable, "-m", "forkwsgi"])
         if bind:
             argv += ["-b", "127.0.0.1:%d" % self.port]
         argv += list(args)

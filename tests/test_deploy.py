@@ -1,0 +1,221 @@
+"""Issue 3: sockets, systemd, logging, proxies and process options, with real files and processes."""
+import json
+import os
+import signal
+import socket
+import stat
+import sys
+
+import pytest
+import requests
+
+from .conftest import ROOT, ResponseReader, Server, free_port, process_gone, request, wait_for
+
+
+def unix_request(path, raw):
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(raw)
+        return ResponseReader(sock).read()
+
+
+def wait_unix(server, path):
+    def ready():
+        assert server.proc.poll() is None, server.log()
+        try:
+            unix_request(path, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            return True
+        except OSError:
+            return False
+    assert wait_for(ready, 15), server.log()
+
+
+def test_several_binds_tcp_and_unix_with_umask_and_stale_socket(server_factory, tmp_path):
+    path = str(tmp_path / "app.sock")
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(path)
+    stale.close()  # a socket file nobody listens on: a crash leftover
+    server = server_factory(["-b", "unix:" + path, "--umask", "007"])
+    wait_unix(server, path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o770
+    assert unix_request(path, b"GET /environ HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+    assert requests.get(server.url("/")).text == "hello"
+    assert server.stop() == 0
+    assert not os.path.exists(path)
+
+
+def test_unix_socket_in_use_or_not_a_socket_is_refused(server_factory, tmp_path):
+    path = str(tmp_path / "busy.sock")
+    with socket.socket(socket.AF_UNIX) as busy:
+        busy.bind(path)
+        busy.listen()
+        server = server_factory(["-b", "unix:" + path], bind=False, ready=False)
+        assert server.proc.wait(15) != 0 and "another server is listening" in server.log()
+    regular = tmp_path / "file"
+    regular.write_text("data")
+    server = server_factory(["-b", "unix:" + str(regular)], bind=False, ready=False)
+    assert server.proc.wait(15) != 0 and "not a socket" in server.log() and regular.read_text() == "data"
+
+
+def test_ipv6_loopback(server_factory):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        pytest.skip("no ::1 here")
+    port = free_port()
+    server = server_factory(["-b", "[::1]:%d" % port], bind=False, ready=False)
+
+    def ready():
+        try:
+            socket.create_connection(("::1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    assert wait_for(ready, 15), server.log()
+    assert requests.get("http://[::1]:%d/" % port).text == "hello"
+    assert "Listening at: http://[::1]:%d" % port in server.log()
+
+
+def _launcher(fd, env_code):
+    """A python -c program that opens a listening socket on ``fd`` and execs forkwsgi, as systemd would."""
+    return [sys.executable, "-c",
+            "import os, socket, sys\n"
+            "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(16)\n"
+            "os.dup2(s.fileno(), %d); os.set_inheritable(%d, True)\n%s\n"
+            "os.execv(sys.executable, [sys.executable, '-m', 'forkwsgi'] + sys.argv[2:])" % (fd, fd, env_code)]
+
+
+def test_systemd_socket_activation(server_factory):
+    port = free_port()
+    command = _launcher(3, "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))") + [str(port)]
+    server = server_factory(["-b", "127.0.0.1:1"], port=port, bind=False, command=command)
+    assert requests.get(server.url("/")).text == "hello"
+    assert "(fd 3)" in server.log()  # the bind setting was ignored in favour of the passed socket
+
+
+def test_fd_bind(server_factory):
+    port = free_port()
+    command = _launcher(7, "") + [str(port)]
+    server = server_factory(["-b", "fd://7"], port=port, bind=False, command=command)
+    assert requests.get(server.url("/")).text == "hello"
+
+
+def test_sd_notify_ready_reloading_stopping(server_factory, tmp_path):
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(path)
+        notify.settimeout(15)
+        server = server_factory(env={"NOTIFY_SOCKET": path})
+        assert notify.recv(4096).decode().startswith("READY=1\nMAINPID=%d" % server.pid)
+        server.send(signal.SIGHUP)
+        assert notify.recv(4096).decode().startswith("RELOADING=1\nMONOTONIC_USEC=")
+        assert notify.recv(4096) == b"READY=1"
+        server.send(signal.SIGTERM)
+        assert notify.recv(4096) == b"STOPPING=1"
+
+
+def test_access_log_format_and_usr1_reopen(server_factory, tmp_path):
+    access = tmp_path / "access.log"
+    errors = tmp_path / "error.log"
+    fmt = '%(h)s "%(r)s" %(s)s %(b)s %(m)s %(U)s %(q)s %(H)s %({x-req}i)s %({content-type}o)s %(D)s %(L)s %(u)s'
+    server = server_factory(["-w", "2", "--access-logfile", str(access), "--access-logformat", fmt,
+                             "--error-logfile", str(errors)])
+    requests.get(server.url("/?a=1"), headers={"X-Req": "abc"}, auth=("alice", "pw"))
+    assert wait_for(lambda: access.exists() and access.read_text().strip(), 5)
+    fields = access.read_text().split()
+    assert fields[:10] == ["127.0.0.1", '"GET', "/?a=1", 'HTTP/1.1"', "200", "5", "GET", "/", "a=1", "HTTP/1.1"]
+    assert fields[10:12] == ["abc", "text/plain"] and fields[12].isdigit() and fields[14] == "alice"
+    os.rename(access, tmp_path / "access.log.1")
+    os.rename(errors, tmp_path / "error.log.1")
+    server.send(signal.SIGUSR1)
+    assert wait_for(lambda: errors.exists() and "reopened log files" in errors.read_text(), 5)
+
+    def logged_to_new_file():
+        requests.get(server.url("/after-rotation"))
+        return access.exists() and "/after-rotation" in access.read_text()
+    assert wait_for(logged_to_new_file, 10, interval=0.1)
+
+
+def test_forwarded_headers_only_from_trusted_peers(server_factory):
+    headers = {"X-Forwarded-For": "203.0.113.9, 127.0.0.1", "X-Forwarded-Proto": "https"}
+    trusted = server_factory()
+    environ = requests.get(trusted.url("/environ"), headers=headers).json()
+    assert (environ["REMOTE_ADDR"], environ["wsgi.url_scheme"]) == ("203.0.113.9", "https")
+    untrusted = server_factory(["--forwarded-allow-ips", "10.0.0.0/8"])
+    environ = requests.get(untrusted.url("/environ"), headers=headers).json()
+    assert (environ["REMOTE_ADDR"], environ["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+
+
+def test_proxy_protocol_v1(server_factory):
+    server = server_factory(["--proxy-protocol"], ready=True)
+    status, _, body = request(server.port, b"PROXY TCP4 198.51.100.7 127.0.0.1 4444 80\r\n"
+                                           b"GET /environ HTTP/1.1\r\nHost: x\r\n\r\n")
+    environ = json.loads(body)
+    assert status == 200 and (environ["REMOTE_ADDR"], environ["REMOTE_PORT"]) == ("198.51.100.7", "4444")
+    assert request(server.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 400
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
+def test_user_and_group_drop_in_workers(server_factory):
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    # --preload: this machine's Python lives under /root, which nobody cannot read
+    server = server_factory(["--user", "nobody", "--group", str(nobody.pw_gid), "--preload"])
+    worker = server.wait_workers(1)[0]
+    with open("/proc/%d/status" % worker) as handle:
+        status = dict(line.split(":", 1) for line in handle if ":" in line)
+    assert status["Uid"].split()[0] == str(nobody.pw_uid) and status["Gid"].split()[0] == str(nobody.pw_gid)
+    assert requests.get(server.url("/")).text == "hello"
+
+
+def test_daemon_with_pidfile(tmp_path):
+    pidfile = tmp_path / "d.pid"
+    port = free_port()
+    launcher = Server(["-D", "--pid", str(pidfile), "--chdir", ROOT], port=port)
+    assert launcher.proc.wait(15) == 0  # the foreground process returns at once
+    assert wait_for(pidfile.exists, 15)
+    pid = int(pidfile.read_text())
+    try:
+        assert pid != launcher.pid
+        assert wait_for(lambda: request(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[2] == b"hello", 10)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        assert wait_for(lambda: process_gone(pid), 20)
+        launcher.stop()
+    assert wait_for(lambda: not pidfile.exists(), 5)
+
+
+def test_config_file_hooks_and_name(server_factory, tmp_path):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    conf = tmp_path / "hooks.conf.py"
+    conf.write_text(
+        "import os\n_dir = %r\n"
+        "def _mark(name):\n    open(os.path.join(_dir, name), 'a').write(str(os.getpid()) + '\\n')\n"
+        "workers = 1\nproc_name = 'hooked'\n"
+        "def on_starting(arbiter): _mark('on_starting')\n"
+        "def when_ready(arbiter): _mark('when_ready')\n"
+        "def pre_fork(arbiter, worker): _mark('pre_fork')\n"
+        "def post_fork(arbiter, worker): _mark('post_fork')\n"
+        "def post_worker_init(worker): _mark('post_worker_init')\n"
+        "def pre_request(worker, environ): _mark('pre_request')\n"
+        "def post_request(worker, environ, status, length): _mark('post_request:' + status[:3])\n"
+        "def child_exit(arbiter, worker): _mark('child_exit')\n"
+        "def worker_exit(arbiter, worker): _mark('worker_exit')\n"
+        "def on_reload(arbiter): _mark('on_reload')\n"
+        "def on_exit(arbiter): _mark('on_exit')\n" % str(marks))
+    server = server_factory(["-c", str(conf)])
+    requests.get(server.url("/"))
+    server.send(signal.SIGHUP)
+    assert wait_for(lambda: (marks / "child_exit").exists(), 15)
+    server.stop()
+    names = sorted(os.listdir(marks))
+    assert names == sorted(["on_starting", "when_ready", "pre_fork", "post_fork", "post_worker_init",
+                            "pre_request", "post_request:200", "child_exit", "worker_exit", "on_reload",
+                            "on_exit"])
+    assert (marks / "on_exit").read_text().strip() == str(server.pid)
+    assert (marks / "post_fork").read_text().strip() != str(server.pid)
