@@ -1,6 +1,7 @@
 """Import the WSGI application named as ``module:attr`` or ``module:factory(args)``."""
 import ast
 import importlib
+import importlib.util
 import re
 import sys
 import traceback
@@ -10,6 +11,22 @@ _SPEC = re.compile(r"([A-Za-z_][\w.]*)(?::([A-Za-z_][\w.]*)(?:\((.*)\))?)?", re.
 
 class AppImportError(Exception):
     """The application could not be loaded; the message is one line for the operator."""
+
+
+def check_app_module(spec, chdir=None):
+    """Fail fast, in the master, when the app's top-level module does not exist at all.
+
+    Only looks the module up (importlib.util.find_spec): nothing is executed, so
+    without --preload the app is still imported in the workers alone.
+    """
+    match = _SPEC.fullmatch((spec or "").strip())
+    if match is None:
+        raise AppImportError("invalid application %r: expected module:name or module:factory()" % spec)
+    top = match.group(1).split(".")[0]
+    if chdir and chdir not in sys.path:
+        sys.path.insert(0, chdir)
+    if importlib.util.find_spec(top) is None:
+        raise AppImportError("cannot import %r: no module named %r" % (spec, top))
 
 
 def load_app(spec, chdir=None):

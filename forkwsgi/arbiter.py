@@ -100,7 +100,7 @@ class Arbiter:
             self.start()
         except (ConfigError, AppImportError) as exc:
             log.error("%s", exc)
-            self.exit(1)
+            self.exit(1, quiet=True)
         while True:
             try:
                 self.reap()
@@ -394,13 +394,14 @@ class Arbiter:
         self.stop(graceful=True)
         self.exit(code)
 
-    def exit(self, code):
+    def exit(self, code, quiet=False):
         if self.pidfile is not None:
             self.pidfile.remove(self.pid)
         try:
             self.cfg.call_hook("on_exit", self)
         except Exception:
             log.exception("on_exit hook failed")
-        log.info("Shutting down: master %d (exit %d)", self.pid, code)
+        if not quiet:
+            log.info("Shutting down: master %d (exit %d)", self.pid, code)
         flush_std()
         sys.exit(code)

@@ -4,7 +4,7 @@ import os
 import sys
 
 from . import __version__
-from .appload import AppImportError, load_app
+from .appload import AppImportError, check_app_module, load_app
 from .arbiter import Arbiter
 from .config import build_config
 from .logs import setup_error_log
@@ -81,9 +81,13 @@ def main(argv=None):
         return 0
     try:
         os.chdir(cfg.chdir)
+        check_app_module(cfg.wsgi_app, cfg.chdir)
     except OSError as exc:
         print("forkwsgi: error: cannot chdir to %s: %s" % (cfg.chdir, exc.strerror), file=sys.stderr)
         return 2
+    except AppImportError as exc:
+        print("forkwsgi: error: %s" % exc, file=sys.stderr)
+        return 1
     if cfg.daemon and "FORKWSGI_FDS" not in os.environ:
         daemonize()
     setup_error_log(cfg)

@@ -380,10 +380,10 @@ class Worker:
         response = Response(conn.send_all, conn.send_file, request, keep_alive, self.dates.get(),
                             self._stop_requested)
         started = time.time() if self.access_log is not None else 0.0
-        if cfg.pre_request is not None:
-            cfg.pre_request(self, environ)
         result = None
         try:
+            if cfg.pre_request is not None:
+                cfg.pre_request(self, environ)
             result = self.app(environ, response.start_response)
             response.write_result(result)
         except ClientGone as exc:
@@ -416,7 +416,10 @@ class Worker:
             self.access_log.write(environ, response.status, response.headers or [], response.sent,
                                   time.time() - started)
         if cfg.post_request is not None:
-            cfg.post_request(self, environ, response.status, response.sent)
+            try:
+                cfg.post_request(self, environ, response.status, response.sent)
+            except Exception:
+                log.exception("post_request hook failed")
         return response.keep_alive
 
     # ----- closing

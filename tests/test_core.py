@@ -216,3 +216,15 @@ def test_version_and_help():
 def test_factory_app_spec(server_factory):
     server = server_factory(app="tests.factory:create_app('factory says hi')")
     assert requests.get(server.url("/")).text == "factory says hi"
+
+
+def test_missing_app_module_fails_before_binding():
+    port = free_port()
+    result = run_cli("-b", "127.0.0.1:%d" % port, "nope_not_here:app")
+    assert result.returncode == 1
+    assert result.stderr == "forkwsgi: error: cannot import 'nope_not_here:app': no module named 'nope_not_here'\n"
+
+
+def test_reuse_port_and_backlog(server_factory):
+    server = server_factory(["--reuse-port", "--backlog", "16"])
+    assert requests.get(server.url("/")).text == "hello"
