@@ -337,11 +337,17 @@ class Arbiter:
         if self.parent_pid and os.getppid() == self.parent_pid:
             log.warning("USR2 ignored: the master that started this one (pid %d) still runs", self.parent_pid)
             return
-        pid = os.fork()
+        if self.pidfile is not None:  # before the fork, so the new master never races us for the name
+            self.pidfile.rename(self.pidfile.path + ".oldbin")
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            log.error("USR2: cannot fork the new master: %s", exc)
+            if self.pidfile is not None:
+                self.pidfile.rename(self.pidfile.path[:-len(".oldbin")])
+            return
         if pid:
             self.reexec_pid = pid
-            if self.pidfile is not None:
-                self.pidfile.rename(self.pidfile.path + ".oldbin")
             log.info("started new master %d; stop this one (WINCH, then QUIT or TERM) once it serves", pid)
             return
         environ = dict(os.environ)

@@ -10,25 +10,19 @@ from .errors import ConfigError
 from .sockets import parse_address
 
 
-def positive_int(value):
-    number = int(value)
-    if number < 1:
-        raise ValueError("must be at least 1")
-    return number
+def at_least(convert, minimum):
+    """A validator converting with ``convert`` (int, float) and refusing values below ``minimum``."""
+    def validate(value):
+        number = convert(value)
+        if number < minimum:
+            raise ValueError("must be at least %s" % minimum)
+        return number
+    return validate
 
 
-def non_negative_int(value):
-    number = int(value)
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
-
-
-def non_negative_float(value):
-    number = float(value)
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
+positive_int = at_least(int, 1)
+non_negative_int = at_least(int, 0)
+non_negative_float = at_least(float, 0)
 
 
 def boolean(value):

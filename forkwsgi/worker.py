@@ -376,6 +376,10 @@ class Worker:
         cfg = self.cfg
         self.heartbeat.beat(_monotonic())
         environ = build_environ(request, conn.base, self.trusted)
+        self.requests += 1
+        if self.max_requests and self.requests >= self.max_requests and not self.stop_requested:
+            log.info("worker %d: serving request %d of --max-requests, then restarting", self.pid, self.requests)
+            self.retiring = self.stop_requested = True  # this response already says Connection: close
         keep_alive = request.keep_alive and self.keepalive and not self.stop_requested
         response = Response(conn.send_all, conn.send_file, request, keep_alive, self.dates.get(),
                             self._stop_requested)
@@ -407,11 +411,6 @@ class Worker:
                     response.keep_alive = False
             if request.body is not None:
                 request.body.close()
-        self.requests += 1
-        if self.max_requests and self.requests >= self.max_requests and not self.stopping:
-            log.info("worker %d: served %d requests, restarting", self.pid, self.requests)
-            self.retiring = self.stop_requested = True
-            response.keep_alive = False
         if self.access_log is not None:
             self.access_log.write(environ, response.status, response.headers or [], response.sent,
                                   time.time() - started)

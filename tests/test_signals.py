@@ -149,9 +149,12 @@ def test_hung_worker_is_aborted_and_replaced(server_factory):
 def test_max_requests_recycles_gracefully(server_factory):
     server = server_factory(["-w", "1", "--max-requests", "10", "--max-requests-jitter", "3"])
     with requests.Session() as session:
-        pids = [session.get(server.url("/pid")).text for _ in range(40)]
+        responses = [session.get(server.url("/pid")) for _ in range(40)]
+    pids = [r.text for r in responses]
     assert len(set(pids)) >= 3
-    assert "restarting" in server.log()
+    last_of_each = [r for r, after in zip(responses, pids[1:]) if r.text != after]
+    assert all(r.headers.get("Connection") == "close" for r in last_of_each)
+    assert "then restarting" in server.log()
 
 
 def test_worker_signals(server_factory):
