@@ -26,7 +26,7 @@ from .wsgi import Response, base_environ, build_environ
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
 LINGER_SECONDS = 2.0  # after an error reply, read and discard so the client sees it, not a reset
-ACCEPT_BATCH = 64
+ACCEPT_DEFER, ACCEPT_DEFER_MAX = 0.0005, 0.005  # seconds a worker with waiting connections yields to siblings
 STOP_IDLE_GRACE = 0.5  # a stopping worker closes a keep-alive connection once idle this long
 _monotonic = time.monotonic
 
@@ -36,12 +36,16 @@ class ClientGone(Exception):
 
 
 class Poller:
-    """Readability of fds: epoll where there is one (EPOLLEXCLUSIVE on listeners: no thundering herd)."""
+    """Readability of fds, through epoll where there is one.
+
+    Listeners are deliberately not EPOLLEXCLUSIVE: a worker blocks while its app
+    runs, so every idle worker should race for a new connection rather than the
+    kernel handing it to one that is about to be busy.
+    """
 
     def __init__(self):
         if hasattr(select, "epoll"):
             self._epoll = select.epoll()
-            self._exclusive = getattr(select, "EPOLLEXCLUSIVE", 0)
             self.poll = self._epoll.poll
         else:  # pragma: no cover - non-Linux development machines
             import selectors
@@ -49,9 +53,9 @@ class Poller:
             self._epoll = None
             self.poll = lambda timeout: [(key.fd, mask) for key, mask in self._selector.select(timeout)]
 
-    def add(self, fd, listener=False):
+    def add(self, fd):
         if self._epoll is not None:
-            self._epoll.register(fd, select.EPOLLIN | (self._exclusive if listener else 0))
+            self._epoll.register(fd, select.EPOLLIN)
         else:  # pragma: no cover
             self._selector.register(fd, 1)
 
@@ -142,6 +146,8 @@ class Worker:
         self.connections = {}
         self.listener_by_fd = {}
         self.accepting = False
+        self.deferred = False
+        self.resume_accept_at = 0.0
         self.stopping = False
         self.retiring = False
         self.stop_requested = False
@@ -245,22 +251,34 @@ class Worker:
             if self.retiring:
                 self.retiring = False
                 self.begin_stop(drain=False)  # the master still listens: the backlog is not ours to take
+            if self.resume_accept_at and now >= self.resume_accept_at:
+                self.resume_accept_at = 0.0
+                self._start_accepting()
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + self.poll_interval
             if self.stopping and (not connections or now >= self.stop_deadline):
                 break
-            for fd, _ in poll(self.poll_interval):
+            timeout = self.poll_interval
+            if self.resume_accept_at:
+                timeout = max(0.0, min(timeout, self.resume_accept_at - now))
+            ready_listeners = []
+            for fd, _ in poll(timeout):
                 conn = connections.get(fd)
                 if conn is not None:
                     self._on_readable(conn)
                 elif fd in self.listener_by_fd:
-                    self._accept(self.listener_by_fd[fd])
+                    ready_listeners.append(self.listener_by_fd[fd])
                 elif fd == self.wake_r:
                     try:
                         os.read(self.wake_r, 512)
                     except OSError:
                         pass
+            # Connections first, listeners last: a worker that just ran the app
+            # may find the new connection already taken by an idle sibling.
+            for listener in ready_listeners:
+                if self.accepting:
+                    self._accept(listener)
         for conn in list(connections.values()):
             self._close(conn)
 
@@ -268,7 +286,7 @@ class Worker:
         if not self.accepting and not self.stopping:
             for listener in self.listeners:
                 self.listener_by_fd[listener.fileno()] = listener
-                self.poller.add(listener.fileno(), listener=True)
+                self.poller.add(listener.fileno())
             self.accepting = True
 
     def _pause_accepting(self):
@@ -279,12 +297,24 @@ class Worker:
             self.accepting = False
 
     def _accept(self, listener):
-        """Accept a batch; stop after one whose request was served inline, so siblings get the rest."""
-        served = self.requests
-        for _ in range(ACCEPT_BATCH):
-            if len(self.connections) >= self.cfg.worker_connections:
+        """Take one connection, then go back to polling: idle sibling workers get the next ones.
+
+        A worker already holding connections that await their first request is
+        likely to be busy soon: it lets its siblings win the race for a moment
+        (as Puma does) instead of queueing a second request behind the first.
+        """
+        if len(self.connections) >= self.cfg.worker_connections:
+            self._pause_accepting()
+            return
+        if not self.deferred and self.multiprocess:
+            waiting = sum(1 for conn in self.connections.values() if not conn.served)
+            if waiting:
+                self.deferred = True
                 self._pause_accepting()
+                self.resume_accept_at = _monotonic() + min(ACCEPT_DEFER_MAX, ACCEPT_DEFER * waiting)
                 return
+        self.deferred = False
+        while True:
             try:
                 sock, address = listener.sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -296,8 +326,7 @@ class Worker:
                 self._pause_accepting()  # the sweep resumes: no busy loop on EMFILE
                 return
             self._add_connection(sock, address, listener)
-            if self.requests != served or self.pending_signals:
-                return
+            return
 
     def _add_connection(self, sock, address, listener):
         sock.setblocking(False)
