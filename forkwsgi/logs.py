@@ -45,6 +45,25 @@ def setup_error_log(cfg):
     return log
 
 
+class ErrorStream:
+    """``wsgi.errors``: writes to the error log's current stream, so it survives a USR1 reopen."""
+
+    def _stream(self):
+        for handler in log.handlers:
+            if isinstance(handler, _ReopenableHandler):
+                return handler.stream
+        return sys.stderr
+
+    def write(self, text):
+        self._stream().write(text)
+
+    def writelines(self, lines):
+        self._stream().writelines(lines)
+
+    def flush(self):
+        self._stream().flush()
+
+
 def reopen_error_log():
     for handler in log.handlers:
         if isinstance(handler, _ReopenableHandler):

@@ -6,9 +6,9 @@ The response writer knows WSGI and HTTP framing but no sockets: it is given
 import io
 import os
 import stat
-import sys
 from urllib.parse import unquote_to_bytes
 
+from .logs import ErrorStream
 from .http.response import (CONTINUE, HOP_BY_HOP, LAST_CHUNK, NO_BODY_STATUSES,
                             InvalidResponse, check_headers, check_status, chunk,
                             head_bytes)
@@ -51,7 +51,7 @@ def base_environ(cfg, multiprocess):
     """The keys every request of this worker shares."""
     return {
         "wsgi.version": (1, 0),
-        "wsgi.errors": sys.stderr,
+        "wsgi.errors": ErrorStream(),
         "wsgi.multithread": False,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,

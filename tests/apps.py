@@ -33,6 +33,11 @@ def app(environ, start_response):
     if path == "/":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"hello"]
+    if path == "/errors":
+        environ["wsgi.errors"].write("app wrote to wsgi.errors\n")
+        environ["wsgi.errors"].flush()
+        start_response("200 OK", [])
+        return [b""]
     if path == "/pid":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [str(os.getpid()).encode()]

@@ -134,6 +134,11 @@ def test_access_log_format_and_usr1_reopen(server_factory, tmp_path):
     server.send(signal.SIGUSR1)
     assert wait_for(lambda: errors.exists() and "reopened log files" in errors.read_text(), 5)
 
+    def wsgi_errors_in_new_file():
+        requests.get(server.url("/errors"))
+        return "app wrote to wsgi.errors" in errors.read_text()
+    assert wait_for(wsgi_errors_in_new_file, 10, interval=0.1)
+
     def logged_to_new_file():
         requests.get(server.url("/after-rotation"))
         return access.exists() and "/after-rotation" in access.read_text()

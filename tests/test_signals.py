@@ -5,6 +5,7 @@ import signal
 import socket
 import threading
 
+import pytest
 import requests
 
 from .conftest import ROOT, ResponseReader, Server, Traffic, connect, process_gone, wait_for
@@ -18,9 +19,11 @@ def _lines(path):
         return []
 
 
-def test_term_serves_requests_queued_in_the_backlog(server_factory, tmp_path):
+@pytest.mark.parametrize("connection", [b"", b"Connection: close\r\n"], ids=["keep-alive", "plain"])
+def test_term_serves_requests_queued_in_the_backlog(server_factory, tmp_path, connection):
     """gunicorn #2529: one worker, four 1-second requests queued, TERM: all four must be answered."""
     server = server_factory(["-w", "1"], env={"TEST_MARKER_DIR": str(tmp_path)})
+    sleep_request = b"GET /sleep?1 HTTP/1.1\r\nHost: x\r\n" + connection + b"\r\n"
     results = {}
 
     def client(i, sock):
@@ -30,11 +33,11 @@ def test_term_serves_requests_queued_in_the_backlog(server_factory, tmp_path):
             results[i] = exc
 
     socks = [connect(server.port, timeout=30)]
-    socks[0].sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    socks[0].sendall(sleep_request)
     assert wait_for(lambda: len(_lines(tmp_path / "sleeping")) == 1, 10)  # the worker is busy in the app
     for _ in range(3):
         sock = connect(server.port, timeout=30)  # completes in the kernel backlog; nobody accepts yet
-        sock.sendall(b"GET /sleep?1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.sendall(sleep_request)
         socks.append(sock)
     threads = [threading.Thread(target=client, args=(i, sock)) for i, sock in enumerate(socks)]
     for thread in threads:
@@ -46,7 +49,7 @@ def test_term_serves_requests_queued_in_the_backlog(server_factory, tmp_path):
     assert all(results[i][1]["connection"] == ["close"] for i in range(4))
     assert server.proc.wait(30) == 0
     assert "took 3 queued connection(s)" in server.log()
-    with __import__("pytest").raises(OSError):
+    with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 
 
@@ -136,14 +139,24 @@ def test_ttin_ttou_winch(server_factory):
     assert requests.get(server.url("/")).text == "hello"
 
 
-def test_hung_worker_is_aborted_and_replaced(server_factory):
-    server = server_factory(["-w", "1", "--timeout", "1"])
+def _hook_config(tmp_path, *hooks):
+    """A config file whose hooks each leave a marker file named after the hook."""
+    conf = tmp_path / "hooks.conf.py"
+    conf.write_text("import os\n" + "".join(
+        "def %s(*args):\n    open(os.path.join(%r, %r), 'w').write(str(os.getpid()))\n" % (h, str(tmp_path), h)
+        for h in hooks))
+    return str(conf)
+
+
+def test_hung_worker_is_aborted_and_replaced(server_factory, tmp_path):
+    server = server_factory(["-w", "1", "--timeout", "1", "-c", _hook_config(tmp_path, "worker_abort")])
     old = server.wait_workers(1)
     with connect(server.port, timeout=20) as sock:
         sock.sendall(b"GET /sleep?30 HTTP/1.1\r\nHost: x\r\n\r\n")
         assert ResponseReader(sock).closed(timeout=15)
     assert server.wait_log("WORKER TIMEOUT (pid:%d)" % old[0], 5)
     assert requests.get(server.url("/pid")).text != str(old[0])
+    assert (tmp_path / "worker_abort").read_text() == str(old[0])
 
 
 def test_max_requests_recycles_gracefully(server_factory):
@@ -168,13 +181,17 @@ def test_worker_signals(server_factory):
     assert requests.get(server.url("/")).text == "hello"
 
 
-def test_int_is_a_fast_stop(server_factory):
-    server = server_factory(["-w", "1"])
+def test_int_is_a_fast_stop(server_factory, tmp_path):
+    server = server_factory(["-w", "1", "-c", _hook_config(tmp_path, "worker_int")],
+                            env={"TEST_MARKER_DIR": str(tmp_path)})
+    worker = server.wait_workers(1)[0]
     with connect(server.port, timeout=20) as sock:
         sock.sendall(b"GET /sleep?20 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_for(lambda: (tmp_path / "sleeping").exists(), 10)
         server.send(signal.SIGINT)
         assert server.proc.wait(10) == 0
         assert ResponseReader(sock).closed()
+    assert (tmp_path / "worker_int").read_text() == str(worker)
 
 
 def test_boot_failure_at_start_exits_with_clear_error(server_factory):
