@@ -311,14 +311,16 @@ class Arbiter:
         old = self.cfg
         cfg.call_hook("on_reload", self)
         if cfg.bind != old.bind and not self.systemd:
+            # Sockets whose address stays are reused (as after USR2), so a reload never refuses a connection.
             try:
-                listeners = create_listeners(cfg)
+                listeners = create_listeners(cfg, [os.dup(l.fileno()) for l in self.listeners])
             except ConfigError as exc:
                 log.error("reload failed, keeping the running sockets: %s", exc)
                 systemd.notify("READY=1")
                 return
+            kept_paths = {l.path for l in listeners if l.path}
             for listener in self.listeners:
-                listener.close(unlink=True)
+                listener.close(unlink=listener.path not in kept_paths)
             self.listeners = listeners
             for listener in listeners:
                 log.info("Listening at: %s", listener)

@@ -224,3 +224,16 @@ def test_config_file_hooks_and_name(server_factory, tmp_path):
                             "on_exit"])
     assert (marks / "on_exit").read_text().strip() == str(server.pid)
     assert (marks / "post_fork").read_text().strip() != str(server.pid)
+
+
+def test_hup_with_a_new_bind_keeps_the_old_socket_and_adds_the_new(server_factory, tmp_path):
+    port, extra = free_port(), free_port()
+    conf = tmp_path / "binds.conf.py"
+    conf.write_text("bind = ['127.0.0.1:%d']\n" % port)
+    server = server_factory(["-c", str(conf)], port=port, bind=False)
+    conf.write_text("bind = ['127.0.0.1:%d', '127.0.0.1:%d']\n" % (port, extra))
+    server.send(signal.SIGHUP)
+    assert wait_for(lambda: "Listening at: http://127.0.0.1:%d" % extra in server.log(), 10), server.log()
+    assert requests.get("http://127.0.0.1:%d/" % extra).text == "hello"
+    assert requests.get(server.url("/")).text == "hello"
+    assert "reload failed" not in server.log()
