@@ -30,8 +30,8 @@ def build_parser():
         if not setting.flags:
             continue
         kwargs = {"dest": setting.name, "help": setting.help}
-        if setting.validate is boolean:
-            kwargs.update(action="store_const", const=True)
+        if setting.validate is boolean:  # --preload / --no-preload: the CLI can undo a config file
+            kwargs.update(action=argparse.BooleanOptionalAction)
         elif setting.name == "bind":
             kwargs.update(action="append", metavar=setting.metavar)
         else:

@@ -11,7 +11,6 @@ import random
 import select
 import signal
 import socket
-import sys
 import time
 
 from .appload import AppImportError, load_app

@@ -49,6 +49,13 @@ def test_precedence_cli_over_env_over_file_over_defaults(conf):
     assert out["wsgi_app"] == "'tests.apps:app'  # config file"
 
 
+def test_boolean_flags_override_the_file_both_ways(tmp_path):
+    path = tmp_path / "on.conf.py"
+    path.write_text("preload_app = True\nreuse_port = False\n")
+    out = effective(cli("-c", str(path), "--print-config", "--no-preload", "--reuse-port"))
+    assert out["preload_app"] == "False  # command line" and out["reuse_port"] == "True  # command line"
+
+
 def test_cmd_args_env_and_config_from_env(conf):
     out = effective(cli("--print-config", env={"FORKWSGI_CMD_ARGS": "-w 5 --keepalive 1",
                                                "FORKWSGI_CONFIG": str(conf)}))

@@ -10,7 +10,7 @@ import time
 
 import requests
 
-from .conftest import ROOT, ResponseReader, connect, free_port, request, wait_for
+from .conftest import ROOT, ResponseReader, connect, free_port, wait_for
 
 
 def test_keep_alive_reuses_one_connection(server_factory):

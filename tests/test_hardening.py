@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from .conftest import ResponseReader, connect, request, wait_for
+from .conftest import ResponseReader, connect, request
 from .hostile import CASES, LIVE_LIMITS
 
 
