@@ -154,7 +154,11 @@ def _sockaddr_key(text):
         return parts[0]
     if kind == "tcp":
         return _tcp_sockaddr(*parts)[1][:2]
-    return None
+    try:  # fd://N: the address of whatever fd N is, looked at through a duplicate
+        with socket.socket(fileno=os.dup(parts[0])) as probe:
+            return _bound_key(probe)
+    except OSError:
+        return None
 
 
 def _bound_key(sock):

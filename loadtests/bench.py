@@ -217,7 +217,7 @@ def main():
 def print_scenario(name, summary):
     base = summary.get("forkwsgi", {}).get("rps") or 0
     print("\n## %s" % name)
-    print("| server | req/s | p50 ms | p99 ms | errors | forkwsgi is x faster |")
+    print("| server | req/s | p50 ms | p99 ms | errors | forkwsgi ÷ this, req/s |")
     print("|---|---:|---:|---:|---:|---:|")
     for server, row in summary.items():
         ratio = base / row["rps"] if row["rps"] else float("inf")

@@ -97,11 +97,18 @@ def test_systemd_socket_activation(server_factory):
     assert "(fd 3)" in server.log()  # the bind setting was ignored in favour of the passed socket
 
 
-def test_fd_bind(server_factory):
-    port = free_port()
+def test_fd_bind_survives_a_reload_that_adds_a_bind(server_factory, tmp_path):
+    port, extra = free_port(), free_port()
+    conf = tmp_path / "fd.conf.py"
+    conf.write_text("bind = ['fd://7']\n")
     command = _launcher(7, "") + [str(port)]
-    server = server_factory(["-b", "fd://7"], port=port, bind=False, command=command)
+    server = server_factory(["-c", str(conf)], port=port, bind=False, command=command)
     assert requests.get(server.url("/")).text == "hello"
+    conf.write_text("bind = ['fd://7', '127.0.0.1:%d']\n" % extra)
+    server.send(signal.SIGHUP)
+    assert wait_for(lambda: "Listening at: http://127.0.0.1:%d" % extra in server.log(), 10), server.log()
+    assert requests.get(server.url("/")).text == "hello"
+    assert requests.get("http://127.0.0.1:%d/" % extra).text == "hello"
 
 
 def test_sd_notify_ready_reloading_stopping(server_factory, tmp_path):
