@@ -259,7 +259,7 @@ class Arbiter:
                 log.error("new master %d exited (code %d); this master keeps serving", pid, code)
                 self.reexec_pid = 0
                 if self.pidfile is not None:
-                    self.pidfile.rename(self.pidfile.path[:-len(".oldbin")])
+                    self.pidfile.unmark_old()
                 set_title("master", self.cfg)
                 continue
             worker = self.workers.pop(pid, None)
@@ -340,13 +340,13 @@ class Arbiter:
             log.warning("USR2 ignored: the master that started this one (pid %d) still runs", self.parent_pid)
             return
         if self.pidfile is not None:  # before the fork, so the new master never races us for the name
-            self.pidfile.rename(self.pidfile.path + ".oldbin")
+            self.pidfile.mark_old()
         try:
             pid = os.fork()
         except OSError as exc:
             log.error("USR2: cannot fork the new master: %s", exc)
             if self.pidfile is not None:
-                self.pidfile.rename(self.pidfile.path[:-len(".oldbin")])
+                self.pidfile.unmark_old()
             return
         if pid:
             self.reexec_pid = pid

@@ -78,6 +78,15 @@ class PidFile:
             pass
         self.path = new_path
 
+    def mark_old(self):
+        """USR2: step aside as NAME.oldbin so the new master can write NAME."""
+        self.rename(self.path + ".oldbin")
+
+    def unmark_old(self):
+        """The new master is gone: take the name back."""
+        if self.path.endswith(".oldbin"):
+            self.rename(self.path[:-len(".oldbin")])
+
     def remove(self, pid):
         try:
             with open(self.path) as handle:

@@ -9,11 +9,11 @@ import stat
 from urllib.parse import unquote_to_bytes
 
 from .logs import ErrorStream
-from .http.response import (CONTINUE, HOP_BY_HOP, LAST_CHUNK, NO_BODY_STATUSES,
+from .http.response import (HOP_BY_HOP, LAST_CHUNK, NO_BODY_STATUSES,
                             InvalidResponse, check_headers, check_status, chunk,
                             head_bytes)
 
-__all__ = ["CONTINUE", "FileWrapper", "Response", "build_environ", "base_environ"]
+__all__ = ["FileWrapper", "Response", "build_environ", "base_environ"]
 _HEADER_KEYS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 
 
