@@ -13,32 +13,32 @@ class AppImportError(Exception):
     """The application could not be loaded; the message is one line for the operator."""
 
 
+def _parse_spec(spec, chdir):
+    """(module, attr, factory args) of ``spec``, with ``chdir`` first on sys.path."""
+    if not spec:
+        raise AppImportError("no application given: pass module:app")
+    match = _SPEC.fullmatch(spec.strip())
+    if match is None:
+        raise AppImportError("invalid application %r: expected module:name or module:factory()" % spec)
+    if chdir and chdir not in sys.path:
+        sys.path.insert(0, chdir)
+    return match.groups()
+
+
 def check_app_module(spec, chdir=None):
     """Fail fast, in the master, when the app's top-level module does not exist at all.
 
     Only looks the module up (importlib.util.find_spec): nothing is executed, so
     without --preload the app is still imported in the workers alone.
     """
-    match = _SPEC.fullmatch((spec or "").strip())
-    if match is None:
-        raise AppImportError("invalid application %r: expected module:name or module:factory()" % spec)
-    top = match.group(1).split(".")[0]
-    if chdir and chdir not in sys.path:
-        sys.path.insert(0, chdir)
+    top = _parse_spec(spec, chdir)[0].split(".")[0]
     if importlib.util.find_spec(top) is None:
         raise AppImportError("cannot import %r: no module named %r" % (spec, top))
 
 
 def load_app(spec, chdir=None):
     """Return the WSGI callable ``spec`` names, importing its module."""
-    if not spec:
-        raise AppImportError("no application given: pass module:app")
-    match = _SPEC.fullmatch(spec.strip())
-    if match is None:
-        raise AppImportError("invalid application %r: expected module:name or module:factory()" % spec)
-    module_name, attr, args = match.groups()
-    if chdir and chdir not in sys.path:
-        sys.path.insert(0, chdir)
+    module_name, attr, args = _parse_spec(spec, chdir)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
