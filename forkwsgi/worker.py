@@ -21,7 +21,8 @@ from .http.proxy import parse_proxy_v1
 from .http.response import CONTINUE, DateCache, error_response
 from .logs import AccessLog, log, reopen_error_log
 from .process import drop_privileges, flush_std, set_title
-from .wsgi import Response, base_environ, build_environ
+from .environ import base_environ, build_environ
+from .wsgi import Response
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
 LINGER_SECONDS = 2.0  # after an error reply, read and discard so the client sees it, not a reset
