@@ -100,7 +100,13 @@ class Response:
         if self.closing is not None and self.closing():
             self.keep_alive = False
         framing = self.extra
-        if self.length is None and self.code not in NO_BODY_STATUSES:
+        if self.is_head:
+            # A HEAD response never carries body bytes, so it needs no framing of its own. Its
+            # length is told only when known: an app that returns an empty body for HEAD
+            # (Werkzeug) must not claim Content-Length: 0 for a GET that has a body (RFC 9110 8.6).
+            if self.length is None and known_length and self.code not in NO_BODY_STATUSES:
+                framing += "Content-Length: %d\r\n" % known_length
+        elif self.length is None and self.code not in NO_BODY_STATUSES:
             if known_length is not None:
                 self.length = known_length
                 framing += "Content-Length: %d\r\n" % known_length

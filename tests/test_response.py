@@ -1,0 +1,52 @@
+"""Response framing, sans I/O: what goes on the wire for each kind of app result."""
+import pytest
+
+from forkwsgi.http.parser import Request
+from forkwsgi.wsgi import Response
+
+
+def _run(method, result, headers=(), version="HTTP/1.1"):
+    sent = []
+    request = Request(method, "/", version, [("host", "x")])
+    response = Response(sent.append, None, request, True, "")
+    response.start_response("200 OK", list(headers))
+    response.write_result(result)
+    return b"".join(sent), response
+
+
+def _head(wire):
+    head, _, body = wire.partition(b"\r\n\r\n")
+    return head.decode("latin-1").lower(), body
+
+
+@pytest.mark.parametrize("result", [(b"chunk%d" % i for i in range(3)), iter([b"a", b"b"]), iter([])],
+                         ids=["generator", "iterator", "empty-iterator"])
+def test_head_of_a_streamed_response_sends_no_body_bytes(result):
+    wire, response = _run("HEAD", result)
+    head, body = _head(wire)
+    assert body == b"" and "transfer-encoding" not in head and "content-length" not in head
+    assert response.keep_alive
+
+
+def test_get_of_a_streamed_response_is_chunked():
+    wire, _ = _run("GET", (b"x" for _ in range(2)))
+    head, body = _head(wire)
+    assert "transfer-encoding: chunked" in head and body == b"1\r\nx\r\n1\r\nx\r\n0\r\n\r\n"
+
+
+def test_head_with_an_empty_body_does_not_claim_length_zero():
+    wire, _ = _run("HEAD", [b""])
+    head, body = _head(wire)
+    assert "content-length" not in head and body == b""
+
+
+def test_head_with_the_full_body_tells_its_length_but_sends_none():
+    wire, _ = _run("HEAD", [b"hello"])
+    head, body = _head(wire)
+    assert "content-length: 5" in head and body == b""
+
+
+def test_head_keeps_the_apps_own_content_length():
+    wire, _ = _run("HEAD", [b""], headers=[("Content-Length", "1234")])
+    head, body = _head(wire)
+    assert "content-length: 1234" in head and body == b""
