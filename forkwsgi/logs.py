@@ -3,6 +3,7 @@ import base64
 import logging
 import os
 import sys
+import threading
 import time
 
 ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
@@ -111,6 +112,7 @@ class AccessLog:
         self.path = path
         self.fmt = fmt
         self.stream = self._open()
+        self.lock = threading.Lock()  # --threads: one whole line at a time
 
     def _open(self):
         if self.path == "-":
@@ -146,7 +148,9 @@ class AccessLog:
             "p": "<%d>" % os.getpid(),
         }, environ, response_headers)
         try:
-            self.stream.write(self.fmt % atoms + "\n")
+            line = self.fmt % atoms + "\n"
+            with self.lock:
+                self.stream.write(line)
         except (ValueError, TypeError, KeyError) as exc:
             log.error("bad access log format %r: %s", self.fmt, exc)
         except OSError as exc:

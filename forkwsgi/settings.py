@@ -134,6 +134,16 @@ SETTINGS = [
     Setting("workers", positive_int, 1, ("-w", "--workers"), "Number of worker processes.", "Server", "INT"),
     Setting("worker_connections", positive_int, 1000, ("--worker-connections",),
             "Most open client connections one worker multiplexes.", "Server", "INT"),
+    Setting("threads", positive_int, 1, ("--threads",),
+            "App threads per worker. 1 runs the app in the event loop's thread; more run app calls on a "
+            "pool while the loop keeps serving I/O (for apps that wait on databases and APIs).", "Server", "INT"),
+    Setting("handoff", boolean, True, ("--handoff",),
+            "Move a connection whose request waits behind a busy worker to an idle sibling, and move idle "
+            "keep-alive connections off a worker that retires (reload, max-requests, fewer workers).",
+            "Server"),
+    Setting("handoff_delay", non_negative_float, 0.003, ("--handoff-delay",),
+            "Seconds a request that has arrived may wait for its busy worker before its connection moves "
+            "to an idle sibling.", "Server", "SECONDS"),
     Setting("preload_app", boolean, False, ("--preload",),
             "Import the application in the master before forking workers.", "Server"),
     Setting("chdir", optional_string, None, ("--chdir",), "Change to this directory before loading the app.",
@@ -151,6 +161,10 @@ SETTINGS = [
             "Timeouts", "SECONDS"),
     Setting("body_timeout", non_negative_float, 30.0, ("--body-timeout",),
             "Seconds a request body may stall without a byte arriving.", "Timeouts", "SECONDS"),
+    Setting("send_timeout", non_negative_float, 30.0, ("--send-timeout",),
+            "Seconds a response may wait for the client to take a byte before the connection is dropped. "
+            "An app writing more than output_buffer_max waits at most this long for the client to take "
+            "half of it.", "Timeouts", "SECONDS"),
     Setting("max_requests", non_negative_int, 0, ("--max-requests",),
             "Restart a worker gracefully after this many requests (contains leaks); 0 disables.",
             "Timeouts", "INT"),
@@ -165,6 +179,15 @@ SETTINGS = [
             "Longest header field line in bytes (431 beyond).", "Limits", "INT"),
     Setting("limit_request_body", non_negative_int, 0, ("--limit-request-body",),
             "Largest request body in bytes (413 beyond); 0 means no limit.", "Limits", "INT"),
+    Setting("output_buffer_memory", non_negative_int, 1 << 20, ("--output-buffer-memory",),
+            "Bytes of a response the client has not taken yet that a connection keeps in memory; "
+            "beyond this they spill to a file in spool_dir.", "Limits", "BYTES"),
+    Setting("output_buffer_max", positive_int, 64 << 20, ("--output-buffer-max",),
+            "Most bytes of unsent response a connection buffers (memory and spill file); beyond this "
+            "the app's writes wait for the client.", "Limits", "BYTES"),
+    Setting("spool_dir", optional_string, None, ("--spool-dir",),
+            "Directory for request bodies over 1 MiB and spilled response output; default: the "
+            "system temp directory.", "Limits", "DIR"),
     # Proxies
     Setting("forwarded_allow_ips", string_list, ["127.0.0.1", "::1"], ("--forwarded-allow-ips",),
             "Peers (IPs or networks, '*' for any) trusted to set X-Forwarded-For and X-Forwarded-Proto.",

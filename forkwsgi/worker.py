@@ -1,162 +1,80 @@
-"""A worker process: one event loop over the listening sockets and every open client connection.
+"""A worker process: one event loop over its listeners, the hand-off channel and its connections.
 
-Idle keep-alive connections and slow clients cost a registered fd, not the
-worker: it blocks only while the application runs (and, bounded, while a
-client drains a large response). Request bodies are read in full before the
-app is called, so slow uploads cannot pin it either.
+The loop reads, parses and drains output for every connection; app calls run
+inline or on a thread pool (executor.py). A request that waits because this
+worker is busy moves to an idle sibling (handoff.py). Idle keep-alive
+connections, slow uploads and slow readers cost a registered fd and a bounded
+buffer, not the worker.
 """
 import errno
 import os
 import random
-import select
 import signal
 import socket
+import struct
+import threading
 import time
 
 from .appload import AppImportError, load_app
+from .connection import ClientGone, Connection
+from .environ import base_environ
+from .executor import InlineExecutor, ThreadPoolExecutor
 from .forwarded import TrustedPeers
 from .http.errors import HTTPError, RequestTimeout
-from .http.parser import Limits, RequestReader
+from .http.parser import Limits
 from .http.proxy import parse_proxy_v1
 from .http.response import CONTINUE, DateCache, error_response
 from .logs import AccessLog, log, reopen_error_log
+from .poller import READ, WRITE, Poller
 from .process import drop_privileges, flush_std, set_title
-from .environ import base_environ, build_environ
-from .wsgi import Response
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
-LINGER_SECONDS = 2.0  # after an error reply, read and discard so the client sees it, not a reset
-ACCEPT_DEFER, ACCEPT_DEFER_MAX = 0.0005, 0.005  # seconds a worker with waiting connections yields to siblings
+LINGER_SECONDS = 2.0  # after closing our side, read and discard so the client sees a close, not a reset
 STOP_IDLE_GRACE = 0.5  # a stopping worker closes a keep-alive connection once idle this long
+DRAIN_SECONDS = 1.0  # on a full stop, take connections queued in the backlog for at most this long
 _monotonic = time.monotonic
+_TCP_INFO_UNACKED = struct.Struct("I")  # tcpi_unacked: a listening socket's accept queue length
 
 
-class ClientGone(Exception):
-    """The client went away or stopped reading; the connection is dropped."""
-
-
-class Poller:
-    """Readability of fds, through epoll where there is one.
-
-    Listeners are deliberately not EPOLLEXCLUSIVE: a worker blocks while its app
-    runs, so every idle worker should race for a new connection rather than the
-    kernel handing it to one that is about to be busy.
-    """
-
-    def __init__(self):
-        if hasattr(select, "epoll"):
-            self._epoll = select.epoll()
-            self.poll = self._epoll.poll
-        else:  # pragma: no cover - non-Linux development machines
-            import selectors
-            self._selector = selectors.DefaultSelector()
-            self._epoll = None
-            self.poll = lambda timeout: [(key.fd, mask) for key, mask in self._selector.select(timeout)]
-
-    def add(self, fd):
-        if self._epoll is not None:
-            self._epoll.register(fd, select.EPOLLIN)
-        else:  # pragma: no cover
-            self._selector.register(fd, 1)
-
-    def remove(self, fd):
-        try:
-            if self._epoll is not None:
-                self._epoll.unregister(fd)
-            else:  # pragma: no cover
-                self._selector.unregister(fd)
-        except (OSError, KeyError, ValueError):
-            pass
-
-
-class Connection:
-    """One client connection and its parsing state."""
-
-    __slots__ = ("worker", "sock", "fd", "reader", "base", "peer", "started", "last_io",
-                 "served", "proxy_pending", "linger_until")
-
-    def __init__(self, worker, sock, peer, base, proxy_pending):
-        self.worker = worker
-        self.sock = sock
-        self.fd = sock.fileno()
-        self.reader = RequestReader(worker.limits)
-        self.base = base
-        self.peer = peer
-        self.started = self.last_io = _monotonic()
-        self.served = 0
-        self.proxy_pending = proxy_pending
-        self.linger_until = 0.0
-
-    def send_all(self, data):
-        sock = self.sock
-        try:
-            sent = sock.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            raise ClientGone(exc.strerror) from None
-        if sent == len(data):
-            return
-        view = memoryview(data)[sent:]
-        while view:
-            self._wait_writable()
-            try:
-                view = view[sock.send(view):]
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                raise ClientGone(exc.strerror) from None
-
-    def send_file(self, in_fd, offset, count):
-        sent = 0
-        while sent < count:
-            try:
-                n = os.sendfile(self.fd, in_fd, offset + sent, count - sent)
-            except BlockingIOError:
-                self._wait_writable()
-                continue
-            except OSError as exc:
-                raise ClientGone(exc.strerror) from None
-            if n == 0:  # the file shrank under us
-                break
-            sent += n
-        return sent
-
-    def _wait_writable(self):
-        """Wait for the client to take more bytes, beating the heartbeat; give up after body_timeout."""
-        worker = self.worker
-        poller = select.poll()
-        poller.register(self.fd, select.POLLOUT)
-        deadline = _monotonic() + (worker.cfg.body_timeout or 3600)
-        while not poller.poll(1000):
-            now = _monotonic()
-            worker.heartbeat.beat(now)
-            if now > deadline:
-                raise ClientGone("client stopped reading the response")
+def backlog_length(sock):
+    """Connections waiting in a TCP listener's accept queue; None where Linux does not say."""
+    if sock.family == socket.AF_UNIX or not hasattr(socket, "TCP_INFO"):
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        return _TCP_INFO_UNACKED.unpack_from(info, 24)[0]
+    except OSError:
+        return None
 
 
 class Worker:
-    def __init__(self, cfg, listeners, heartbeat, app=None, multiprocess=True):
+    STALL = 0.5  # an app call at least this long restarts the keep-alive clocks of the others
+
+    def __init__(self, cfg, listeners, heartbeat, app=None, multiprocess=True, handoff=None):
         self.cfg = cfg
         self.listeners = list(listeners)
         self.heartbeat = heartbeat
         self.app = app
         self.multiprocess = multiprocess
+        self.handoff = handoff
+        self.handoff_enabled = handoff is not None and cfg.handoff
         self.pid = os.getpid()
         self.connections = {}
         self.listener_by_fd = {}
         self.accepting = False
-        self.deferred = False
-        self.resume_accept_at = 0.0
         self.stopping = False
-        self.retiring = False
-        self.stop_requested = False
+        self.retiring = False  # stopping with hand-off open: connections move to siblings
+        self.closing_connections = False  # responses say Connection: close (full stop, max-requests)
+        self.retire_requested = False
         self.stop_deadline = 0.0
+        self.drain_until = 0.0
+        self.drain_quota = 0
+        self.drained = 0
         self.pending_signals = []
         self.requests = 0
         self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter) if cfg.max_requests else 0
         self.limits = Limits(cfg.limit_request_line, cfg.limit_request_fields,
-                             cfg.limit_request_field_size, cfg.limit_request_body)
+                             cfg.limit_request_field_size, cfg.limit_request_body, cfg.spool_dir)
         self.trusted = TrustedPeers(cfg.forwarded_allow_ips)
         self.proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         self.keepalive = cfg.keepalive > 0
@@ -164,6 +82,12 @@ class Worker:
         self.dates = DateCache()
         self.access_log = None
         self.poller = None
+        self.executor = None
+        self.lock = threading.Lock()  # held by the loop; free only while an inline app call runs
+        self.resumed_at = 0.0
+        self.in_flight = {}  # connection -> (method, target, started), for --timeout reports
+        self.hung = False
+        self.waiting = {}  # connection -> True, in arrival order: ready, but no thread is free
         self.wake_r = self.wake_w = -1
 
     # ----- boot
@@ -188,12 +112,16 @@ class Worker:
         if self.app is None:
             self.app = load_app(self.cfg.wsgi_app, self.cfg.chdir)
         self.cfg.call_hook("post_worker_init", self)
+        threads = self.cfg.threads
         self.base = base_environ(self.cfg, self.multiprocess)
-        self.listener_base = {}
+        self.base["wsgi.multithread"] = threads > 1
+        self.listener_base = {listener.fileno(): self._listener_environ(listener) for listener in self.listeners}
         self.poller = Poller()
         self.poller.add(self.wake_r)
-        for listener in self.listeners:
-            self.listener_base[listener.fileno()] = self._listener_environ(listener)
+        self.executor = ThreadPoolExecutor(self, threads) if threads > 1 else InlineExecutor(self)
+        if threads > 1:
+            self.poller.add(self.executor.done_r)
+        self.executor.start()
         self._start_accepting()
         self.heartbeat.mark_booted()
 
@@ -207,22 +135,27 @@ class Worker:
             environ["SERVER_NAME"], environ["SERVER_PORT"] = "localhost", "0"
         return environ
 
+    def beat(self, now):
+        if not self.hung:
+            self.heartbeat.beat(now)
+
     # ----- signals: handlers only record; the loop acts
 
     def _queue_signal(self, signum, frame):
         self.pending_signals.append(signum)
-        if signum == signal.SIGTERM:
-            self.stop_requested = True
-
-    def _stop_requested(self):
-        return self.stop_requested
+        if signum == signal.SIGTERM and not self._handoff_open():
+            self.closing_connections = True  # a response under way already says Connection: close
 
     def _fast_exit(self, signum, frame):
         self.cfg.call_hook("worker_int", self)
         raise SystemExit(0)
 
     def _abort(self, signum, frame):
-        log.error("worker %d: aborted by the master (timeout)", self.pid)
+        now = time.time()
+        running = ", ".join("%s %s (%.1fs)" % (method, target[:200], now - started)
+                            for method, target, started in list(self.in_flight.values()))
+        log.error("worker %d: aborted by the master (timeout)%s", self.pid,
+                  "; running: " + running if running else "")
         self.cfg.call_hook("worker_abort", self)
         raise SystemExit(1)
 
@@ -236,39 +169,62 @@ class Worker:
                 if self.access_log is not None:
                     self.access_log.reopen()
 
+    # ----- requests: bookkeeping the handler calls from whichever thread runs it
+
+    def is_closing_connections(self):
+        return self.closing_connections
+
+    def note_request_start(self, conn, request, started):
+        self.in_flight[conn] = (request.method, request.target, started)
+
+    def note_request_end(self, conn):
+        self.in_flight.pop(conn, None)
+
     # ----- the loop
 
     def serve_forever(self):
+        self.lock.acquire()
         connections = self.connections
         poll = self.poller.poll
-        beat = self.heartbeat.beat
+        executor = self.executor
+        done_fd = getattr(executor, "done_r", -1)
+        handoff_fd = self.handoff.fileno() if self.handoff is not None else -1
         next_sweep = 0.0
         while True:
             now = _monotonic()
-            beat(now)
+            self.beat(now)
             if self.pending_signals:
                 self._handle_signals()
-            if self.retiring:
-                self.retiring = False
-                self.begin_stop(drain=False)  # the master still listens: the backlog is not ours to take
-            if self.resume_accept_at and now >= self.resume_accept_at:
-                self.resume_accept_at = 0.0
-                self._start_accepting()
+            if self.retire_requested:
+                self.retire_requested = False
+                self.begin_stop()
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + self.poll_interval
-            if self.stopping and (not connections or now >= self.stop_deadline):
-                break
+            if self.drain_until and self._drain_done(now):
+                self._close_listeners()
+            if self.stopping and not connections and not executor.in_flight and not self.drain_until:
+                if self.retiring or not self._take_handoff():  # a full stop serves what was handed over
+                    break
             timeout = self.poll_interval
-            if self.resume_accept_at:
-                timeout = max(0.0, min(timeout, self.resume_accept_at - now))
+            if self.waiting:
+                timeout = min(timeout, self.cfg.handoff_delay)
             ready_listeners = []
-            for fd, _ in poll(timeout):
+            take_handoff = False
+            for fd, events in poll(timeout):
                 conn = connections.get(fd)
                 if conn is not None:
-                    self._on_readable(conn)
+                    if events & WRITE:
+                        self._on_writable(conn)
+                    if events & ~WRITE and not conn.busy and fd in connections:
+                        self._on_readable(conn)
                 elif fd in self.listener_by_fd:
                     ready_listeners.append(self.listener_by_fd[fd])
+                elif fd == done_fd:
+                    for conn, keep_alive in executor.collect():
+                        self._thread_done(conn, keep_alive)
+                elif fd == handoff_fd:
+                    take_handoff = True
                 elif fd == self.wake_r:
                     try:
                         os.read(self.wake_r, 512)
@@ -279,45 +235,59 @@ class Worker:
             for listener in ready_listeners:
                 if self.accepting:
                     self._accept(listener)
+            if take_handoff and self.accepting:
+                self._take_handoff()
+            if self.waiting:
+                self._serve_waiting()
+        executor.stop()
         for conn in list(connections.values()):
             self._close(conn)
 
     def _start_accepting(self):
-        if not self.accepting and not self.stopping:
+        """Poll the listeners (unless stopping, or draining the backlog) and the hand-off channel."""
+        if self.accepting:
+            return
+        if not self.stopping or self.drain_until:
             for listener in self.listeners:
                 self.listener_by_fd[listener.fileno()] = listener
                 self.poller.add(listener.fileno())
-            self.accepting = True
+        if self._receives_handoff():
+            self.poller.add(self.handoff.fileno())
+        self.accepting = True
 
     def _pause_accepting(self):
         if self.accepting:
             for fd in self.listener_by_fd:
                 self.poller.remove(fd)
             self.listener_by_fd.clear()
+            if self._receives_handoff():
+                self.poller.remove(self.handoff.fileno())
             self.accepting = False
 
-    def _accept(self, listener):
-        """Take one connection, then go back to polling: idle sibling workers get the next ones.
+    def _receives_handoff(self):
+        """Siblings with room take waiting connections; a retiring worker gives, never takes."""
+        return self.handoff_enabled and not self.retiring
 
-        A worker already holding connections that await their first request is
-        likely to be busy soon: it lets its siblings win the race for a moment
-        (as Puma does) instead of queueing a second request behind the first.
-        """
-        if len(self.connections) >= self.cfg.worker_connections:
+    def _has_room(self):
+        return len(self.connections) < self.cfg.worker_connections and self.executor.free > 0
+
+    def _update_accepting(self):
+        if self._has_room():
+            self._start_accepting()
+        else:
+            self._pause_accepting()
+
+    def _accept(self, listener):
+        """Take one connection, then go back to polling: idle sibling workers get the next ones."""
+        if not self._has_room():
             self._pause_accepting()
             return
-        if not self.deferred and self.multiprocess:
-            waiting = sum(1 for conn in self.connections.values() if not conn.served)
-            if waiting:
-                self.deferred = True
-                self._pause_accepting()
-                self.resume_accept_at = _monotonic() + min(ACCEPT_DEFER_MAX, ACCEPT_DEFER * waiting)
-                return
-        self.deferred = False
         while True:
             try:
                 sock, address = listener.sock.accept()
             except (BlockingIOError, InterruptedError):
+                if self.drain_until and backlog_length(listener.sock) is None:
+                    self.drain_quota = 0  # no queue length to read: an empty accept ends the drain
                 return
             except OSError as exc:
                 if exc.errno == errno.ECONNABORTED:
@@ -325,6 +295,9 @@ class Worker:
                 log.error("accept failed on %s: %s; pausing accepts for a second", listener, exc)
                 self._pause_accepting()  # the sweep resumes: no busy loop on EMFILE
                 return
+            if self.drain_until:
+                self.drain_quota -= 1
+                self.drained += 1
             self._add_connection(sock, address, listener)
             return
 
@@ -340,10 +313,75 @@ class Worker:
         environ["REMOTE_ADDR"] = peer[0]
         environ["REMOTE_PORT"] = str(peer[1])
         proxy = self.proxy_peers is not None and self.proxy_peers.trusts(peer[0])
-        conn = Connection(self, sock, peer, environ, proxy)
+        self._register(Connection(self, sock, peer, environ, proxy))
+
+    def _register(self, conn):
         self.connections[conn.fd] = conn
         self.poller.add(conn.fd)
         self._on_readable(conn)  # the request often arrives with the connection
+
+    # ----- hand-off
+
+    def _take_handoff(self):
+        """Adopt one connection a sibling handed over; True if there was one."""
+        if self.handoff is None or not self._has_room():
+            return False
+        received = self.handoff.receive()
+        if received is None:
+            return False
+        sock, message = received
+        try:
+            sock.setblocking(False)
+            conn = Connection.from_handoff(self, sock, message)
+        except (ValueError, KeyError, OSError) as exc:
+            log.error("dropped a connection handed over with a bad state: %s", exc)
+            sock.close()
+            return True
+        log.debug("took over connection %s:%s from a sibling", *conn.peer[:2])
+        self._register(conn)
+        return True
+
+    def _hand_off(self, conn):
+        """Give ``conn`` to a sibling; True if it left this worker."""
+        if not (self.handoff_enabled and self.handoff.open and conn.can_hand_off()):
+            return False
+        self.poller.remove(conn.fd)
+        if not self.handoff.send(conn):
+            self.poller.add(conn.fd)
+            return False
+        self.connections.pop(conn.fd, None)
+        self.waiting.pop(conn, None)
+        conn.close()  # our copy; the sibling holds its own
+        log.debug("handed connection %s:%s to a sibling", *conn.peer[:2])
+        return True
+
+    def hand_off_waiting(self, exclude=None):
+        """While this worker is busy: move every connection with request bytes waiting."""
+        if not self._handoff_open():
+            return
+        ready = {fd for fd, events in self.poller.poll(0)}
+        for fd, conn in list(self.connections.items()):
+            if conn is not exclude and (fd in ready or conn.reader.in_progress):
+                self._hand_off(conn)
+
+    def _serve_waiting(self):
+        """Connections ready while no thread was free: run them as threads free, else move them."""
+        now = _monotonic()
+        delay = self.cfg.handoff_delay
+        for conn in list(self.waiting):
+            if conn.fd not in self.connections or conn.busy:
+                self.waiting.pop(conn, None)
+                continue
+            if self.executor.free > 0:
+                self.waiting.pop(conn, None)
+                conn.waiting_since = 0.0
+                self._process(conn)
+            elif now - conn.waiting_since >= delay and self.multiprocess:
+                if not self._hand_off(conn):
+                    conn.waiting_since = now  # try again after another delay
+        self._update_accepting()
+
+    # ----- connection I/O
 
     def _on_readable(self, conn):
         try:
@@ -356,112 +394,150 @@ class Worker:
             if not data:
                 self._close(conn)
             return
+        reader = conn.reader
         if not data:
-            if conn.reader.in_progress:
-                log.debug("client %s:%s closed the connection mid-request", *conn.peer)
-            self._close(conn)
+            self._on_eof(conn)
             return
-        now = _monotonic()
-        if not conn.reader.in_progress:
-            conn.started = now
-        conn.last_io = now
-        conn.reader.feed(data)
+        was_in_progress = reader.in_progress
+        reader.feed(data)
+        if reader.in_progress:  # empty lines before a request extend no timer
+            now = _monotonic()
+            if not was_in_progress:
+                conn.started = now
+            conn.last_io = now
         self._process(conn)
 
-    def _process(self, conn):
-        """Serve every complete request in the buffer, in order (pipelining)."""
-        reader = conn.reader
-        while True:
+    def _on_eof(self, conn):
+        if conn.reader.in_progress and conn.pending is None:
+            log.debug("client %s:%s closed the connection mid-request", *conn.peer[:2])
             try:
-                if conn.proxy_pending:
-                    found = parse_proxy_v1(reader.buf)
-                    if found is None:
-                        return
-                    conn.proxy_pending = False
-                    if found[0] is not None:
-                        conn.peer = found[0]
-                        conn.base = dict(conn.base, REMOTE_ADDR=found[0][0], REMOTE_PORT=str(found[0][1]))
-                request = reader.next_request()
-            except HTTPError as exc:
+                conn.reader.feed_eof()
+            except HTTPError as exc:  # a client that only half-closed still reads our answer
                 self._refuse(conn, exc)
                 return
-            if request is None:
-                if reader.needs_continue():
-                    try:
-                        conn.send_all(CONTINUE)
-                    except ClientGone:
-                        self._close(conn)
-                return
-            conn.served += 1
-            if not self._handle(conn, request):
-                self._finish(conn)
-                return
-            conn.started = conn.last_io = _monotonic()
-            if not reader.buf:
-                return
+        self._close(conn)
 
-    def _handle(self, conn, request):
-        """Run the app for one request and write its response. True if the connection stays open."""
-        cfg = self.cfg
-        self.heartbeat.beat(_monotonic())
-        environ = build_environ(request, conn.base, self.trusted)
-        self.requests += 1
-        if self.max_requests and self.requests >= self.max_requests and not self.stop_requested:
-            log.info("worker %d: serving request %d of --max-requests, then restarting", self.pid, self.requests)
-            self.retiring = self.stop_requested = True  # this response already says Connection: close
-        keep_alive = request.keep_alive and self.keepalive and not self.stop_requested
-        response = Response(conn.send_all, conn.send_file, request, keep_alive, self.dates.get(),
-                            self._stop_requested)
-        started = time.time() if self.access_log is not None else 0.0
-        result = None
+    def _on_writable(self, conn):
         try:
-            if cfg.pre_request is not None:
-                cfg.pre_request(self, environ)
-            result = self.app(environ, response.start_response)
-            response.write_result(result)
+            done = conn.flush()
         except ClientGone as exc:
-            log.debug("client %s:%s went away: %s", *conn.peer, exc)
-            response.keep_alive = False
-        except Exception:
-            log.exception("error handling %s %s", request.method, request.target[:200])
-            response.keep_alive = False
-            if not response.head_sent:
-                response.status = "500 Internal Server Error"
+            log.debug("client %s:%s went away: %s", conn.peer[0], conn.peer[1], exc)
+            self._close(conn)
+            return
+        if done:
+            self.poller.modify(conn.fd, READ)
+            self._after_response(conn)
+
+    def _process(self, conn):
+        """Serve the complete requests in the buffer, in order (pipelining), as threads allow."""
+        reader = conn.reader
+        executor = self.executor
+        while not conn.busy and not conn.linger_until and not conn.out and conn.fd in self.connections:
+            request = conn.pending
+            if request is None:
+                if executor.free <= 0 and reader.request is None and len(reader.buf) <= 65536:
+                    if reader.in_progress:  # leave it raw: it can still move to a sibling
+                        self._wait(conn)
+                    return
                 try:
-                    conn.send_all(error_response(500, "Internal Server Error", self.dates.value))
-                except ClientGone:
-                    pass
-        finally:
-            if result is not None and hasattr(result, "close"):
-                try:
-                    result.close()
-                except Exception:
-                    log.exception("error closing the response of %s %s", request.method, request.target[:200])
-                    response.keep_alive = False
-            if request.body is not None:
-                request.body.close()
-        if self.access_log is not None:
-            self.access_log.write(environ, response.status, response.headers or [], response.sent,
-                                  time.time() - started)
-        if cfg.post_request is not None:
-            try:
-                cfg.post_request(self, environ, response.status, response.sent)
-            except Exception:
-                log.exception("post_request hook failed")
-        return response.keep_alive
+                    if conn.proxy_pending:
+                        found = parse_proxy_v1(reader.buf)
+                        if found is None:
+                            return
+                        conn.proxy_pending = False
+                        if found[0] is not None:
+                            conn.peer = found[0]
+                            conn.base = dict(conn.base, REMOTE_ADDR=found[0][0], REMOTE_PORT=str(found[0][1]))
+                    request = reader.next_request()
+                except HTTPError as exc:
+                    self._refuse(conn, exc)
+                    return
+                except OSError as exc:  # spooling the body: disk full, out of file descriptors
+                    log.error("cannot receive a request body from %s:%s: %s", conn.peer[0], conn.peer[1], exc)
+                    self._answer_and_close(conn, 503, "Service Unavailable")
+                    return
+                if request is None:
+                    if reader.needs_continue():
+                        try:
+                            conn.send(CONTINUE)
+                        except ClientGone:
+                            self._close(conn)
+                    return
+            if executor.free <= 0:
+                conn.pending = request
+                self._wait(conn)
+                return
+            conn.pending = None
+            self._dispatch(conn, request)
+
+    def _wait(self, conn):
+        if conn not in self.waiting:
+            conn.waiting_since = _monotonic()
+            self.waiting[conn] = True
+
+    def _dispatch(self, conn, request):
+        conn.busy = True
+        conn.served += 1
+        self.requests += 1
+        if self.max_requests and self.requests >= self.max_requests and not self.stopping \
+                and not self.retire_requested:
+            log.info("worker %d: serving request %d of --max-requests, then restarting", self.pid, self.requests)
+            self.retire_requested = True
+            if not self._handoff_open():
+                self.closing_connections = True  # this response already says Connection: close
+        if self.executor.threads > 1:
+            self.poller.remove(conn.fd)  # its thread owns it until done
+            self.executor.submit(conn, request)
+            self._update_accepting()
+        else:
+            self.executor.submit(conn, request)
+
+    def _thread_done(self, conn, keep_alive):
+        self.poller.add(conn.fd)
+        self.request_done(conn, keep_alive)
+        if not conn.busy and conn.fd in self.connections and not conn.out:
+            self._process(conn)
+        self._update_accepting()
+
+    def request_done(self, conn, keep_alive):
+        """A response is written (or queued); in the loop's thread."""
+        conn.busy = False
+        conn.started = conn.last_io = _monotonic()
+        if not keep_alive:
+            conn.close_after = True
+        if conn.out:
+            self.poller.modify(conn.fd, READ | WRITE)  # the loop drains the rest
+            return
+        self._after_response(conn, processing=True)
+
+    def _after_response(self, conn, processing=False):
+        if conn.close_after:
+            self._finish(conn)
+        elif self.retiring and not conn.reader.in_progress and self._hand_off(conn):
+            return
+        elif not processing:
+            self._process(conn)
 
     # ----- closing
 
     def _refuse(self, conn, exc):
         """Answer a request we will not serve, then close gently."""
-        log.info("refused request from %s:%s: %d %s: %s", *conn.peer, exc.status, exc.reason, exc.detail)
+        log.info("refused request from %s:%s: %d %s: %s", conn.peer[0], conn.peer[1],
+                 exc.status, exc.reason, exc.detail)
+        self._answer_and_close(conn, exc.status, exc.reason)
+
+    def _answer_and_close(self, conn, status, reason):
         self.dates.get()
         try:
-            conn.send_all(error_response(exc.status, exc.reason, self.dates.value))
+            conn.send(error_response(status, reason, self.dates.value))
         except ClientGone:
             self._close(conn)
             return
-        self._linger(conn)
+        conn.close_after = True
+        if conn.out:
+            self.poller.modify(conn.fd, READ | WRITE)
+        else:
+            self._linger(conn)
 
     def _finish(self, conn):
         """Close after a response; if the client already sent more, linger so it is not reset."""
@@ -478,77 +554,136 @@ class Worker:
             return
         conn.reader.buf.clear()
         conn.linger_until = _monotonic() + LINGER_SECONDS
+        self.waiting.pop(conn, None)
 
     def _close(self, conn):
         if self.connections.pop(conn.fd, None) is None:
             return
+        self.waiting.pop(conn, None)
         self.poller.remove(conn.fd)
-        try:
-            conn.sock.close()
-        except OSError:
-            pass
-        if not self.accepting and len(self.connections) < self.cfg.worker_connections:
+        conn.close()
+        if not self.accepting and self._has_room():
             self._start_accepting()
 
+    def _close_idle(self, conn, now):
+        """Close a connection between requests, unless its next request is already here."""
+        try:
+            if conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                return  # the loop reads it on its next turn
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            self._close(conn)
+            return
+        self._linger(conn)
+
     def _sweep(self, now):
-        """Enforce the keep-alive, header and body timeouts; close idle connections when stopping."""
+        """Enforce the keep-alive, header, body and send timeouts; close idle connections when stopping."""
         cfg = self.cfg
-        if not self.accepting and len(self.connections) < cfg.worker_connections:
+        if not self.accepting and self._has_room():
             self._start_accepting()
+        if cfg.timeout and self.executor.threads > 1:
+            self._check_stuck_threads(now)
+        seen_idle = max(self.resumed_at, 0.0)
         for conn in list(self.connections.values()):
+            if conn.busy or conn in self.waiting or conn.pending is not None:
+                continue  # waiting for us, never the client's fault
             reader = conn.reader
             if conn.linger_until:
                 if now > conn.linger_until:
                     self._close(conn)
+            elif conn.out:
+                if cfg.send_timeout and now - conn.send_progress_at > cfg.send_timeout:
+                    log.debug("client %s:%s stopped reading its response", *conn.peer[:2])
+                    self._close(conn)
             elif reader.request is not None:
                 if cfg.body_timeout and now - conn.last_io > cfg.body_timeout:
                     self._refuse(conn, RequestTimeout("request body stalled for %gs" % cfg.body_timeout))
-            elif reader.buf or conn.proxy_pending or not conn.served:
+            elif reader.in_progress or conn.proxy_pending:
                 if cfg.header_timeout and now - conn.started > cfg.header_timeout:
-                    if reader.buf:
-                        self._refuse(conn, RequestTimeout("no complete request head within %gs"
-                                                          % cfg.header_timeout))
-                    else:
-                        self._close(conn)
-            elif now - conn.last_io > (min(cfg.keepalive, STOP_IDLE_GRACE) if self.stopping else cfg.keepalive):
-                self._close(conn)  # when stopping, only between requests, never under one in flight
+                    self._refuse(conn, RequestTimeout("no complete request head within %gs" % cfg.header_timeout))
+            elif not conn.served:
+                if cfg.header_timeout and now - max(conn.started, seen_idle) > cfg.header_timeout:
+                    self._close_idle(conn, now)
+            elif self.stopping:
+                if now - max(conn.last_io, seen_idle) > min(cfg.keepalive, STOP_IDLE_GRACE):
+                    if not (self.retiring and self._hand_off(conn)):
+                        self._close_idle(conn, now)
+            elif now - max(conn.last_io, seen_idle) > cfg.keepalive:
+                self._close_idle(conn, now)
+
+    def _check_stuck_threads(self, now):
+        wall = time.time()
+        for method, target, started in list(self.in_flight.values()):
+            if wall - started > self.cfg.timeout and not self.hung:
+                log.critical("worker %d: %s %s has run %.1fs, past --timeout %ds; the master will abort "
+                             "this worker", self.pid, method, target[:200], wall - started, self.cfg.timeout)
+                self.hung = True  # the heartbeat stops; the master aborts us as for any silent worker
 
     # ----- graceful stop
 
-    def begin_stop(self, drain=True):
-        """Stop accepting; told to stop (TERM), first take every connection already queued.
+    def begin_stop(self):
+        """Stop accepting and finish what is here.
 
-        The master may be closing the listening sockets too: whatever the kernel
-        already accepted into the backlog must be served, not reset.
+        With hand-off open (a reload, fewer workers, max-requests), idle
+        connections move to live siblings and responses keep connections
+        alive. On a full stop, responses close their connections, and what the
+        kernel had already queued in the backlog is taken (bounded in count
+        and time, one per wake-up so idle siblings share it) and served.
         """
         if self.stopping:
             return
-        self.stopping = self.stop_requested = True
+        self._pause_accepting()
+        self.stopping = True
         self.stop_deadline = _monotonic() + self.cfg.graceful_timeout
         set_title("worker (stopping)", self.cfg)
-        drained = 0
-        for listener in self.listeners if drain else ():
-            while True:
-                try:
-                    sock, address = listener.sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break
-                drained += 1
-                self._add_connection(sock, address, listener)
-        self._pause_accepting()
+        if self._handoff_open():
+            self.retiring = True
+            self._close_listeners()
+            moved = sum(1 for conn in list(self.connections.values())
+                        if not conn.reader.in_progress and self._hand_off(conn))
+            if moved:
+                log.info("worker %d: stopping, handed %d idle connection(s) to siblings", self.pid, moved)
+            return
+        self.closing_connections = True
+        master_listens = self.retire_requested or (self.handoff is not None and self.handoff.open)
+        if self.listeners and not master_listens:
+            queued = [backlog_length(listener.sock) for listener in self.listeners]
+            self.drain_quota = sum(1 << 30 if count is None else count for count in queued)
+            self.drain_until = _monotonic() + DRAIN_SECONDS
+        else:
+            self._close_listeners()
+        self._start_accepting()
+
+    def _drain_done(self, now):
+        """The backlog queued at the stop is taken: by count, by an empty queue, or by time."""
+        if self.drain_quota <= 0 or now >= self.stop_deadline:
+            return True
+        queued = [backlog_length(listener.sock) for listener in self.listeners]
+        if None in queued:
+            return now >= self.drain_until
+        return sum(queued) == 0
+
+    def _handoff_open(self):
+        return self.handoff_enabled and self.handoff.open
+
+    def _close_listeners(self):
+        drained = self.drain_until
+        self.drain_until = 0.0
+        for fd in self.listener_by_fd:
+            self.poller.remove(fd)
+        self.listener_by_fd.clear()
         for listener in self.listeners:
             listener.sock.close()
         self.listeners = []
-        if drained:
-            log.info("worker %d: stopping, took %d queued connection(s)", self.pid, drained)
+        if drained and self.drained:
+            log.info("worker %d: stopping, took %d queued connection(s)", self.pid, self.drained)
 
 
-def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids):
+def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, handoff=None):
     """Child-side entry after fork; never returns."""
     code = 0
-    worker = Worker(cfg, listeners, heartbeat, app, multiprocess)
+    worker = Worker(cfg, listeners, heartbeat, app, multiprocess, handoff)
     try:
         worker.boot(*ids)
         log.debug("worker %d booted", worker.pid)

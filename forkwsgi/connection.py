@@ -1,0 +1,154 @@
+"""One client connection: its socket, parsing state, unsent output and timers.
+
+Exactly one thread owns a connection at a time: the event loop, or the thread
+running the app for its request. The owner alone reads, writes or closes it.
+"""
+import json
+import os
+import select
+import socket
+import time
+
+from .http.parser import RequestReader
+from .outbuf import OutputBuffer
+
+_monotonic = time.monotonic
+HANDOFF_MAX_BUFFER = 65536  # a connection holding more unparsed bytes than this stays where it is
+_HANDOFF_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme")
+
+
+class ClientGone(Exception):
+    """The client went away or stopped reading; the connection is dropped."""
+
+
+class Connection:
+    __slots__ = ("worker", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io",
+                 "served", "proxy_pending", "linger_until", "busy", "waiting_since", "pending",
+                 "close_after", "send_progress_at")
+
+    def __init__(self, worker, sock, peer, base, proxy_pending):
+        self.worker = worker
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.reader = RequestReader(worker.limits)
+        cfg = worker.cfg
+        self.out = OutputBuffer(cfg.output_buffer_memory, cfg.output_buffer_max, cfg.spool_dir)
+        self.base = base
+        self.peer = peer
+        self.started = self.last_io = _monotonic()
+        self.served = 0
+        self.proxy_pending = proxy_pending
+        self.linger_until = 0.0
+        self.busy = False  # a request of this connection is in the app
+        self.waiting_since = 0.0  # bytes arrived while no thread was free
+        self.pending = None  # a parsed request waiting for a free thread
+        self.close_after = False  # the response under way said Connection: close
+        self.send_progress_at = 0.0
+
+    # ----- output, called by the owner while a response is written
+
+    def send(self, data):
+        """Write through while the client keeps up; queue the rest for the event loop."""
+        out = self.out
+        if not out:
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                raise ClientGone(exc.strerror) from None
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+            self.send_progress_at = _monotonic()
+        out.append(data)
+        if out.full or out.memory > out.memory_limit:
+            self._wait_drained()
+
+    def send_file(self, in_fd, offset, count):
+        """sendfile while the socket takes it; the rest of the file is queued, not copied."""
+        sent = 0
+        if not self.out:
+            while sent < count:
+                try:
+                    n = os.sendfile(self.fd, in_fd, offset + sent, count - sent)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    raise ClientGone(exc.strerror) from None
+                if n == 0:  # the file shrank under us
+                    return sent
+                sent += n
+        if sent < count:
+            self.send_progress_at = _monotonic()
+            self.out.append_file(in_fd, offset + sent, count - sent)
+        return count
+
+    def _wait_drained(self):
+        """The app produces faster than the client reads and the buffer is full: wait, bounded.
+
+        The client must take half the buffer within send_timeout each time (a
+        minimum rate), or it is dropped: a slow reader never holds the app for long.
+        """
+        worker = self.worker
+        out = self.out
+        poller = select.poll()
+        poller.register(self.fd, select.POLLOUT)
+        timeout = worker.cfg.send_timeout or 3600
+        deadline = _monotonic() + timeout
+        low_water = out.max_size // 2
+        while out.size > low_water or out.memory > out.memory_limit:
+            if poller.poll(250) and self.flush():
+                return
+            now = _monotonic()
+            worker.beat(now)
+            if now > deadline:
+                raise ClientGone("client took too little of the response within %gs" % timeout)
+
+    def flush(self):
+        """Send queued output; True once all is sent."""
+        try:
+            done = self.out.flush(self.sock)
+        except OSError as exc:
+            raise ClientGone(exc.strerror) from None
+        self.send_progress_at = _monotonic()
+        return done
+
+    # ----- hand-off to another worker process
+
+    def can_hand_off(self):
+        """Only a connection between requests, holding nothing but raw bytes, moves."""
+        return (not self.busy and not self.out and not self.linger_until and self.pending is None
+                and self.reader.request is None and len(self.reader.buf) <= HANDOFF_MAX_BUFFER)
+
+    def handoff_message(self):
+        state = {"environ": {key: self.base[key] for key in _HANDOFF_KEYS if key in self.base},
+                 "peer": list(self.peer), "served": self.served, "proxy": self.proxy_pending,
+                 "started": self.started, "last_io": self.last_io}
+        header = json.dumps(state).encode()
+        return len(header).to_bytes(4, "big") + header + bytes(self.reader.buf)
+
+    @classmethod
+    def from_handoff(cls, worker, sock, message):
+        size = int.from_bytes(message[:4], "big")
+        state = json.loads(message[4:4 + size])
+        base = worker.base.copy()
+        base.update(state["environ"])
+        conn = cls(worker, sock, tuple(state["peer"]), base, state["proxy"])
+        conn.served = state["served"]
+        conn.started = state["started"]  # CLOCK_MONOTONIC is one clock for every process
+        conn.last_io = state["last_io"]
+        conn.reader.feed(message[4 + size:])
+        return conn
+
+    def close(self):
+        self.out.close()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def tcp_nodelay(sock):
+    if sock.family != socket.AF_UNIX:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -1,0 +1,143 @@
+"""Where app calls run: inline in the loop's thread (the default), or on a thread pool.
+
+Inline (--threads 1) keeps the fast path free of thread hops. A small
+watcher thread then covers the one thing the blocked loop cannot do: when an
+app call has run past the hand-off delay, it moves the worker's other
+connections that have a request waiting to an idle sibling.
+
+With a pool (--threads N), the loop keeps reading, parsing, accepting and
+enforcing timeouts while apps run, and itself hands off connections that wait
+for a thread.
+"""
+import os
+import queue
+import threading
+import time
+from collections import deque
+
+from .handler import run_request
+from .logs import log
+
+_monotonic = time.monotonic
+
+
+class InlineExecutor:
+    """Runs each app call in the loop's own thread; the worker lock is free only meanwhile."""
+
+    threads = 1
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.busy_since = 0.0  # monotonic start of the app call under way, 0 when none
+        self.current = None
+        self.in_flight = 0
+
+    @property
+    def free(self):
+        return 1  # the loop runs only when no app call does
+
+    def start(self):
+        if self.worker.handoff_enabled:
+            threading.Thread(target=self._watch, name="forkwsgi-handoff-watcher", daemon=True).start()
+
+    def submit(self, conn, request):
+        worker = self.worker
+        self.current = conn
+        self.in_flight = 1
+        self.busy_since = started = _monotonic()
+        worker.lock.release()
+        try:
+            keep_alive = run_request(worker, conn, request)
+        finally:
+            worker.lock.acquire()
+            self.busy_since = 0.0
+            self.current = None
+            self.in_flight = 0
+        ended = _monotonic()
+        if ended - started > worker.STALL:
+            worker.resumed_at = ended  # idle timers do not count the span the loop could not see
+        worker.request_done(conn, keep_alive)
+
+    def _watch(self):
+        worker = self.worker
+        delay = worker.cfg.handoff_delay
+        tick = max(delay / 2, 0.001)
+        lock = worker.lock
+        while True:
+            time.sleep(tick)
+            since = self.busy_since
+            if not since or _monotonic() - since < delay:
+                continue
+            if not lock.acquire(blocking=False):
+                continue
+            try:
+                if self.busy_since == since:  # still that same call: the loop is blocked in the app
+                    worker.hand_off_waiting(exclude=self.current)
+            except Exception:
+                log.exception("hand-off watcher failed")
+            finally:
+                lock.release()
+
+    def collect(self):
+        return ()
+
+    def stop(self):
+        pass
+
+
+class ThreadPoolExecutor:
+    """N threads take (connection, request) pairs; each finished one goes back to the loop."""
+
+    def __init__(self, worker, threads):
+        self.worker = worker
+        self.threads = threads
+        self.in_flight = 0
+        self.jobs = queue.SimpleQueue()
+        self.done = deque()
+        self.done_r, self.done_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    @property
+    def free(self):
+        return self.threads - self.in_flight
+
+    def start(self):
+        for number in range(self.threads):
+            threading.Thread(target=self._run, name="forkwsgi-app-%d" % number, daemon=True).start()
+
+    def submit(self, conn, request):
+        self.in_flight += 1
+        self.jobs.put((conn, request))
+
+    def _run(self):
+        worker = self.worker
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            conn, request = job
+            keep_alive = False
+            try:
+                keep_alive = run_request(worker, conn, request)
+            except BaseException:  # run_request handles app errors; this is the server's own bug
+                log.exception("request thread failed")
+            self.done.append((conn, keep_alive))
+            try:
+                os.write(self.done_w, b".")
+            except BlockingIOError:
+                pass  # the loop has wake-ups pending already
+
+    def collect(self):
+        """Finished (connection, keep_alive) pairs, in the loop's thread."""
+        try:
+            os.read(self.done_r, 4096)
+        except BlockingIOError:
+            pass
+        finished = []
+        while self.done:
+            finished.append(self.done.popleft())
+        self.in_flight -= len(finished)
+        return finished
+
+    def stop(self):
+        for _ in range(self.threads):
+            self.jobs.put(None)
