@@ -2,6 +2,7 @@
 import ast
 import importlib
 import importlib.util
+import os
 import re
 import sys
 import traceback
@@ -9,8 +10,49 @@ import traceback
 _SPEC = re.compile(r"([A-Za-z_][\w.]*)(?::([A-Za-z_][\w.]*)(?:\((.*)\))?)?", re.S)
 
 
+_IMPORT_MACHINERY = os.path.dirname(importlib.__file__) + os.sep
+_THIS_FILE = os.path.abspath(__file__)
+
+
 class AppImportError(Exception):
-    """The application could not be loaded; the message is one line for the operator."""
+    """The application could not be loaded; the message is one line for the operator.
+
+    ``traceback`` is the formatted traceback of the exception that caused it
+    (import-machinery frames removed), or None where there is nothing more to
+    say than the message (a missing module, a missing attribute). Log the
+    message first, then ``details()``.
+    """
+
+    def __init__(self, message, traceback=None):
+        super().__init__(message)
+        self.traceback = traceback
+
+    def details(self):
+        """The traceback text for the developer ("" when there is none); no trailing newline."""
+        return (self.traceback or "").rstrip("\n")
+
+
+def _is_machinery(filename):
+    """Frames of the import system and of this loader: noise in an app's traceback."""
+    return (filename.startswith("<frozen importlib") or filename.startswith(_IMPORT_MACHINERY)
+            or os.path.abspath(filename) == _THIS_FILE)
+
+
+def _format_traceback(exc):
+    """The traceback of ``exc`` and its causes, without the import machinery's frames."""
+    seen = set()
+
+    def strip(te):
+        while te is not None and id(te) not in seen:
+            seen.add(id(te))
+            kept = [frame for frame in te.stack if not _is_machinery(frame.filename)]
+            te.stack = traceback.StackSummary.from_list(kept)
+            strip(te.__cause__)
+            te = te.__context__
+
+    te = traceback.TracebackException.from_exception(exc)
+    strip(te)
+    return "".join(te.format())
 
 
 def _parse_spec(spec, chdir):
@@ -42,11 +84,11 @@ def load_app(spec, chdir=None):
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise AppImportError("cannot import %r: no module named %r" % (spec, exc.name)) from None
-        raise AppImportError("cannot import %r: %s" % (spec, _describe(exc))) from exc
+        raise AppImportError("cannot import %r: %s" % (spec, _describe(exc)), _format_traceback(exc)) from exc
     except Exception as exc:
-        raise AppImportError("cannot import %r: %s" % (spec, _describe(exc))) from exc
+        raise AppImportError("cannot import %r: %s" % (spec, _describe(exc)), _format_traceback(exc)) from exc
     target = module
     for part in (attr or "application").split("."):
         try:
@@ -63,18 +105,24 @@ def load_app(spec, chdir=None):
         try:
             target = target(*positional, **keywords)
         except Exception as exc:
-            raise AppImportError("application factory %r failed: %s" % (spec, _describe(exc))) from exc
+            raise AppImportError("application factory %r failed: %s" % (spec, _describe(exc)),
+                                 _format_traceback(exc)) from exc
     if not callable(target):
         raise AppImportError("%r is not callable" % spec)
     return target
 
 
 def _describe(exc):
-    """``Type: message (file:line)`` of the innermost frame: one line, no traceback soup."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    """``Type: message (file:line)`` of the innermost frame of the app's own code: one line.
+
+    Frames of the import machinery are skipped, so a module missing deep inside
+    a framework (a typo in Django's INSTALLED_APPS) names the line that imported it.
+    """
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not _is_machinery(frame.filename)]
     where = ""
     if isinstance(exc, SyntaxError) and exc.filename:
         where = " (%s:%s)" % (exc.filename, exc.lineno)
     elif frames:
         where = " (%s:%s)" % (frames[-1].filename, frames[-1].lineno)
-    return "%s: %s%s" % (type(exc).__name__, exc, where)
+    message = " ".join(str(exc).split())  # one line, even for a multi-line message
+    return "%s: %s%s" % (type(exc).__name__, message, where)

@@ -11,6 +11,7 @@ import time
 
 from . import __version__, systemd
 from .appload import AppImportError, load_app
+from .handoff import HandoffChannel
 from .heartbeat import Heartbeat
 from .logs import log, reopen_error_log, setup_error_log
 from .process import PidFile, flush_std, resolve_ids, set_title
@@ -19,8 +20,14 @@ from .sockets import create_listeners
 from .worker import BOOT_ERROR, run_worker
 
 MAX_BOOT_FAILURES = 5
-KILL_GRACE = 2.0  # seconds between SIGABRT and SIGKILL for a timed-out worker
+KILL_GRACE = 1.0  # seconds a worker told to exit now (SIGABRT on timeout, SIGQUIT before boot) gets before SIGKILL
+MAX_SLEEP = 1.0  # the loop looks at its workers at least this often
 HANDLED_SIGNALS = ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH", "CHLD")
+
+
+def _exit_before_boot(signum, frame):
+    """A worker's TERM/INT/QUIT handler between fork and its own: it holds no connection yet, so it just exits."""
+    os._exit(0)
 
 
 class WorkerProcess:
@@ -32,7 +39,8 @@ class WorkerProcess:
         self.heartbeat = Heartbeat()
         self.pid = 0
         self.retiring = False
-        self.aborted_at = 0.0
+        self.aborted_at = 0.0  # when it got SIGABRT for a timeout
+        self.quit_at = 0.0  # when it got SIGQUIT, retired before it booted
         self.killed = False
 
     def __repr__(self):
@@ -49,7 +57,8 @@ class Arbiter:
         self.workers = {}
         self.listeners = []
         self.app = None
-        self.generation = 0
+        self.generation = 0  # the newest generation: the one manage_workers converges on
+        self.serving_generation = None  # the newest generation that fully booted (None: none yet)
         self.age = 0
         self.signals = []
         self.reexec_pid = 0
@@ -61,6 +70,7 @@ class Arbiter:
         self.pidfile = None
         self.ids = (None, None)
         self.wake_r = self.wake_w = -1
+        self.handoff = None
 
     # ----- start
 
@@ -77,6 +87,7 @@ class Arbiter:
             self.pidfile.write(self.pid)
         if cfg.preload_app:
             self.app = load_app(cfg.wsgi_app, cfg.chdir)
+        self.handoff = HandoffChannel()
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         for name in HANDLED_SIGNALS:
@@ -90,8 +101,18 @@ class Arbiter:
         systemd.notify("READY=1\nMAINPID=%d\nSTATUS=serving" % self.pid)
 
     def _queue_signal(self, signum, frame):
-        if len(self.signals) < 16:
-            self.signals.append(signum)
+        queue = self.signals
+        if signum in (signal.SIGHUP, signal.SIGCHLD) and queue and queue[-1] == signum:
+            return  # the same reload (or wake-up) is already pending
+        if len(queue) < 16:
+            queue.append(signum)
+
+    def _coalesce_reloads(self):
+        """Drop the HUPs queued right behind the one being handled: one reload serves them all."""
+        merged = 0
+        while self.signals and self.signals[0] in (signal.SIGHUP, signal.SIGCHLD):
+            merged += self.signals.pop(0) == signal.SIGHUP
+        return merged
 
     # ----- the loop
 
@@ -100,12 +121,14 @@ class Arbiter:
             self.start()
         except (ConfigError, AppImportError) as exc:
             log.error("%s", exc)
+            if isinstance(exc, AppImportError) and exc.details():
+                log.error("%s", exc.details())
             self.exit(1, quiet=True)
         while True:
             try:
                 self.reap()
                 if not self.signals:
-                    self.sleep(1.0)
+                    self.sleep(self.sleep_time())
                     self.reap()
                     self.murder_workers()
                     self.manage_workers()
@@ -113,15 +136,35 @@ class Arbiter:
                 signum = self.signals.pop(0)
                 if signum == signal.SIGCHLD:
                     continue
-                name = signal.Signals(signum).name
-                log.info("Handling signal: %s", name[3:].lower())
-                getattr(self, "on_" + name[3:].lower())()
+                name = signal.Signals(signum).name[3:].lower()
+                merged = self._coalesce_reloads() if signum == signal.SIGHUP else 0
+                log.info("Handling signal: %s%s", name, " (and %d more queued: one reload)" % merged if merged else "")
+                getattr(self, "on_" + name)()
             except SystemExit:
                 raise
             except Exception:
                 log.exception("unhandled error in the master loop; stopping")
                 self.stop(graceful=False)
                 self.exit(1)
+
+    def sleep_time(self):
+        """Seconds until something is due: a heartbeat deadline, a SIGKILL grace, a respawn; at most MAX_SLEEP.
+
+        Waking at the deadline itself, rather than polling, kills a hung worker
+        within a few milliseconds of --timeout.
+        """
+        now = time.monotonic()
+        due = now + MAX_SLEEP
+        for worker in self.workers.values():
+            if worker.killed:
+                continue
+            if worker.aborted_at or worker.quit_at:
+                due = min(due, (worker.aborted_at or worker.quit_at) + KILL_GRACE)
+            elif self.cfg.timeout:
+                due = min(due, worker.heartbeat.last_beat + self.cfg.timeout)
+        if self.next_spawn_at > now:
+            due = min(due, self.next_spawn_at)
+        return min(MAX_SLEEP, max(0.005, due - now + 0.005))
 
     def sleep(self, timeout):
         try:
@@ -183,6 +226,8 @@ class Arbiter:
             return worker
         # in the child
         signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):  # until the worker installs its own
+            signal.signal(sig, _exit_before_boot)
         os.close(self.wake_r)
         os.close(self.wake_w)
         for other in self.workers.values():
@@ -194,13 +239,19 @@ class Arbiter:
             log.exception("post_fork hook failed")
             flush_std()
             os._exit(BOOT_ERROR)
-        run_worker(self, self.cfg, self.listeners, worker.heartbeat, self.app, self.cfg.workers > 1, self.ids)
+        run_worker(self, self.cfg, self.listeners, worker.heartbeat, self.app, self.cfg.workers > 1, self.ids,
+                   self.handoff)
 
     def manage_workers(self):
         """Converge on cfg.workers current-generation workers; retire the rest gracefully."""
+        if self.handoff is not None:
+            self.handoff.open = self.cfg.workers > 0  # retiring workers hand connections only to live ones
         current = [w for w in self.workers.values() if w.generation == self.generation and not w.retiring]
         missing = self.cfg.workers - len(current)
-        if missing > 0 and time.monotonic() >= self.next_spawn_at:
+        # Workers quit before they booted are waited for (they die at once, or are killed within
+        # KILL_GRACE), so the abandoned and the new generation never run side by side.
+        quitting = any(w.quit_at for w in self.workers.values())
+        if missing > 0 and time.monotonic() >= self.next_spawn_at and not quitting:
             for _ in range(missing):
                 self.spawn_worker()
         elif missing < 0:
@@ -211,13 +262,20 @@ class Arbiter:
             self.ever_booted = True
             self.boot_failures = 0
         if booted >= self.cfg.workers:
+            self.serving_generation = self.generation
             for worker in list(self.workers.values()):
-                if worker.generation < self.generation and not worker.retiring:
+                if worker.generation != self.generation and not worker.retiring:
                     self.retire(worker)
 
     def retire(self, worker):
+        """Stop a worker no longer wanted: gracefully (TERM) once booted, as it may hold connections;
+        at once (QUIT) before, as it holds none yet."""
         worker.retiring = True
-        self.kill_worker(worker.pid, signal.SIGTERM)
+        if worker.heartbeat.booted:
+            self.kill_worker(worker.pid, signal.SIGTERM)
+        else:
+            worker.quit_at = time.monotonic()
+            self.kill_worker(worker.pid, signal.SIGQUIT)
 
     def kill_worker(self, pid, sig):
         try:
@@ -230,21 +288,24 @@ class Arbiter:
             self.kill_worker(pid, sig)
 
     def murder_workers(self):
-        """SIGABRT workers silent for longer than the timeout, SIGKILL them if that did not work."""
-        if not self.cfg.timeout:
-            return
+        """SIGABRT workers silent for longer than the timeout; SIGKILL those told to exit now that did not."""
         now = time.monotonic()
         for worker in list(self.workers.values()):
-            if worker.aborted_at:
-                if not worker.killed and now - worker.aborted_at > KILL_GRACE:
-                    log.error("worker %d ignored SIGABRT; sending SIGKILL", worker.pid)
+            if worker.killed:
+                continue
+            told_at = worker.aborted_at or worker.quit_at
+            if told_at:
+                if now - told_at >= KILL_GRACE:
+                    log.error("worker %d still running %.1fs after SIG%s; sending SIGKILL", worker.pid,
+                              now - told_at, "ABRT" if worker.aborted_at else "QUIT")
                     worker.killed = True
                     self.kill_worker(worker.pid, signal.SIGKILL)
-            elif now - worker.heartbeat.last_beat > self.cfg.timeout:
+            elif self.cfg.timeout and now - worker.heartbeat.last_beat > self.cfg.timeout:
                 log.critical("WORKER TIMEOUT (pid:%d): silent for over %ds, aborting it",
                              worker.pid, self.cfg.timeout)
                 worker.aborted_at = now
                 self.kill_worker(worker.pid, signal.SIGABRT)
+                self.kill_worker(worker.pid, signal.SIGCONT)  # a stopped worker must run its abort handler
 
     def reap(self):
         while True:
@@ -265,7 +326,7 @@ class Arbiter:
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
-            if code == BOOT_ERROR:
+            if code == BOOT_ERROR and not worker.retiring:  # a retired worker's failure no longer matters
                 self.on_boot_failure(worker)
             elif code < 0:
                 name = signal.Signals(-code).name
@@ -285,11 +346,16 @@ class Arbiter:
             log.error("worker failed to boot; shutting down")
             self.halt(BOOT_ERROR)
         if self.boot_failures >= MAX_BOOT_FAILURES:
-            previous = [w for w in self.workers.values() if w.generation < self.generation and not w.retiring]
+            previous = [w for w in self.workers.values() if w.generation != self.generation and not w.retiring]
             if previous:
                 log.error("new workers failed to boot %d times; keeping the %d previous workers",
                           self.boot_failures, len(previous))
-                self.generation -= 1
+                for other in list(self.workers.values()):
+                    if other.generation == self.generation and not other.retiring:
+                        self.retire(other)  # the failing generation's workers still booting
+                for other in previous:  # the previous workers become the generation to keep
+                    other.generation = self.generation
+                self.serving_generation = self.generation
                 self.boot_failures = 0
                 return
             log.error("workers failed to boot %d times in a row; shutting down", self.boot_failures)
@@ -328,8 +394,31 @@ class Arbiter:
         setup_error_log(cfg)
         set_title("master", cfg)
         self.generation += 1
+        self.boot_failures = 0
+        self.next_spawn_at = 0.0
+        self.retire_unfinished_generations()
         self.manage_workers()
         systemd.notify("READY=1")
+
+    def retire_unfinished_generations(self):
+        """A reload supersedes an earlier reload's generation that has not finished booting.
+
+        Only the serving generation (the newest that fully booted) keeps serving
+        until the new one has booted; a generation in between never serves as a
+        whole and is retired now. Before any generation fully booted, workers that
+        did boot are the only ones answering, so they stay until the new ones are up.
+        """
+        superseded = []
+        for worker in list(self.workers.values()):
+            if worker.retiring or worker.generation in (self.generation, self.serving_generation):
+                continue
+            if self.serving_generation is None and worker.heartbeat.booted:
+                continue
+            superseded.append(worker)
+            self.retire(worker)
+        if superseded:
+            log.info("reload supersedes %d worker(s) of an earlier reload still booting: %s",
+                     len(superseded), " ".join(str(w.pid) for w in superseded))
 
     def reexec(self):
         """USR2: start a new master from the installed code, handing it our listening sockets."""
@@ -374,8 +463,12 @@ class Arbiter:
         keep_paths = bool(self.reexec_pid) or self.systemd or (
             self.parent_pid and os.getppid() == self.parent_pid)
         for listener in self.listeners:
+            if graceful and not keep_paths:
+                listener.stop_admitting()  # the workers drain what is queued; nothing new is let in
             listener.close(unlink=not keep_paths)
         self.listeners = []
+        if self.handoff is not None:
+            self.handoff.open = False  # a full stop: workers close connections instead of moving them
         sig = signal.SIGTERM if graceful else signal.SIGQUIT
         self.kill_workers(sig)
         deadline = time.monotonic() + self.cfg.graceful_timeout + 1.0  # workers keep their own deadline

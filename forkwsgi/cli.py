@@ -76,6 +76,8 @@ def main(argv=None):
             load_app(cfg.wsgi_app, cfg.chdir)
         except AppImportError as exc:
             print("forkwsgi: error: %s" % exc, file=sys.stderr)
+            if exc.details():
+                print(exc.details(), file=sys.stderr)
             return 1
         print("forkwsgi: config OK (%s)" % cfg.wsgi_app)
         return 0

@@ -1,4 +1,5 @@
 """Effective configuration: defaults < config file < environment < command line."""
+import math
 import os
 import shlex
 import types
@@ -26,19 +27,46 @@ class Config:
             function(*args)
 
     def render(self):
-        """The effective settings as a valid config file."""
-        lines = []
+        """The effective settings as a config file that ``-c`` loads back to the same values.
+
+        ``config`` (the file is not allowed to name itself) and hooks (functions
+        cannot be written back as literals) are comments.
+        """
+        lines = ["# forkwsgi effective configuration: load it with -c FILE"]
         for setting in SETTINGS:
             value = getattr(self, setting.name)
             source = self.sources.get(setting.name, "default")
             if setting.is_hook:
-                text = getattr(value, "__qualname__", None) if value is not None else None
-                lines.append("# %s = %s  (%s)" % (setting.name, text, source))
+                note = "" if value is None else "; a hook is not copied: define it in the config file"
+                lines.append("# %s = %s  (%s%s)" % (setting.name, _describe_hook(value), source, note))
+            elif setting.name == "config":
+                lines.append("# config = %s  (%s; not a setting inside a config file)" % (_literal(value), source))
             elif setting.name == "umask":
-                lines.append("%s = 0o%o  # %s" % (setting.name, value, source))
+                lines.append("%s = %s  # %s" % (setting.name, oct(value), source))
             else:
-                lines.append("%s = %r  # %s" % (setting.name, value, source))
+                lines.append("%s = %s  # %s" % (setting.name, _literal(value), source))
         return "\n".join(lines) + "\n"
+
+
+def _literal(value):
+    """Python source for a setting value: a literal that evaluates back to ``value``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "float(%r)" % str(value)
+    if isinstance(value, (list, tuple)):
+        text = ", ".join(_literal(item) for item in value)
+        return "[%s]" % text if isinstance(value, list) else "(%s%s)" % (text, "," if len(value) == 1 else "")
+    return repr(value)
+
+
+def _describe_hook(function):
+    """One comment-safe line naming a hook: ``name (file:line)``."""
+    if function is None:
+        return "None"
+    name = getattr(function, "__qualname__", None) or type(function).__name__
+    code = getattr(function, "__code__", None)
+    if code is not None:
+        name = "%s (%s:%d)" % (name, code.co_filename, code.co_firstlineno)
+    return " ".join(str(name).split())
 
 
 def read_config_file(path):

@@ -10,13 +10,31 @@ from .errors import ConfigError
 class Listener:
     """A listening socket and how it was named, so it can be logged and cleaned up."""
 
-    def __init__(self, sock, name, path=None):
+    def __init__(self, sock, name, path=None, owned=True):
         self.sock = sock
         self.name = name
         self.path = path  # unix socket path we created, to unlink on exit
+        self.owned = owned  # bound from our own bind setting (here or by the master before a USR2)
 
     def fileno(self):
         return self.sock.fileno()
+
+    def stop_admitting(self):
+        """Let the kernel complete no new connections, keeping the ones already queued.
+
+        On a full stop the workers drain the accept queue; a connection the
+        kernel completed after that would be reset with its request unread.
+        A socket filter that drops every packet to the listener stops new
+        handshakes (the client's SYNs go unanswered, then meet a refusal once
+        the socket closes) while connections already queued stay intact.
+        Only for TCP sockets of our own: an inherited one outlives us.
+        """
+        if not self.owned or self.sock.family == socket.AF_UNIX:
+            return
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, _drop_all_program())
+        except OSError:
+            pass
 
     def close(self, unlink):
         self.sock.close()
@@ -28,6 +46,27 @@ class Listener:
 
     def __repr__(self):
         return self.name
+
+
+_SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
+_drop_all = []  # the program's memory, kept alive once built
+
+
+def _drop_all_program():
+    """A classic BPF program of one instruction, "return 0": keep no bytes, drop the packet."""
+    if not _drop_all:
+        import ctypes
+
+        class Instruction(ctypes.Structure):
+            _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                        ("k", ctypes.c_uint32)]
+
+        class Program(ctypes.Structure):
+            _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Instruction))]
+
+        instructions = (Instruction * 1)(Instruction(0x06, 0, 0, 0))  # BPF_RET | BPF_K, 0
+        _drop_all[:] = [instructions, bytes(Program(1, instructions))]
+    return _drop_all[1]
 
 
 def parse_address(text):
@@ -144,7 +183,7 @@ def adopt_fd(fd, cfg=None):
     if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0:
         sock.listen(cfg.backlog if cfg else 2048)
     sock.setblocking(False)
-    return Listener(sock, _display(sock.family, sock.getsockname()) + " (fd %d)" % fd)
+    return Listener(sock, _display(sock.family, sock.getsockname()) + " (fd %d)" % fd, owned=False)
 
 
 def _sockaddr_key(text):
@@ -180,6 +219,7 @@ def create_listeners(cfg, inherited_fds=(), systemd_fds=()):
                 listeners.append(bind_address(text, cfg))
                 continue
             inherited.remove(match)
+            match.owned = parse_address(text)[0] != "fd"  # ours, handed over by a USR2 or a reload
             if isinstance(key, str):
                 match.path = key
             listeners.append(match)

@@ -16,7 +16,7 @@ import threading
 import time
 
 from .appload import AppImportError, load_app
-from .connection import ClientGone, Connection
+from .connection import HANDOFF_MAX_BUFFER, ClientGone, Connection
 from .environ import base_environ
 from .executor import InlineExecutor, ThreadPoolExecutor
 from .forwarded import TrustedPeers
@@ -373,8 +373,6 @@ class Worker:
                 self.waiting.pop(conn, None)
                 continue
             if self.executor.free > 0:
-                self.waiting.pop(conn, None)
-                conn.waiting_since = 0.0
                 self._process(conn)
             elif now - conn.waiting_since >= delay and self.multiprocess:
                 if not self._hand_off(conn):
@@ -434,8 +432,10 @@ class Worker:
         executor = self.executor
         while not conn.busy and not conn.linger_until and not conn.out and conn.fd in self.connections:
             request = conn.pending
+            # First come, first served: while connections wait for a thread, only the first may run.
+            queued = executor.free <= 0 or (self.waiting and next(iter(self.waiting)) is not conn)
             if request is None:
-                if executor.free <= 0 and reader.request is None and len(reader.buf) <= 65536:
+                if queued and reader.request is None and len(reader.buf) <= HANDOFF_MAX_BUFFER:
                     if reader.in_progress:  # leave it raw: it can still move to a sibling
                         self._wait(conn)
                     return
@@ -457,13 +457,14 @@ class Worker:
                     self._answer_and_close(conn, 503, "Service Unavailable")
                     return
                 if request is None:
+                    self.waiting.pop(conn, None)  # not a whole request yet: it reads on, and waits for nobody
                     if reader.needs_continue():
                         try:
                             conn.send(CONTINUE)
                         except ClientGone:
                             self._close(conn)
                     return
-            if executor.free <= 0:
+            if queued:
                 conn.pending = request
                 self._wait(conn)
                 return
@@ -476,6 +477,9 @@ class Worker:
             self.waiting[conn] = True
 
     def _dispatch(self, conn, request):
+        if self.waiting:
+            self.waiting.pop(conn, None)
+        conn.waiting_since = 0.0
         conn.busy = True
         conn.served += 1
         self.requests += 1
@@ -565,17 +569,12 @@ class Worker:
         if not self.accepting and self._has_room():
             self._start_accepting()
 
-    def _close_idle(self, conn, now):
-        """Close a connection between requests, unless its next request is already here."""
-        try:
-            if conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
-                return  # the loop reads it on its next turn
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            self._close(conn)
-            return
-        self._linger(conn)
+    def _close_idle(self, conn):
+        """Close a connection between requests, unless its next request has just arrived."""
+        self._on_readable(conn)  # take what is in the socket first: a request is served, not reset
+        if self.connections.get(conn.fd) is conn and not (conn.busy or conn.linger_until or conn.out
+                                                           or conn.reader.in_progress or conn.pending):
+            self._linger(conn)
 
     def _sweep(self, now):
         """Enforce the keep-alive, header, body and send timeouts; close idle connections when stopping."""
@@ -586,6 +585,8 @@ class Worker:
             self._check_stuck_threads(now)
         seen_idle = max(self.resumed_at, 0.0)
         for conn in list(self.connections.values()):
+            if self.connections.get(conn.fd) is not conn:
+                continue  # closed or handed off while an earlier one ran its request
             if conn.busy or conn in self.waiting or conn.pending is not None:
                 continue  # waiting for us, never the client's fault
             reader = conn.reader
@@ -604,13 +605,13 @@ class Worker:
                     self._refuse(conn, RequestTimeout("no complete request head within %gs" % cfg.header_timeout))
             elif not conn.served:
                 if cfg.header_timeout and now - max(conn.started, seen_idle) > cfg.header_timeout:
-                    self._close_idle(conn, now)
+                    self._close_idle(conn)
             elif self.stopping:
                 if now - max(conn.last_io, seen_idle) > min(cfg.keepalive, STOP_IDLE_GRACE):
                     if not (self.retiring and self._hand_off(conn)):
-                        self._close_idle(conn, now)
+                        self._close_idle(conn)
             elif now - max(conn.last_io, seen_idle) > cfg.keepalive:
-                self._close_idle(conn, now)
+                self._close_idle(conn)
 
     def _check_stuck_threads(self, now):
         wall = time.time()
@@ -690,6 +691,8 @@ def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, hando
         worker.serve_forever()
     except AppImportError as exc:
         log.error("%s", exc)
+        if exc.details():
+            log.error("%s", exc.details())
         code = BOOT_ERROR
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1

@@ -37,8 +37,16 @@ def process_gone(pid):
         return True
 
 
+_UNCLOSED = []  # every Server whose log files still exist; the session fixture below removes them
+
+
 class Server:
-    """One forkwsgi master process and its logs."""
+    """One forkwsgi master process and its logs.
+
+    ``close()`` (or ``with Server(...) as server:``) stops it, kills workers it
+    left behind and removes its log files; the server_factory fixture does that
+    for its servers, and a session fixture for any server a test never closed.
+    """
 
     def __init__(self, args, app="tests.apps:app", env=None, port=None, bind=True, cwd=ROOT, command=None):
         self.port = port or free_port()
@@ -54,8 +62,15 @@ class Server:
         environment.update(env or {})
         self.log_file = open(self.log_path, "wb")
         self.out_file = open(self.out_path, "wb")
-        self.proc = subprocess.Popen(argv, cwd=cwd, env=environment, stdout=self.out_file,
-                                     stderr=self.log_file, stdin=subprocess.DEVNULL)
+        try:
+            self.proc = subprocess.Popen(argv, cwd=cwd, env=environment, stdout=self.out_file,
+                                         stderr=self.log_file, stdin=subprocess.DEVNULL)
+        except BaseException:
+            for handle, path in ((self.log_file, self.log_path), (self.out_file, self.out_path)):
+                handle.close()
+                os.unlink(path)
+            raise
+        _UNCLOSED.append(self)
 
     @property
     def pid(self):
@@ -117,6 +132,37 @@ class Server:
     def url(self, path="/"):
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
+    def close(self):
+        """Stop the server, SIGKILL any worker it left behind, remove its log files."""
+        leftovers = self.worker_pids()
+        self.stop()
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for path in (self.log_path, self.out_path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        if self in _UNCLOSED:
+            _UNCLOSED.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_forgotten_servers():
+    """Servers made outside server_factory (a module fixture, a test) still lose their log files."""
+    yield
+    for server in list(_UNCLOSED):
+        server.close()
+
 
 @pytest.fixture
 def server_factory():
@@ -129,18 +175,7 @@ def server_factory():
 
     yield start
     for server in servers:
-        leftovers = server.worker_pids()
-        server.stop()
-        for pid in leftovers:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        for path in (server.log_path, server.out_path):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        server.close()
 
 
 def connect(port, timeout=10.0):

@@ -28,6 +28,26 @@ def effective(result):
     return out
 
 
+def values_and_sources(result):
+    """({name: value source text}, {name: source}) of the settings --print-config printed."""
+    values, sources = {}, {}
+    for name, rest in effective(result).items():
+        values[name], _, sources[name] = rest.rpartition("  # ")
+    return values, sources
+
+
+def write_nested_broken_app(root):
+    """A package whose app module fails at import time, inside a helper module it imports."""
+    package = root / "nestedbroken"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("def load_settings():\n    settings = {}\n"
+                                        "    return settings['DATABASES']\n")
+    (package / "app.py").write_text("from nestedbroken import helpers\n\nSETTINGS = helpers.load_settings()\n\n\n"
+                                    "def app(environ, start_response):\n    pass\n")
+    return str(package / "helpers.py")
+
+
 @pytest.fixture
 def conf(tmp_path):
     path = tmp_path / "forkwsgi.conf.py"
@@ -66,9 +86,43 @@ def test_cmd_args_env_and_config_from_env(conf):
 def test_print_config_output_is_a_loadable_config(tmp_path, conf):
     printed = cli("-c", str(conf), "--print-config", "-w", "3").stdout
     again = tmp_path / "printed.conf.py"
-    again.write_text("\n".join(line for line in printed.splitlines() if not line.startswith("config =")))
+    again.write_text(printed)
     out = effective(cli("-c", str(again), "--print-config"))
     assert out["workers"] == "3  # config file"
+
+
+def test_print_config_round_trips_every_setting(tmp_path, conf):
+    """Printed with -c, environment and flags, loaded back with -c alone: the same effective values."""
+    env = {"FORKWSGI_BODY_TIMEOUT": "inf", "FORKWSGI_FORWARDED_ALLOW_IPS": "10.0.0.0/8,::1",
+           "FORKWSGI_CMD_ARGS": "--max-requests 100"}
+    first = cli("-c", str(conf), "--print-config", "-w", "3", "--umask", "027", "--keepalive", "2.5",
+                "--access-logfile", "-", "--access-logformat", "%(h)s 'quoted' \"%(r)s\" \u00e9",
+                "--timeout", "7", "--pid", str(tmp_path / "app.pid"), "--name", "it's \"named\"",
+                "--preload", "--log-level", "debug", "-b", "unix:/tmp/forkwsgi-rt.sock", env=env)
+    values, sources = values_and_sources(first)
+    assert values["umask"] == "0o27" and values["body_timeout"] == "float('inf')"
+    assert values["accesslog"] == "'-'" and values["user"] == "None"
+    assert {"config file", "environment", "command line", "default"} <= set(sources.values())
+    assert all(line.startswith("#") for line in first.stdout.splitlines() if line.startswith(("# config", "# when")))
+    assert "# when_ready = when_ready (" in first.stdout  # a hook is named, as a comment
+    printed = tmp_path / "printed.conf.py"
+    printed.write_text(first.stdout)
+    again = cli("-c", str(printed), "--print-config")
+    reloaded, reloaded_sources = values_and_sources(again)
+    expected = {s.name for s in SETTINGS if not s.is_hook and s.name != "config"}
+    assert set(values) == expected
+    assert reloaded == values
+    assert set(reloaded_sources.values()) == {"config file"}
+    assert "# config = %r" % str(printed) in again.stdout
+    checked = cli("-c", str(printed), "--check-config")
+    assert checked.returncode == 0 and "config OK (tests.apps:app)" in checked.stdout, checked.stderr
+
+
+def test_print_config_of_defaults_loads_back_unchanged(tmp_path):
+    first = cli("--print-config")
+    printed = tmp_path / "defaults.conf.py"
+    printed.write_text(first.stdout)
+    assert values_and_sources(cli("-c", str(printed), "--print-config"))[0] == values_and_sources(first)[0]
 
 
 @pytest.mark.parametrize("content,message", [
@@ -101,6 +155,33 @@ def test_check_config(conf):
     assert ok.returncode == 0 and "config OK" in ok.stdout
     broken = cli("-c", str(conf), "--check-config", "tests.broken_app:app")
     assert broken.returncode == 1 and "this app cannot start" in broken.stderr
+
+
+def test_check_config_shows_the_summary_then_the_traceback(tmp_path):
+    helpers = write_nested_broken_app(tmp_path)
+    result = cli("--chdir", str(tmp_path), "--check-config", "nestedbroken.app:app")
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[0] == ("forkwsgi: error: cannot import 'nestedbroken.app:app': KeyError: 'DATABASES' (%s:3)"
+                        % helpers), result.stderr
+    assert lines[1] == "Traceback (most recent call last):"
+    assert '  File "%s", line 3, in load_settings' % helpers in lines
+    assert "    return settings['DATABASES']" in lines and lines[-1] == "KeyError: 'DATABASES'"
+    assert "<frozen importlib" not in result.stderr
+
+
+def test_a_module_missing_deep_inside_the_app_names_the_line_that_imported_it(tmp_path):
+    """Like a typo in Django's INSTALLED_APPS: not '(<frozen importlib._bootstrap>:1140)'."""
+    (tmp_path / "typoapp.py").write_text("import importlib\n\nfor name in ['nosuch_app']:\n"
+                                         "    importlib.import_module(name)\n")
+    result = cli("--chdir", str(tmp_path), "--check-config", "typoapp:app")
+    first = result.stderr.splitlines()[0]
+    assert result.returncode == 1 and first == ("forkwsgi: error: cannot import 'typoapp:app': ModuleNotFoundError: "
+                                                "No module named 'nosuch_app' (%s:4)" % (tmp_path / "typoapp.py"))
+    assert "Traceback (most recent call last):" in result.stderr and "frozen" not in result.stderr
+    missing = cli("--chdir", str(tmp_path), "--check-config", "typoap:app")  # the app module itself: one line
+    assert missing.returncode == 1 and "no module named 'typoap'" in missing.stderr
+    assert "Traceback" not in missing.stderr
 
 
 def test_every_setting_is_declared_once_and_documented():

@@ -187,18 +187,18 @@ def test_user_and_group_drop_in_workers(server_factory):
 def test_daemon_with_pidfile(tmp_path):
     pidfile = tmp_path / "d.pid"
     port = free_port()
-    launcher = Server(["-D", "--pid", str(pidfile), "--chdir", ROOT], port=port)
-    assert launcher.proc.wait(15) == 0  # the foreground process returns at once
-    assert wait_for(pidfile.exists, 15)
-    pid = int(pidfile.read_text())
-    try:
-        assert pid != launcher.pid
-        assert wait_for(lambda: request(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[2] == b"hello", 10)
-    finally:
-        os.kill(pid, signal.SIGTERM)
-        assert wait_for(lambda: process_gone(pid), 20)
-        launcher.stop()
+    with Server(["-D", "--pid", str(pidfile), "--chdir", ROOT], port=port) as launcher:
+        assert launcher.proc.wait(15) == 0  # the foreground process returns at once
+        assert wait_for(pidfile.exists, 15)
+        pid = int(pidfile.read_text())
+        try:
+            assert pid != launcher.pid
+            assert wait_for(lambda: request(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")[2] == b"hello", 10)
+        finally:
+            os.kill(pid, signal.SIGTERM)
+            assert wait_for(lambda: process_gone(pid), 20)
     assert wait_for(lambda: not pidfile.exists(), 5)
+    assert not os.path.exists(launcher.log_path)
 
 
 def test_config_file_hooks_and_name(server_factory, tmp_path):

@@ -1,9 +1,11 @@
 """Issue 6: supervision and signals, with real processes and real signals."""
 import os
+import re
 import shutil
 import signal
 import socket
 import threading
+import time
 
 import pytest
 import requests
@@ -159,15 +161,29 @@ def test_hung_worker_is_aborted_and_replaced(server_factory, tmp_path):
     assert (tmp_path / "worker_abort").read_text() == str(old[0])
 
 
-def test_max_requests_recycles_gracefully(server_factory):
+def test_max_requests_recycles_gracefully_keeping_the_connection(server_factory):
+    """The retiring worker hands its keep-alive connection to the next one: no reconnect, no failure."""
     server = server_factory(["-w", "1", "--max-requests", "10", "--max-requests-jitter", "3"])
+    with connect(server.port) as sock:
+        reader = ResponseReader(sock)
+        pids = []
+        for _ in range(40):
+            sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, body = reader.read()
+            assert status == 200 and "connection" not in headers
+            pids.append(body)
+    assert len(set(pids)) >= 3
+    assert "then restarting" in server.log()
+
+
+def test_max_requests_without_handoff_closes_the_last_connection(server_factory):
+    server = server_factory(["-w", "1", "--max-requests", "10", "--max-requests-jitter", "3", "--no-handoff"])
     with requests.Session() as session:
         responses = [session.get(server.url("/pid")) for _ in range(40)]
     pids = [r.text for r in responses]
     assert len(set(pids)) >= 3
     last_of_each = [r for r, after in zip(responses, pids[1:]) if r.text != after]
     assert all(r.headers.get("Connection") == "close" for r in last_of_each)
-    assert "then restarting" in server.log()
 
 
 def test_worker_signals(server_factory):
@@ -211,10 +227,145 @@ def test_broken_reload_keeps_previous_workers(server_factory, tmp_path):
     assert server.wait_log("keeping the 1 previous workers", 20), server.log()
     assert server.worker_pids() == old
     assert requests.get(server.url("/")).status_code == 200
-    assert server.log().count("broken deploy") == 5
+    assert server.log().count("cannot import 'reloadable:app': ImportError: broken deploy") == 5
 
 
 def test_preload_imports_in_the_master(server_factory):
     server = server_factory(["-w", "1", "--preload"], app="tests.preload_app:app")
     imported_by, worker = requests.get(server.url("/")).text.split()
     assert int(imported_by) == server.pid and int(worker) != server.pid
+
+
+def _write_nested_broken_app(root):
+    """A package whose app module fails at import time, inside a helper module it imports."""
+    package = root / "nestedbroken"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helpers.py").write_text("def load_settings():\n    settings = {}\n"
+                                        "    return settings['DATABASES']\n")
+    (package / "app.py").write_text("from nestedbroken import helpers\n\nSETTINGS = helpers.load_settings()\n")
+    return str(package / "helpers.py")
+
+
+def _assert_summary_then_traceback(log, helpers):
+    summary = "cannot import 'nestedbroken.app:app': KeyError: 'DATABASES' (%s:3)" % helpers
+    assert summary in log, log
+    after = log[log.index(summary):]
+    assert "Traceback (most recent call last):" in after, log
+    assert '  File "%s", line 3, in load_settings' % helpers in after, log
+    assert "    return settings['DATABASES']" in after and "<frozen importlib" not in log
+
+
+def test_preload_import_error_logs_the_summary_then_the_traceback(server_factory, tmp_path):
+    helpers = _write_nested_broken_app(tmp_path)
+    server = server_factory(["--preload", "--chdir", str(tmp_path)], app="nestedbroken.app:app", ready=False)
+    assert server.proc.wait(20) == 1
+    _assert_summary_then_traceback(server.log(), helpers)
+
+
+def test_worker_import_error_logs_the_summary_then_the_traceback(server_factory, tmp_path):
+    helpers = _write_nested_broken_app(tmp_path)
+    server = server_factory(["-w", "1", "--chdir", str(tmp_path)], app="nestedbroken.app:app", ready=False)
+    assert server.proc.wait(20) == 3
+    _assert_summary_then_traceback(server.log(), helpers)
+
+
+class _WorkerCount:
+    """Samples the master's live worker count in a thread, bounded in time, recording the most seen."""
+
+    def __init__(self, server, seconds=60.0):
+        self.server, self.most, self.samples = server, 0, 0
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + seconds
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            self.most = max(self.most, len(self.server.worker_pids()))
+            self.samples += 1
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        return self.most
+
+
+def _booted(tmp_path):
+    """Pids whose post_worker_init hook ran: workers that finished loading the app."""
+    return {int(name.split("-")[1]) for name in os.listdir(tmp_path) if name.startswith("booted-")}
+
+
+def test_hup_burst_keeps_only_the_serving_and_the_newest_generation(server_factory, tmp_path):
+    conf = tmp_path / "boot.conf.py"
+    conf.write_text("import os\n"
+                    "def post_worker_init(worker):\n"
+                    "    open(os.path.join(%r, 'booted-%%d' %% os.getpid()), 'w').close()\n" % str(tmp_path))
+    server = server_factory(["-w", "4", "-c", str(conf)], app="tests.slow_boot_app:app")
+    first = server.wait_workers(4)
+    assert wait_for(lambda: _booted(tmp_path) >= set(first), 15), server.log()
+    counter = _WorkerCount(server)
+    traffic = Traffic(server.port, keep_alive=False)
+    try:
+        traffic.wait_count(20)
+        for sent in range(1, 6):  # each handled before the next: every reload supersedes a booting generation
+            server.send(signal.SIGHUP)
+            assert wait_for(lambda: server.log().count("Handling signal: hup") == sent, 10), server.log()
+
+        def settled():
+            pids = server.worker_pids()
+            return len(pids) == 4 and not set(pids) & set(first) and set(pids) <= _booted(tmp_path)
+        assert wait_for(settled, 20), server.log()
+        seen = len(traffic.results)
+        traffic.wait_count(seen + 20)
+    finally:
+        most = counter.stop()
+        results = traffic.stop()
+    booting = [int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", server.log())]
+    assert set(server.worker_pids()) == set(booting[-4:])  # the newest generation serves
+    assert counter.samples > 10 and most <= 8, (most, server.log())
+    assert results and all(status == 200 for status in results), [r for r in results if r != 200][:5]
+
+
+def test_hups_queued_together_are_one_reload(server_factory, tmp_path):
+    reloads = tmp_path / "reloads"
+    conf = tmp_path / "slow_reload.conf.py"
+    conf.write_text("import time\n"
+                    "def on_reload(arbiter):\n"
+                    "    open(%r, 'a').write('reload\\n')\n"
+                    "    time.sleep(1.0)\n" % str(reloads))
+    server = server_factory(["-w", "1", "-c", str(conf)])
+    server.wait_workers(1)
+    server.send(signal.SIGHUP)
+    assert wait_for(lambda: reloads.exists(), 10)  # the master is inside the first reload for a second
+    for _ in range(4):
+        server.send(signal.SIGHUP)
+        time.sleep(0.05)  # apart, so the kernel delivers each one rather than merging them
+    server.send(signal.SIGTTIN)  # queued behind the HUPs: once it is handled, so are they
+    assert server.wait_log("Handling signal: ttin", 10), server.log()
+    assert server.log().count("Handling signal: hup") == 2
+    assert reloads.read_text().count("reload") == 2
+    server.wait_workers(2)
+    assert requests.get(server.url("/")).text == "hello"
+
+
+def test_stopped_worker_is_killed_within_the_timeout_and_replaced(server_factory, tmp_path):
+    """A SIGSTOPped worker cannot run its SIGABRT handler until it gets SIGCONT."""
+    server = server_factory(["-w", "2", "--timeout", "3", "-c", _hook_config(tmp_path, "worker_abort")])
+    workers = server.wait_workers(2)
+    assert requests.get(server.url("/")).text == "hello"
+    victim = workers[0]
+    os.kill(victim, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        assert wait_for(lambda: process_gone(victim), 8), server.log()
+        gone_after = time.monotonic() - stopped_at
+    finally:
+        if not process_gone(victim):
+            os.kill(victim, signal.SIGKILL)
+    assert gone_after < 4.5, (gone_after, server.log())
+    assert wait_for(lambda: len([p for p in server.worker_pids() if p not in workers]) == 1, 10), server.log()
+    assert server.wait_log("WORKER TIMEOUT (pid:%d)" % victim, 5), server.log()
+    assert (tmp_path / "worker_abort").read_text() == str(victim)  # SIGCONT let its abort handler run
+    assert "sending SIGKILL" not in server.log()
+    assert workers[1] in server.worker_pids()  # the healthy worker was left alone
