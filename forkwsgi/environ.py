@@ -6,7 +6,19 @@ from urllib.parse import unquote_to_bytes
 from .logs import ErrorStream
 from .wsgi import FileWrapper
 
+# Lower-case header name -> its environ key, or None for a name with "_" (dropped:
+# X_Forwarded would collide with X-Forwarded, so never guess). Filled as names
+# come, up to a bound: heads repeat the same few names.
 _HEADER_KEYS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+_HEADER_KEYS_MAX = 1024
+_UNSEEN = object()
+
+
+def _header_key(name):
+    key = None if "_" in name else "HTTP_" + name.upper().replace("-", "_")
+    if len(_HEADER_KEYS) < _HEADER_KEYS_MAX and len(name) <= 64:
+        _HEADER_KEYS[name] = key
+    return key
 
 
 def base_environ(cfg, multiprocess):
@@ -41,12 +53,14 @@ def build_environ(request, base, trusted):
     path, _, query = target.partition("?")
     if "#" in query:
         query = query.partition("#")[0]
+    absolute = False
     if not path.startswith("/"):
-        if "://" in path:  # absolute-form
+        if "://" in path:  # absolute-form: its authority is the host (RFC 9112 3.2.2), Host is ignored
             scheme, _, rest = path.partition("://")
             authority, slash, path = rest.partition("/")
             path = slash + path
             environ["HTTP_HOST"] = authority
+            absolute = True
         elif path != "*":
             path = ""  # authority-form (CONNECT)
     if "#" in path:
@@ -62,20 +76,23 @@ def build_environ(request, base, trusted):
     environ["QUERY_STRING"] = query
     environ["SERVER_PROTOCOL"] = request.version
     forwarded_for = forwarded_proto = None
+    get = _HEADER_KEYS.get
     for name, value in request.headers:
-        key = _HEADER_KEYS.get(name)
+        key = get(name, _UNSEEN)
+        if key is _UNSEEN:
+            key = _header_key(name)
         if key is None:
-            if "_" in name:
-                continue  # X_Forwarded would collide with X-Forwarded: drop, never guess
-            key = "HTTP_" + name.upper().replace("-", "_")
-            if name == "x-forwarded-for":
-                forwarded_for = value
-            elif name == "x-forwarded-proto":
-                forwarded_proto = value
+            continue
         if key in environ:
+            if absolute and key == "HTTP_HOST":
+                continue
             environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
         else:
             environ[key] = value
+        if name == "x-forwarded-for":
+            forwarded_for = value
+        elif name == "x-forwarded-proto":
+            forwarded_proto = value
     if request.chunked:
         environ["CONTENT_LENGTH"] = str(request.content_length)
     environ["wsgi.input"] = request.body if request.body is not None else io.BytesIO()
@@ -87,7 +104,7 @@ def build_environ(request, base, trusted):
             environ["REMOTE_ADDR"] = trusted.client_address(forwarded_for, environ["REMOTE_ADDR"])
             environ["REMOTE_PORT"] = "0"
         if forwarded_proto:
-            proto = forwarded_proto.split(",")[-1].strip().lower()
+            proto = forwarded_proto.split(",")[-1].strip(" \t").lower()  # OWS only, never \xa0 and kin
             if proto in ("http", "https"):
                 environ["wsgi.url_scheme"] = proto
     return environ

@@ -35,7 +35,7 @@ class TrustedPeers:
 
     def client_address(self, forwarded_for, peer):
         """The client behind a chain of trusted proxies, read right to left from X-Forwarded-For."""
-        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        hops = [hop for hop in (hop.strip(" \t") for hop in forwarded_for.split(",")) if hop]  # OWS only
         client = peer
         while hops:
             client = hops.pop()

@@ -81,4 +81,39 @@ CASES = [
     ("chunked-body-over-limit", post(b"Transfer-Encoding: chunked\r\n", b"7d0\r\n" + b"a" * 2000 + b"\r\n0\r\n\r\n"),
      413),
     ("unknown-expectation", post(b"Content-Length: 1\r\nExpect: 200-ok\r\n", b"a"), 417),
+    ("unknown-expectation-before-continue", post(b"Content-Length: 1\r\nExpect: foo\r\nExpect: 100-continue\r\n",
+                                                 b"a"), 417),
+    ("unknown-expectation-in-list", post(b"Content-Length: 1\r\nExpect: 100-continue, foo\r\n", b"a"), 417),
+    # request targets (RFC 9112 3.2) and methods
+    ("connect", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501),
+    ("connect-origin-form", b"CONNECT / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("asterisk-with-get", b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("authority-form-with-get", b"GET example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("relative-target", b"GET foo/bar HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("absolute-form-without-host", b"GET http:///a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("absolute-form-other-scheme", b"GET ftp://x/a HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    # line endings: a line ends at the first LF; the first failing line decides
+    ("cr-without-lf-in-request-line", b"GET / HTTP/1.1\rHost: x\r\n\r\n", 400),
+    ("bare-lf-after-bad-version", b"GET / HTTP/1.2\r\nX\nY: z\r\n\r\n", 505),
+    ("bare-lf-before-long-field", b"GET / HTTP/1.1\r\nHost: x\nX-Long: " + b"v" * 300 + b"\r\n\r\n", 400),
+    ("long-field-before-bad-field", b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"v" * 300 + b"\r\nBad\r\n\r\n",
+     431),
+    ("bad-field-before-too-many", b"GET / HTTP/1.1\r\nHost: x\r\nBad\r\n"
+     + b"".join(b"X-%d: v\r\n" % i for i in range(30)) + b"\r\n", 400),
+    ("too-many-empty-lines", b"\r\n" * 5 + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("bare-lf-empty-line-first", b"\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("long-spaces-then-nul", b"GET / HTTP/1.1\r\nHost: x\r\nX: a" + b" " * 150 + b"\x00\r\n\r\n", 400),
+    # chunked framing and trailers
+    ("chunk-size-spaces-then-junk",
+     post(b"Transfer-Encoding: chunked\r\n", b"1" + b" " * 3000 + b"x\r\na\r\n0\r\n\r\n"), 400),
+    ("chunk-ext-bad-value", post(b"Transfer-Encoding: chunked\r\n", b"1;a=b c\r\na\r\n0\r\n\r\n"), 400),
+    ("chunk-trailer-bare-lf", post(b"Transfer-Encoding: chunked\r\n", b"1\r\na\r\n0\r\nX-T: v\n\r\n"), 400),
+    ("chunk-trailer-fold", post(b"Transfer-Encoding: chunked\r\n", b"1\r\na\r\n0\r\nX-T: v\r\n w\r\n\r\n"), 400),
+    ("trailer-too-long",
+     post(b"Transfer-Encoding: chunked\r\n", b"1\r\na\r\n0\r\nX-T: " + b"v" * 300 + b"\r\n\r\n"), 431),
+] + [
+    ("trailer-" + name.decode(),
+     post(b"Transfer-Encoding: chunked\r\n", b"1\r\na\r\n0\r\n" + name + b": 1\r\n\r\n"), 400)
+    for name in (b"Content-Length", b"Transfer-Encoding", b"Host", b"Content-Type", b"Trailer", b"Connection",
+                 b"Authorization", b"Cookie", b"Expect", b"If-None-Match", b"Cache-Control", b"Upgrade")
 ]

@@ -129,3 +129,18 @@ def test_leaky_app_is_contained_by_max_requests(server_factory):
     server = server_factory(["-w", "1", "--max-requests", "5"])
     counts = [int(requests.get(server.url("/leak")).text) for _ in range(12)]
     assert max(counts) <= 5 and counts.count(1) >= 2  # fresh workers started from zero
+
+
+def test_upgrade_is_served_once_then_the_connection_closes(hardened):
+    """No protocol switch; and nothing smuggled behind an Upgrade is ever read as a request."""
+    with connect(hardened.port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                     b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+        reader = ResponseReader(sock)
+        status, headers, body = reader.read()
+        assert (status, body) == (200, b"hello") and headers["connection"] == ["close"]
+        assert reader.closed()
+
+
+def test_empty_lines_before_a_request_are_ignored_up_to_a_bound(hardened):
+    assert request(hardened.port, b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")[2] == b"hello"

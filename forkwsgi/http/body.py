@@ -4,21 +4,27 @@ Each receiver is fed the connection's buffer (a bytearray), consumes what
 belongs to the body, writes decoded bytes to a sink and says when the body is
 complete. Bytes after the body stay in the buffer: they are the next
 pipelined request.
+
+Chunked framing is read in time linear in the bytes received: a line not yet
+complete is never searched twice, and chunk lines are checked piece by piece
+by expressions that cannot backtrack. Lines end at the first LF, as in the
+head: a bare LF is 400, and a line too long is refused as soon as it is
+provably so (not counting a last CR that may start the CRLF).
 """
 import re
 
 from .errors import BadRequest, HeaderFieldsTooLarge, PayloadTooLarge
+from .fields import TOKEN_CLASS, parse_trailer
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
-# chunk-size [ chunk-ext ] per RFC 9112 section 7.1.1; sizes over 16 hex
-# digits cannot be honest and are refused rather than turned into huge ints.
-_CHUNK_LINE = re.compile(
-    rb"([0-9A-Fa-f]{1,16})((?:[ \t]*;[ \t]*" + _TOKEN
-    + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*)[ \t]*"
-)
-_TRAILER_LINE = re.compile(_TOKEN + rb":[ \t]*[^\x00-\x08\x0a-\x1f\x7f]*")
+# Each is one greedy run with nothing after it: a match cannot backtrack.
+_HEX_RUN = re.compile(rb"[0-9A-Fa-f]*")
+_WS_RUN = re.compile(rb"[ \t]*")
+_TOKEN_RUN = re.compile(rb"[" + TOKEN_CLASS.encode() + rb"]*")
+# Inside a quoted-string: qdtext, or a quoted-pair (the two start differently).
+_QUOTED_RUN = re.compile(rb'(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*')
 MAX_CHUNK_LINE = 4096
+MAX_CHUNK_SIZE_DIGITS = 16  # more cannot be honest: refused rather than turned into huge ints
+_SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 
 
 class FixedLengthBody:
@@ -30,94 +36,173 @@ class FixedLengthBody:
         self.remaining = length
         self.sink = sink
 
+    def rescan(self):
+        pass
+
     def feed(self, buf):
         """Consume body bytes from ``buf``; return True once complete."""
         if self.remaining:
             take = min(self.remaining, len(buf))
             if take:
-                self.sink.write(bytes(buf[:take]) if take < len(buf) else bytes(buf))
+                self.sink.write(buf[:take] if take < len(buf) else buf)
                 del buf[:take]
                 self.remaining -= take
         return self.remaining == 0
 
 
+def parse_chunk_line(line):
+    """The size of a chunk from its line (bytes, no CRLF): chunk-size [ chunk-ext ] (RFC 9112 7.1.1).
+
+    Trailing spaces and tabs are tolerated; extensions are checked and ignored.
+    """
+    digits = _HEX_RUN.match(line).end()
+    if not digits or digits > MAX_CHUNK_SIZE_DIGITS:
+        raise BadRequest("invalid chunk size line %r" % line[:40])
+    if digits < len(line):
+        _check_chunk_extensions(line, digits)
+    return int(line[:digits], 16)
+
+
+def _check_chunk_extensions(line, pos):
+    """*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] ) BWS, from ``pos``."""
+    end = len(line)
+    ws = _WS_RUN.match
+    token = _TOKEN_RUN.match
+    while True:
+        pos = ws(line, pos).end()
+        if pos == end:
+            return
+        if line[pos] != 0x3b:  # ;
+            break
+        pos = ws(line, pos + 1).end()
+        name_end = token(line, pos).end()
+        if name_end == pos:
+            break
+        pos = ws(line, name_end).end()
+        if pos < end and line[pos] == 0x3d:  # =
+            pos = ws(line, pos + 1).end()
+            if pos < end and line[pos] == 0x22:  # "
+                close = _QUOTED_RUN.match(line, pos + 1).end()
+                if close >= end or line[close] != 0x22:
+                    break
+                pos = close + 1
+            else:
+                value_end = token(line, pos).end()
+                if value_end == pos:
+                    break
+                pos = value_end
+    raise BadRequest("invalid chunk size line %r" % line[:40])
+
+
 class ChunkedBody:
     """A body framed by ``Transfer-Encoding: chunked`` (RFC 9112 section 7.1)."""
 
-    SIZE, DATA, DATA_END, TRAILER, DONE = range(5)
+    SIZE, DATA, DATA_END, TRAILER, DONE = _SIZE, _DATA, _DATA_END, _TRAILER, _DONE
+
+    __slots__ = ("sink", "limit", "max_trailers", "max_trailer_size", "state", "remaining",
+                 "total", "trailers", "_scan")
 
     def __init__(self, sink, limit=0, max_trailers=100, max_trailer_size=8190):
         self.sink = sink
         self.limit = limit
         self.max_trailers = max_trailers
         self.max_trailer_size = max_trailer_size
-        self.state = self.SIZE
+        self.state = _SIZE
         self.remaining = 0
         self.total = 0
         self.trailers = 0
+        self._scan = 0  # the line now being read, at the start of buf, holds no LF before _scan
+
+    def rescan(self):
+        """The buffer was changed from outside: search the current line from its start again."""
+        self._scan = 0
 
     def feed(self, buf):
         """Consume chunked bytes from ``buf``; return True once the last chunk and trailers are in."""
-        while True:
-            state = self.state
-            if state == self.DATA:
-                take = min(self.remaining, len(buf))
-                if not take:
-                    return False
-                self.sink.write(bytes(buf[:take]))
-                del buf[:take]
-                self.remaining -= take
-                if self.remaining:
-                    return False
-                self.state = self.DATA_END
-            elif state == self.SIZE:
-                line = self._line(buf, MAX_CHUNK_LINE, "chunk size line too long")
-                if line is None:
-                    return False
-                match = _CHUNK_LINE.fullmatch(line)
-                if match is None:
-                    raise BadRequest("invalid chunk size line %r" % bytes(line[:40]))
-                size = int(match.group(1), 16)
-                if size == 0:
-                    self.state = self.TRAILER
-                    continue
-                self.total += size
-                if self.limit and self.total > self.limit:
-                    raise PayloadTooLarge("chunked body larger than %d bytes" % self.limit)
-                self.remaining = size
-                self.state = self.DATA
-            elif state == self.DATA_END:
-                if len(buf) < 2:
-                    return False
-                if buf[:2] != b"\r\n":
-                    raise BadRequest("chunk data not followed by CRLF")
-                del buf[:2]
-                self.state = self.SIZE
-            elif state == self.TRAILER:
-                line = self._line(buf, self.max_trailer_size, "trailer field too long")
-                if line is None:
-                    return False
-                if not line:
-                    self.state = self.DONE
+        # Consumed bytes are deleted once, on the way out: pos walks the buffer meanwhile.
+        pos = 0
+        state = self.state
+        size = len(buf)
+        try:
+            while True:
+                if state == _DATA:
+                    take = size - pos
+                    if take <= 0:
+                        return False
+                    if take > self.remaining:
+                        take = self.remaining
+                    self.sink.write(buf[pos:pos + take])
+                    pos += take
+                    self.remaining -= take
+                    if self.remaining:
+                        return False
+                    state = _DATA_END
+                elif state == _SIZE:
+                    line = self._line(buf, pos, MAX_CHUNK_LINE, BadRequest, "chunk size line")
+                    if line is None:
+                        return False
+                    pos = self._scan
+                    chunk = parse_chunk_line(line)
+                    if chunk == 0:
+                        state = _TRAILER
+                        continue
+                    self.total += chunk
+                    if self.limit and self.total > self.limit:
+                        raise PayloadTooLarge("chunked body larger than %d bytes" % self.limit)
+                    self.remaining = chunk
+                    state = _DATA
+                elif state == _DATA_END:
+                    if size - pos < 2:
+                        if size > pos and buf[pos] != 13:
+                            raise BadRequest("chunk data not followed by CRLF")
+                        return False
+                    if buf[pos] != 13 or buf[pos + 1] != 10:
+                        raise BadRequest("chunk data not followed by CRLF")
+                    pos += 2
+                    self._scan = pos
+                    state = _SIZE
+                elif state == _TRAILER:
+                    line = self._line(buf, pos, self.max_trailer_size, HeaderFieldsTooLarge, "trailer field")
+                    if line is None:
+                        return False
+                    pos = self._scan
+                    if not line:
+                        state = _DONE
+                        return True
+                    self.trailers += 1
+                    if self.trailers > self.max_trailers:
+                        raise HeaderFieldsTooLarge("more than %d trailer fields" % self.max_trailers)
+                    parse_trailer(line.decode("latin-1"))
+                else:
                     return True
-                self.trailers += 1
-                if self.trailers > self.max_trailers:
-                    raise HeaderFieldsTooLarge("too many trailer fields")
-                if _TRAILER_LINE.fullmatch(line) is None:
-                    raise BadRequest("invalid trailer field")
-            else:
-                return True
+        finally:
+            self.state = state
+            if pos:
+                del buf[:pos]
+                self._scan -= pos
+                if self._scan < 0:
+                    self._scan = 0
 
-    @staticmethod
-    def _line(buf, limit, too_long):
-        """Pop one CRLF-terminated line from ``buf``; None if it is not all there yet."""
-        end = buf.find(b"\r\n", 0, limit + 2)
-        if end < 0:
-            if len(buf) > limit + 1:
-                raise BadRequest(too_long)
-            if b"\n" in buf:
-                raise BadRequest("bare LF in chunked framing")
+    def _line(self, buf, pos, limit, too_long, what):
+        """The line starting at ``pos`` (bytes, without CRLF), or None if it is not all there yet.
+
+        On a line, ``_scan`` is left just past it.
+        """
+        scan = self._scan
+        lf = buf.find(b"\n", scan if scan > pos else pos)
+        if lf < 0:
+            size = len(buf) - pos
+            if size and buf[-1] == 13:
+                size -= 1  # maybe the start of CRLF
+            self._scan = len(buf)
+            if size > limit:
+                raise too_long("%s longer than %d bytes" % (what, limit))
             return None
-        line = bytes(buf[:end])
-        del buf[:end + 2]
-        return line
+        cr = lf > pos and buf[lf - 1] == 13
+        end = lf - 1 if cr else lf
+        if end - pos > limit:
+            raise too_long("%s longer than %d bytes" % (what, limit))
+        if not cr:
+            raise BadRequest("bare LF in chunked framing")
+        self._scan = lf + 1
+        return bytes(buf[pos:end])

@@ -1,0 +1,79 @@
+"""build_environ: the cached header keys give exactly the environ the plain rules give."""
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forkwsgi.environ import build_environ
+from forkwsgi.forwarded import TrustedPeers
+from forkwsgi.http.parser import Request
+
+BASE = {"SCRIPT_NAME": "", "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "5555", "wsgi.url_scheme": "http"}
+TRUSTED = TrustedPeers(["127.0.0.1"])
+NOBODY = TrustedPeers([])
+
+
+def environ_of(headers, target="/", trusted=TRUSTED, base=BASE):
+    request = Request("GET", target, "HTTP/1.1", headers)
+    return build_environ(request, dict(base), trusted)
+
+
+def reference_headers(headers):
+    """The header keys by the plain rules: no cache, no shortcut."""
+    out = {}
+    for name, value in headers:
+        if name in ("content-type", "content-length"):
+            key = name.upper().replace("-", "_")
+        elif "_" in name:
+            continue
+        else:
+            key = "HTTP_" + name.upper().replace("-", "_")
+        if key in out:
+            out[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+        else:
+            out[key] = value
+    return out
+
+
+NAMES = st.sampled_from(["host", "cookie", "content-type", "content-length", "x-a", "x_a", "accept",
+                         "x-forwarded-for", "x-forwarded-proto", "user-agent", "a-b-c"])
+VALUES = st.sampled_from(["", "v", "a, b", "x=1", "\xa0"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(NAMES | st.from_regex(r"[a-z0-9_\-]{1,12}", fullmatch=True), VALUES), max_size=8))
+def test_header_keys_match_the_plain_rules(headers):
+    environ = environ_of(headers, trusted=NOBODY)
+    got = {k: v for k, v in environ.items() if k.startswith("HTTP_") or k in ("CONTENT_TYPE", "CONTENT_LENGTH")}
+    assert got == reference_headers(headers)
+
+
+def test_repeats_cookies_and_underscores():
+    environ = environ_of([("host", "h"), ("x-a", "1"), ("x-a", "2"), ("cookie", "a=1"), ("cookie", "b=2"),
+                          ("x_a", "smuggled"), ("content-type", "text/plain")])
+    assert environ["HTTP_X_A"] == "1,2" and environ["HTTP_COOKIE"] == "a=1; b=2"
+    assert environ["CONTENT_TYPE"] == "text/plain" and "smuggled" not in environ.values()
+    assert isinstance(environ["wsgi.input"], io.BytesIO)
+
+
+def test_absolute_form_authority_wins_over_host():
+    environ = environ_of([("host", "ignored:1")], target="http://example.com:8080/p?q=1")
+    assert environ["HTTP_HOST"] == "example.com:8080"
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("example.com", "8080")
+    assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/p", "q=1")
+
+
+def test_forwarded_headers_only_from_trusted_peers():
+    headers = [("host", "h"), ("x-forwarded-for", "203.0.113.9, 127.0.0.1"), ("x-forwarded-proto", "https")]
+    trusted = environ_of(headers)
+    assert (trusted["REMOTE_ADDR"], trusted["wsgi.url_scheme"]) == ("203.0.113.9", "https")
+    untrusted = environ_of(headers, trusted=NOBODY)
+    assert (untrusted["REMOTE_ADDR"], untrusted["wsgi.url_scheme"]) == ("127.0.0.1", "http")
+    assert untrusted["HTTP_X_FORWARDED_FOR"] == "203.0.113.9, 127.0.0.1"
+
+
+def test_forwarded_values_lose_only_spaces_and_tabs():
+    environ = environ_of([("host", "h"), ("x-forwarded-proto", "\xa0https"), ("x-forwarded-for", " \t10.0.0.1\t")])
+    assert environ["wsgi.url_scheme"] == "http"
+    assert environ["REMOTE_ADDR"] == "10.0.0.1"
