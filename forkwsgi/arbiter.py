@@ -11,12 +11,16 @@ import time
 
 from . import __version__, systemd
 from .appload import AppImportError, load_app
+from .board import Board
 from .handoff import HandoffChannel
 from .heartbeat import Heartbeat
 from .logs import log, reopen_error_log, setup_error_log
+from .observe import Observer
 from .process import PidFile, flush_std, resolve_ids, set_title
+from .reloader import start_reloader
 from .settings import ConfigError
 from .sockets import create_listeners
+from .tls import build_context
 from .worker import BOOT_ERROR, run_worker
 
 MAX_BOOT_FAILURES = 5
@@ -42,6 +46,7 @@ class WorkerProcess:
         self.aborted_at = 0.0  # when it got SIGABRT for a timeout
         self.quit_at = 0.0  # when it got SIGQUIT, retired before it booted
         self.killed = False
+        self.seen_booted = False
 
     def __repr__(self):
         return "<worker %d>" % self.pid
@@ -71,6 +76,10 @@ class Arbiter:
         self.ids = (None, None)
         self.wake_r = self.wake_w = -1
         self.handoff = None
+        self.reloader = None  # --reload: the file watcher (reloader.py)
+        self.board = None
+        self.shutdown_at = 0.0
+        self.observer = None  # /metrics, the control socket, statsd (observe.py); None when all are off
 
     # ----- start
 
@@ -82,12 +91,15 @@ class Arbiter:
         systemd_fds = [] if inherited else systemd.listen_fds()
         self.systemd = bool(systemd_fds)
         self.listeners = create_listeners(cfg, inherited, systemd_fds)
+        self.observer = Observer.create(self)  # refuses a bad or busy metrics address / control socket
         if cfg.pidfile:
             self.pidfile = PidFile(cfg.pidfile)
             self.pidfile.write(self.pid)
+        build_context(cfg)  # a bad certificate fails the start, not every worker
         if cfg.preload_app:
             self.app = load_app(cfg.wsgi_app, cfg.chdir)
-        self.handoff = HandoffChannel()
+        self.board = Board()
+        self.handoff = HandoffChannel(self.board)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         for name in HANDLED_SIGNALS:
@@ -96,6 +108,8 @@ class Arbiter:
         log.info("Starting forkwsgi %s (pid %d)", __version__, self.pid)
         for listener in self.listeners:
             log.info("Listening at: %s", listener)
+        if cfg.reload:  # before the first fork: the workers inherit where to report their files
+            self.reloader = start_reloader(self)
         self.manage_workers()
         cfg.call_hook("when_ready", self)
         systemd.notify("READY=1\nMAINPID=%d\nSTATUS=serving" % self.pid)
@@ -132,6 +146,9 @@ class Arbiter:
                     self.reap()
                     self.murder_workers()
                     self.manage_workers()
+                    if self.shutdown_at and time.monotonic() >= self.shutdown_at:
+                        self.stop(graceful=True)
+                        self.exit(0)
                     continue
                 signum = self.signals.pop(0)
                 if signum == signal.SIGCHLD:
@@ -164,11 +181,20 @@ class Arbiter:
                 due = min(due, worker.heartbeat.last_beat + self.cfg.timeout)
         if self.next_spawn_at > now:
             due = min(due, self.next_spawn_at)
+        if self.shutdown_at:
+            due = min(due, self.shutdown_at)
         return min(MAX_SLEEP, max(0.005, due - now + 0.005))
 
     def sleep(self, timeout):
         try:
-            ready, _, _ = select.select([self.wake_r], [], [], timeout)
+            observer = self.observer
+            if observer is None:
+                ready, _, _ = select.select([self.wake_r], [], [], timeout)
+            else:  # the metrics and control sockets are served from this same select, never blocking
+                ready, writable, _ = select.select([self.wake_r] + observer.readers(), observer.writers(), [],
+                                                   timeout)
+                observer.handle(ready, writable)
+                ready = [fd for fd in ready if fd == self.wake_r]
             if ready:
                 while os.read(self.wake_r, 512):
                     pass
@@ -178,6 +204,18 @@ class Arbiter:
     # ----- signals
 
     def on_term(self):
+        delay = self.cfg.shutdown_delay
+        if delay and not self.shutdown_at:
+            # Load balancers (a Kubernetes Service, an ingress) still send new connections for a
+            # while after TERM: serve them, fail health checks and close pooled connections, then stop.
+            self.shutdown_at = time.monotonic() + delay
+            self.board.draining = True
+            log.info("TERM: serving for %gs more (--shutdown-delay), health checks now fail, then a graceful stop",
+                     delay)
+            systemd.notify("STATUS=draining for %gs before stopping" % delay)
+            return
+        if self.shutdown_at:
+            log.info("second TERM: stopping now")
         self.stop(graceful=True)
         self.exit(0)
 
@@ -217,11 +255,15 @@ class Arbiter:
     def spawn_worker(self):
         self.age += 1
         worker = WorkerProcess(self.age, self.generation)
+        if self.observer is not None:
+            self.observer.prepare(worker)  # its shared counters page, made before fork
         self.cfg.call_hook("pre_fork", self, worker)
         pid = os.fork()
         if pid:
             worker.pid = pid
             self.workers[pid] = worker
+            if self.observer is not None:
+                self.observer.spawned(worker)
             log.info("Booting worker with pid: %d", pid)
             return worker
         # in the child
@@ -232,6 +274,8 @@ class Arbiter:
         os.close(self.wake_w)
         for other in self.workers.values():
             other.heartbeat.close()
+        if self.observer is not None:
+            self.observer.in_child(worker)
         worker.pid = os.getpid()
         try:
             self.cfg.call_hook("post_fork", self, worker)
@@ -240,12 +284,12 @@ class Arbiter:
             flush_std()
             os._exit(BOOT_ERROR)
         run_worker(self, self.cfg, self.listeners, worker.heartbeat, self.app, self.cfg.workers > 1, self.ids,
-                   self.handoff)
+                   self.handoff, self.board)
 
     def manage_workers(self):
         """Converge on cfg.workers current-generation workers; retire the rest gracefully."""
-        if self.handoff is not None:
-            self.handoff.open = self.cfg.workers > 0  # retiring workers hand connections only to live ones
+        if self.board is not None:
+            self.board.handoff_open = self.cfg.workers > 0  # retiring workers hand connections only to live ones
         current = [w for w in self.workers.values() if w.generation == self.generation and not w.retiring]
         missing = self.cfg.workers - len(current)
         # Workers quit before they booted are waited for (they die at once, or are killed within
@@ -257,7 +301,13 @@ class Arbiter:
         elif missing < 0:
             for worker in sorted(current, key=lambda w: w.age)[:-missing]:
                 self.retire(worker)
-        booted = sum(1 for w in current if w.heartbeat.booted)
+        booted = 0
+        for worker in current:
+            if worker.heartbeat.booted:
+                booted += 1
+                if not worker.seen_booted:
+                    worker.seen_booted = True
+                    log.info("Worker %d booted (generation %d)", worker.pid, worker.generation)
         if booted:
             self.ever_booted = True
             self.boot_failures = 0
@@ -336,6 +386,8 @@ class Arbiter:
                 log.error("worker %d exited with code %d", pid, code)
             else:
                 log.info("worker %d exited", pid)
+            if self.observer is not None:
+                self.observer.worker_exited(worker, code)  # its last counters join the retired totals
             worker.heartbeat.close()
             self.cfg.call_hook("child_exit", self, worker)
 
@@ -392,6 +444,8 @@ class Arbiter:
                 log.info("Listening at: %s", listener)
         self.cfg = cfg
         setup_error_log(cfg)
+        if self.reloader is not None:
+            self.reloader.update(cfg)
         set_title("master", cfg)
         self.generation += 1
         self.boot_failures = 0
@@ -444,6 +498,8 @@ class Arbiter:
         environ = dict(os.environ)
         environ["FORKWSGI_FDS"] = ",".join(str(l.fileno()) for l in self.listeners)
         environ["FORKWSGI_PARENT_PID"] = str(self.pid)
+        if self.observer is not None:
+            environ.update(self.observer.inherit_env())
         for listener in self.listeners:
             os.set_inheritable(listener.fileno(), True)
         try:
@@ -467,8 +523,8 @@ class Arbiter:
                 listener.stop_admitting()  # the workers drain what is queued; nothing new is let in
             listener.close(unlink=not keep_paths)
         self.listeners = []
-        if self.handoff is not None:
-            self.handoff.open = False  # a full stop: workers close connections instead of moving them
+        if self.board is not None:
+            self.board.handoff_open = False  # a full stop: workers close connections instead of moving them
         sig = signal.SIGTERM if graceful else signal.SIGQUIT
         self.kill_workers(sig)
         deadline = time.monotonic() + self.cfg.graceful_timeout + 1.0  # workers keep their own deadline
@@ -498,6 +554,9 @@ class Arbiter:
     def exit(self, code, quiet=False):
         if self.pidfile is not None:
             self.pidfile.remove(self.pid)
+        if self.observer is not None:  # a new master from USR2 (or the one we replace) keeps the socket files
+            self.observer.close(unlink=not self.reexec_pid and not (
+                self.parent_pid and os.getppid() == self.parent_pid))
         try:
             self.cfg.call_hook("on_exit", self)
         except Exception:

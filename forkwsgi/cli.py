@@ -32,7 +32,7 @@ def build_parser():
         kwargs = {"dest": setting.name, "help": setting.help}
         if setting.validate is boolean:  # --preload / --no-preload: the CLI can undo a config file
             kwargs.update(action=argparse.BooleanOptionalAction)
-        elif setting.name == "bind":
+        elif setting.name in ("bind", "reload_extra_files"):
             kwargs.update(action="append", metavar=setting.metavar)
         else:
             kwargs.update(metavar=setting.metavar)
@@ -60,6 +60,9 @@ def load_config(argv, environ):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["ctl"]:  # forkwsgi ctl ...: talk to a running master's control socket
+        from .ctl import main as ctl_main
+        return ctl_main(argv[1:])
     try:
         cfg, actions = load_config(argv, os.environ)
     except ConfigError as exc:
@@ -70,6 +73,10 @@ def main(argv=None):
         return 0
     if not cfg.wsgi_app:
         print("forkwsgi: error: no application given (forkwsgi [options] module:app)", file=sys.stderr)
+        return 2
+    if cfg.reload and cfg.preload_app:
+        print("forkwsgi: error: --reload cannot be used with --preload (the master must not import the app)",
+              file=sys.stderr)
         return 2
     if actions.get("check_config"):
         try:

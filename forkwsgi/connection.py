@@ -11,6 +11,7 @@ import time
 
 from .http.parser import RequestReader
 from .outbuf import OutputBuffer
+from .tls import WOULD_BLOCK
 
 _monotonic = time.monotonic
 HANDOFF_MAX_BUFFER = 65536  # a connection holding more unparsed bytes than this stays where it is
@@ -24,15 +25,15 @@ class ClientGone(Exception):
 class Connection:
     __slots__ = ("worker", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io",
                  "served", "proxy_pending", "linger_until", "busy", "waiting_since", "pending",
-                 "close_after", "send_progress_at")
+                 "close_after", "send_progress_at", "tls", "handshaking", "client_closed")
 
-    def __init__(self, worker, sock, peer, base, proxy_pending):
+    def __init__(self, worker, sock, peer, base, proxy_pending, tls=False):
         self.worker = worker
         self.sock = sock
         self.fd = sock.fileno()
         self.reader = RequestReader(worker.limits)
         cfg = worker.cfg
-        self.out = OutputBuffer(cfg.output_buffer_memory, cfg.output_buffer_max, cfg.spool_dir)
+        self.out = OutputBuffer(cfg.output_buffer_memory, cfg.output_buffer_max, cfg.spool_dir, tls)
         self.base = base
         self.peer = peer
         self.started = self.last_io = _monotonic()
@@ -44,6 +45,9 @@ class Connection:
         self.pending = None  # a parsed request waiting for a free thread
         self.close_after = False  # the response under way said Connection: close
         self.send_progress_at = 0.0
+        self.tls = tls
+        self.handshaking = tls  # the TLS handshake runs in the loop, non-blocking, before any request
+        self.client_closed = False  # the client shut its side: serve what it sent, then close
 
     # ----- output, called by the owner while a response is written
 
@@ -53,7 +57,7 @@ class Connection:
         if not out:
             try:
                 sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError):
+            except WOULD_BLOCK:
                 sent = 0
             except OSError as exc:
                 raise ClientGone(exc.strerror) from None
@@ -68,6 +72,14 @@ class Connection:
     def send_file(self, in_fd, offset, count):
         """sendfile while the socket takes it; the rest of the file is queued, not copied."""
         sent = 0
+        if self.tls:  # sendfile would bypass the encryption
+            while sent < count:
+                chunk = os.pread(in_fd, min(count - sent, 65536), offset + sent)
+                if not chunk:
+                    return sent
+                self.send(chunk)
+                sent += len(chunk)
+            return sent
         if not self.out:
             while sent < count:
                 try:
@@ -118,8 +130,9 @@ class Connection:
 
     def can_hand_off(self):
         """Only a connection between requests, holding nothing but raw bytes, moves."""
-        return (not self.busy and not self.out and not self.linger_until and self.pending is None
-                and self.reader.request is None and len(self.reader.buf) <= HANDOFF_MAX_BUFFER)
+        return (not self.tls and not self.client_closed and not self.busy and not self.out
+                and not self.linger_until and self.pending is None and self.reader.request is None
+                and len(self.reader.buf) <= HANDOFF_MAX_BUFFER)
 
     def handoff_message(self):
         state = {"environ": {key: self.base[key] for key in _HANDOFF_KEYS if key in self.base},

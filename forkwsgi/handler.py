@@ -7,7 +7,7 @@ import time
 
 from .connection import ClientGone
 from .environ import build_environ
-from .http.response import error_response
+from .http.response import error_response, head_bytes
 from .logs import log
 from .wsgi import Response
 
@@ -21,6 +21,8 @@ def run_request(worker, conn, request):
                         worker.is_closing_connections)
     started = time.time()
     worker.note_request_start(conn, request, started)
+    stats = worker.stats  # shared-memory counters (stats.py); None when nothing reads them
+    slot = stats.begin(request.method, request.target, started) if stats is not None else -1
     result = None
     try:
         if cfg.pre_request is not None:
@@ -49,6 +51,10 @@ def run_request(worker, conn, request):
         if request.body is not None:
             request.body.close()
         worker.note_request_end(conn)
+        if stats is not None:  # counted before the next request: exact even if the worker is killed then
+            stats.end(slot, request.method,
+                      response.code if response.head_sent else int(response.status[:3]) if response.status else 0,
+                      request.content_length or 0, response.sent, time.time() - started)
     if worker.access_log is not None:
         worker.access_log.write(environ, response.status, response.headers or [], response.sent,
                                 time.time() - started)
@@ -58,3 +64,21 @@ def run_request(worker, conn, request):
         except Exception:
             log.exception("post_request hook failed")
     return response.keep_alive
+
+
+def answer_health(worker, conn, request):
+    """The --health-path answer, from the worker itself: 200, or 503 once the server is stopping."""
+    if request.body is not None:
+        request.body.close()
+    ready = not (worker.stopping or worker.board_draining())
+    status, body = ("200 OK", b"ok\n") if ready else ("503 Service Unavailable", b"stopping\n")
+    keep_alive = request.keep_alive and worker.keepalive and not worker.closing_connections
+    framing = worker.dates.get() + "Content-Type: text/plain\r\nContent-Length: %d\r\n" % len(body)
+    if not keep_alive:
+        framing += "Connection: close\r\n"
+    elif request.version != "HTTP/1.1":
+        framing += "Connection: keep-alive\r\n"
+    conn.send(head_bytes("HTTP/1.1", status, [], framing) + (b"" if request.method == "HEAD" else body))
+    if worker.access_log is not None and worker.cfg.log_health:
+        worker.access_log.write(build_environ(request, conn.base, worker.trusted), status, [], len(body), 0.0)
+    return keep_alive

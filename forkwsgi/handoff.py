@@ -7,11 +7,9 @@ other end like a listener, and each message is received by exactly one of
 them, so exactly one worker ever owns a connection. Bytes the client sends
 meanwhile stay in the socket for the new owner.
 
-A shared flag page says whether hand-off is open: the master closes it for
-a full stop or when no worker will remain (WINCH), so that nothing is
-handed to a queue that nobody will read.
+The master closes hand-off (board.py) for a full stop or when no worker
+will remain (WINCH), so that nothing is handed to a queue nobody will read.
 """
-import mmap
 import socket
 
 from .logs import log
@@ -20,20 +18,15 @@ MAX_MESSAGE = 1 << 17
 
 
 class HandoffChannel:
-    def __init__(self):
+    def __init__(self, board):
+        self.board = board
         self.send_end, self.receive_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for end in (self.send_end, self.receive_end):
             end.setblocking(False)
-        self._flags = mmap.mmap(-1, 1)
-        self.open = True
 
     @property
     def open(self):
-        return self._flags[0] == 1
-
-    @open.setter
-    def open(self, value):
-        self._flags[0] = 1 if value else 0
+        return self.board.handoff_open
 
     def fileno(self):
         return self.receive_end.fileno()
@@ -68,4 +61,3 @@ class HandoffChannel:
     def close(self):
         self.send_end.close()
         self.receive_end.close()
-        self._flags.close()

@@ -11,6 +11,8 @@ import os
 import tempfile
 from collections import deque
 
+from .tls import WOULD_BLOCK
+
 
 class _FileSpan:
     __slots__ = ("fd", "offset", "remaining", "owned")
@@ -20,9 +22,10 @@ class _FileSpan:
 
 
 class OutputBuffer:
-    __slots__ = ("segments", "memory", "size", "memory_limit", "max_size", "spool_dir", "spill", "spill_end")
+    __slots__ = ("segments", "memory", "size", "memory_limit", "max_size", "spool_dir", "spill", "spill_end",
+                 "tls")
 
-    def __init__(self, memory_limit, max_size, spool_dir=None):
+    def __init__(self, memory_limit, max_size, spool_dir=None, tls=False):
         self.segments = deque()
         self.memory = 0  # bytes held in memory
         self.size = 0  # bytes queued in all, memory and spill file (not wsgi.file_wrapper files)
@@ -31,6 +34,7 @@ class OutputBuffer:
         self.spool_dir = spool_dir
         self.spill = None
         self.spill_end = 0
+        self.tls = tls  # file bytes must go through the TLS socket, never sendfile past it
 
     def __bool__(self):
         return bool(self.segments)
@@ -85,8 +89,12 @@ class OutputBuffer:
                         return False
                     segments.popleft()
                     continue
-                sent = os.sendfile(fileno, segment.fd, segment.offset, segment.remaining)
-            except (BlockingIOError, InterruptedError):
+                if self.tls:
+                    chunk = os.pread(segment.fd, min(segment.remaining, 65536), segment.offset)
+                    sent = sock.send(chunk) if chunk else 0
+                else:
+                    sent = os.sendfile(fileno, segment.fd, segment.offset, segment.remaining)
+            except WOULD_BLOCK:
                 return False
             if sent == 0:  # the file shrank under us: what is left will never come
                 self._drop(segments.popleft())

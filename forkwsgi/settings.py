@@ -8,6 +8,7 @@ import inspect
 
 from .errors import ConfigError
 from .sockets import parse_address
+from .tls import cert_reqs
 
 
 def at_least(convert, minimum):
@@ -77,6 +78,39 @@ def log_level(value):
     if level not in ("debug", "info", "warning", "error", "critical"):
         raise ValueError("expected debug, info, warning, error or critical")
     return level
+
+
+def reload_engine(value):
+    engine = str(value).strip().lower()
+    if engine not in ("auto", "inotify", "poll"):
+        raise ValueError("expected auto, inotify or poll")
+    return engine
+
+
+def optional_address(value):
+    """None, or one HOST:PORT / [IPV6]:PORT / unix:PATH address (no fd://)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError("expected an address")
+    try:
+        kind = parse_address(value)[0]
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+    if kind == "fd":
+        raise ValueError("expected HOST:PORT or unix:PATH")
+    return value.strip()
+
+
+def optional_host_port(value):
+    """None, or HOST:PORT (statsd)."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("expected HOST:PORT")
+    return text
 
 
 def hook(arity):
@@ -165,6 +199,10 @@ SETTINGS = [
             "Seconds a response may wait for the client to take a byte before the connection is dropped. "
             "An app writing more than output_buffer_max waits at most this long for the client to take "
             "half of it.", "Timeouts", "SECONDS"),
+    Setting("shutdown_delay", non_negative_float, 0.0, ("--shutdown-delay",),
+            "On TERM, keep accepting and serving for this many seconds (health checks fail, responses say "
+            "Connection: close) before the graceful stop: load balancers stop sending first.",
+            "Timeouts", "SECONDS"),
     Setting("max_requests", non_negative_int, 0, ("--max-requests",),
             "Restart a worker gracefully after this many requests (contains leaks); 0 disables.",
             "Timeouts", "INT"),
@@ -188,6 +226,15 @@ SETTINGS = [
     Setting("spool_dir", optional_string, None, ("--spool-dir",),
             "Directory for request bodies over 1 MiB and spilled response output; default: the "
             "system temp directory.", "Limits", "DIR"),
+    # TLS
+    Setting("certfile", optional_string, None, ("--certfile",),
+            "Serve TLS with this certificate (PEM, with its chain). Off when unset.", "TLS", "FILE"),
+    Setting("keyfile", optional_string, None, ("--keyfile",),
+            "The certificate's private key (PEM); defaults to certfile.", "TLS", "FILE"),
+    Setting("ca_certs", optional_string, None, ("--ca-certs",),
+            "CA certificates (PEM) that client certificates are verified against.", "TLS", "FILE"),
+    Setting("cert_reqs", cert_reqs, 0, ("--cert-reqs",),
+            "Client certificates: none, optional or required (mutual TLS).", "TLS", "MODE"),
     # Proxies
     Setting("forwarded_allow_ips", string_list, ["127.0.0.1", "::1"], ("--forwarded-allow-ips",),
             "Peers (IPs or networks, '*' for any) trusted to set X-Forwarded-For and X-Forwarded-Proto.",
@@ -196,12 +243,17 @@ SETTINGS = [
             "Expect a PROXY protocol v1 line at the start of each connection.", "Proxies"),
     Setting("proxy_allow_ips", string_list, ["127.0.0.1", "::1"], ("--proxy-allow-from",),
             "Peers allowed to send a PROXY protocol line.", "Proxies", "IPS"),
+    Setting("health_path", optional_string, None, ("--health-path",),
+            "A path (e.g. /healthz) the worker answers itself, without the app: 200, or 503 once stopping "
+            "(readiness). Off when unset.", "Proxies", "PATH"),
     # Logging
     Setting("errorlog", optional_string, "-", ("--error-logfile", "--log-file"),
             "Error log file; '-' is stderr.", "Logging", "FILE"),
     Setting("loglevel", log_level, "info", ("--log-level",), "Error log level.", "Logging", "LEVEL"),
     Setting("accesslog", optional_string, None, ("--access-logfile",),
             "Access log file; '-' is stdout. Off when unset.", "Logging", "FILE"),
+    Setting("log_health", boolean, False, ("--log-health",),
+            "Write health-path requests to the access log too.", "Logging"),
     Setting("access_log_format", optional_string, ACCESS_LOG_FORMAT, ("--access-logformat",),
             "Access log line format, with gunicorn's atoms (h l u t r m U q H s b B f a T D L p "
             "{header}i {header}o {var}e).", "Logging", "FORMAT"),
@@ -216,6 +268,33 @@ SETTINGS = [
             "Process", "GROUP"),
     Setting("daemon", boolean, False, ("-D", "--daemon"), "Detach from the terminal and run in the background.",
             "Process"),
+    # Development
+    Setting("reload", boolean, False, ("--reload",),
+            "Development: restart the workers when a file of the app (any imported module), the config file or "
+            "a reload_extra_files entry changes; an app that fails to import serves its traceback to loopback "
+            "clients instead of exiting. Not with --preload.", "Development"),
+    Setting("reload_extra_files", string_list, [], ("--reload-extra-file",),
+            "With --reload, also watch this file (templates, data). Repeat for several.", "Development", "FILE"),
+    Setting("reload_engine", reload_engine, "auto", ("--reload-engine",),
+            "How --reload watches: 'inotify' (the watchfiles package), 'poll' (stat every second) or 'auto' "
+            "(inotify when watchfiles is installed).", "Development", "ENGINE"),
+    # Observability
+    Setting("metrics_bind", optional_address, None, ("--metrics-bind",),
+            "Serve Prometheus metrics at /metrics on this address (HOST:PORT or unix:PATH), from the master, "
+            "never on the app's sockets. Off when unset.", "Observability", "ADDRESS"),
+    Setting("control_socket", optional_string, None, ("--control-socket",),
+            "Unix socket of the master that `forkwsgi ctl` talks to (status, reload, add, remove, stop). "
+            "Off when unset.", "Observability", "PATH"),
+    Setting("control_socket_mode", octal, 0o600, ("--control-socket-mode",),
+            "File mode of the control socket (octal).", "Observability", "OCTAL"),
+    Setting("max_worker_memory", non_negative_float, 0.0, ("--max-worker-memory",),
+            "Restart a worker gracefully once its resident memory passes this many MB (checked after each "
+            "request); 0 disables.", "Observability", "MB"),
+    Setting("statsd_host", optional_host_port, None, ("--statsd-host",),
+            "Send the metrics as statsd lines over UDP to HOST:PORT, from the master once a second. "
+            "Off when unset.", "Observability", "HOST:PORT"),
+    Setting("statsd_prefix", optional_string, "forkwsgi", ("--statsd-prefix",),
+            "Prefix of the statsd metric names.", "Observability", "PREFIX"),
     # Server hooks: config file only
     Setting("on_starting", hook(1), None, (), "on_starting(arbiter): before the master binds.", "Hooks"),
     Setting("on_reload", hook(1), None, (), "on_reload(arbiter): on HUP, before new workers.", "Hooks"),
@@ -225,6 +304,8 @@ SETTINGS = [
     Setting("post_worker_init", hook(1), None, (), "post_worker_init(worker): after the app is loaded.", "Hooks"),
     Setting("worker_int", hook(1), None, (), "worker_int(worker): worker got INT or QUIT.", "Hooks"),
     Setting("worker_abort", hook(1), None, (), "worker_abort(worker): worker timed out (SIGABRT).", "Hooks"),
+    Setting("ssl_context", hook(2), None, (),
+            "ssl_context(config, default_context): return the SSLContext to serve TLS with.", "Hooks"),
     Setting("pre_exec", hook(1), None, (), "pre_exec(arbiter): in the new master before USR2 re-exec.", "Hooks"),
     Setting("pre_request", hook(2), None, (), "pre_request(worker, environ): before the app is called.",
             "Hooks"),
@@ -239,7 +320,7 @@ SETTINGS = [
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 # Variables forkwsgi itself sets for a re-executed master; never settings.
-INTERNAL_ENV = frozenset(("FORKWSGI_FDS", "FORKWSGI_CMD_ARGS", "FORKWSGI_PARENT_PID"))
+INTERNAL_ENV = frozenset(("FORKWSGI_FDS", "FORKWSGI_CMD_ARGS", "FORKWSGI_PARENT_PID", "FORKWSGI_OBSERVE_FDS"))
 
 
 def validate(name, value, origin):
@@ -260,7 +341,7 @@ def render_markdown():
         flags = ", ".join("`%s`" % flag for flag in setting.flags) or ("config file" if setting.is_hook else "positional")
         env = "" if setting.is_hook else "`%s`" % setting.env
         default = "" if setting.default is None else "`%r`" % (setting.default,)
-        if setting.name == "umask":
+        if setting.name in ("umask", "control_socket_mode"):
             default = "`0o%o`" % setting.default
         rows.append("| `%s` | %s | %s | %s | %s |" % (setting.name, flags, env, default,
                                                      setting.help.replace("|", "\\|")))

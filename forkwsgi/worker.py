@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -18,7 +19,9 @@ import time
 from .appload import AppImportError, load_app
 from .connection import HANDOFF_MAX_BUFFER, ClientGone, Connection
 from .environ import base_environ
+from .errors import ConfigError
 from .executor import InlineExecutor, ThreadPoolExecutor
+from .handler import answer_health
 from .forwarded import TrustedPeers
 from .http.errors import HTTPError, RequestTimeout
 from .http.parser import Limits
@@ -27,9 +30,13 @@ from .http.response import CONTINUE, DateCache, error_response
 from .logs import AccessLog, log, reopen_error_log
 from .poller import READ, WRITE, Poller
 from .process import drop_privileges, flush_std, set_title
+from .tls import WOULD_BLOCK, build_context
+from .reloader import load_app_reloading
+from . import stats as _stats
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
 LINGER_SECONDS = 2.0  # after closing our side, read and discard so the client sees a close, not a reset
+BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before this worker accepts anyway
 STOP_IDLE_GRACE = 0.5  # a stopping worker closes a keep-alive connection once idle this long
 DRAIN_SECONDS = 1.0  # on a full stop, take connections queued in the backlog for at most this long
 _monotonic = time.monotonic
@@ -50,18 +57,28 @@ def backlog_length(sock):
 class Worker:
     STALL = 0.5  # an app call at least this long restarts the keep-alive clocks of the others
 
-    def __init__(self, cfg, listeners, heartbeat, app=None, multiprocess=True, handoff=None):
+    def __init__(self, cfg, listeners, heartbeat, app=None, multiprocess=True, handoff=None, board=None):
         self.cfg = cfg
         self.listeners = list(listeners)
         self.heartbeat = heartbeat
         self.app = app
         self.multiprocess = multiprocess
         self.handoff = handoff
+        self.board = board
+        self.health_path = cfg.health_path
+        self.ssl_context = None
+        # A probe is answered even while every thread is busy: recognised before it is parsed.
+        self.health_prefixes = tuple(b"%s %s%s" % (method, cfg.health_path.encode("latin-1"), end)
+                                     for method in (b"GET", b"HEAD") for end in (b" ", b"?")) \
+            if cfg.health_path else ()
         self.handoff_enabled = handoff is not None and cfg.handoff
         self.pid = os.getpid()
         self.connections = {}
         self.listener_by_fd = {}
-        self.accepting = False
+        self.polling_listeners = False
+        self.polling_handoffs = False
+        self.all_busy_since = 0.0
+        self.accept_paused_until = 0.0
         self.stopping = False
         self.retiring = False  # stopping with hand-off open: connections move to siblings
         self.closing_connections = False  # responses say Connection: close (full stop, max-requests)
@@ -87,6 +104,10 @@ class Worker:
         self.resumed_at = 0.0
         self.in_flight = {}  # connection -> (method, target, started), for --timeout reports
         self.hung = False
+        self.stats = _stats.current  # shared-memory counters the master reads (None: observability off)
+        if self.stats is not None:
+            self.stats.setup_threads(cfg.threads)
+        self.memory_guard = _stats.MemoryGuard(cfg.max_worker_memory) if cfg.max_worker_memory else None
         self.waiting = {}  # connection -> True, in arrival order: ready, but no thread is free
         self.wake_r = self.wake_w = -1
 
@@ -109,7 +130,10 @@ class Worker:
         drop_privileges(uid, gid)
         if self.cfg.accesslog:
             self.access_log = AccessLog(self.cfg.accesslog, self.cfg.access_log_format)
-        if self.app is None:
+        self.ssl_context = build_context(self.cfg)
+        if self.app is None and getattr(self.cfg, "reload", False):
+            self.app = load_app_reloading(self.cfg)  # an import error becomes a 500 page, not BOOT_ERROR
+        elif self.app is None:
             self.app = load_app(self.cfg.wsgi_app, self.cfg.chdir)
         self.cfg.call_hook("post_worker_init", self)
         threads = self.cfg.threads
@@ -122,7 +146,8 @@ class Worker:
         if threads > 1:
             self.poller.add(self.executor.done_r)
         self.executor.start()
-        self._start_accepting()
+        self.listener_by_fd = {listener.fileno(): listener for listener in self.listeners}
+        self._refresh_polling(_monotonic())
         self.heartbeat.mark_booted()
 
     def _listener_environ(self, listener):
@@ -159,12 +184,23 @@ class Worker:
         self.cfg.call_hook("worker_abort", self)
         raise SystemExit(1)
 
+    def _reload_tls(self):
+        """USR1: re-read the certificate files; connections already open keep their session."""
+        if self.ssl_context is None:
+            return
+        try:
+            self.ssl_context = build_context(self.cfg)
+            log.info("worker %d: reloaded the TLS certificate", self.pid)
+        except ConfigError as exc:
+            log.error("worker %d: keeping the TLS certificate in use: %s", self.pid, exc)
+
     def _handle_signals(self):
         while self.pending_signals:
             signum = self.pending_signals.pop(0)
             if signum == signal.SIGTERM:
                 self.begin_stop()
             elif signum == signal.SIGUSR1:
+                self._reload_tls()
                 reopen_error_log()
                 if self.access_log is not None:
                     self.access_log.reopen()
@@ -173,6 +209,9 @@ class Worker:
 
     def is_closing_connections(self):
         return self.closing_connections
+
+    def board_draining(self):
+        return self.board is not None and self.board.draining
 
     def note_request_start(self, conn, request, started):
         self.in_flight[conn] = (request.method, request.target, started)
@@ -187,17 +226,23 @@ class Worker:
         connections = self.connections
         poll = self.poller.poll
         executor = self.executor
+        board = self.board
         done_fd = getattr(executor, "done_r", -1)
         handoff_fd = self.handoff.fileno() if self.handoff is not None else -1
         next_sweep = 0.0
+        stats_words = self.stats.words if self.stats is not None else None
         while True:
             now = _monotonic()
             self.beat(now)
+            if stats_words is not None:
+                stats_words[_stats.CONNECTIONS] = len(connections)  # a gauge: one store per loop turn
             if self.pending_signals:
                 self._handle_signals()
             if self.retire_requested:
                 self.retire_requested = False
                 self.begin_stop()
+            if board is not None and board.draining and not self.closing_connections:
+                self.closing_connections = True  # --shutdown-delay: pooled connections close after each response
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + self.poll_interval
@@ -206,9 +251,16 @@ class Worker:
             if self.stopping and not connections and not executor.in_flight and not self.drain_until:
                 if self.retiring or not self._take_handoff():  # a full stop serves what was handed over
                     break
+            if self.stopping and now >= self.stop_deadline:
+                log.warning("worker %d: --graceful-timeout reached with %d connection(s) and %d request(s) "
+                            "still open; closing them", self.pid, len(connections), executor.in_flight)
+                break
+            self._refresh_polling(now)
             timeout = self.poll_interval
             if self.waiting:
                 timeout = min(timeout, self.cfg.handoff_delay)
+            if self.all_busy_since and not self.polling_listeners:
+                timeout = min(timeout, BUSY_ACCEPT_DELAY)
             ready_listeners = []
             take_handoff = False
             for fd, events in poll(timeout):
@@ -233,9 +285,9 @@ class Worker:
             # Connections first, listeners last: a worker that just ran the app
             # may find the new connection already taken by an idle sibling.
             for listener in ready_listeners:
-                if self.accepting:
+                if self.polling_listeners:
                     self._accept(listener)
-            if take_handoff and self.accepting:
+            if take_handoff and self.polling_handoffs:
                 self._take_handoff()
             if self.waiting:
                 self._serve_waiting()
@@ -243,45 +295,46 @@ class Worker:
         for conn in list(connections.values()):
             self._close(conn)
 
-    def _start_accepting(self):
-        """Poll the listeners (unless stopping, or draining the backlog) and the hand-off channel."""
-        if self.accepting:
-            return
-        if not self.stopping or self.drain_until:
-            for listener in self.listeners:
-                self.listener_by_fd[listener.fileno()] = listener
-                self.poller.add(listener.fileno())
-        if self._receives_handoff():
-            self.poller.add(self.handoff.fileno())
-        self.accepting = True
+    # ----- what the loop polls besides its connections
 
-    def _pause_accepting(self):
-        if self.accepting:
+    def _wants_listeners(self, now):
+        if self.stopping and not self.drain_until:
+            return False
+        if len(self.connections) >= self.cfg.worker_connections or now < self.accept_paused_until:
+            return False
+        if self.executor.free > 0:
+            self.all_busy_since = 0.0
+            return True
+        # Every thread is busy: idle siblings get new connections first; past a moment this
+        # worker takes them too (a health probe, a request it will hand on): its loop never goes deaf.
+        if not self.all_busy_since:
+            self.all_busy_since = now
+        return now - self.all_busy_since >= BUSY_ACCEPT_DELAY
+
+    def _wants_handoffs(self):
+        """Siblings with a free thread take waiting connections; a retiring worker gives, never takes."""
+        return (self.handoff_enabled and not self.retiring and self.executor.free > 0
+                and len(self.connections) < self.cfg.worker_connections)
+
+    def _refresh_polling(self, now):
+        want = self._wants_listeners(now)
+        if want != self.polling_listeners:
             for fd in self.listener_by_fd:
-                self.poller.remove(fd)
-            self.listener_by_fd.clear()
-            if self._receives_handoff():
+                if want:
+                    self.poller.add(fd)
+                else:
+                    self.poller.remove(fd)
+            self.polling_listeners = want
+        want = self._wants_handoffs()
+        if want != self.polling_handoffs:
+            if want:
+                self.poller.add(self.handoff.fileno())
+            else:
                 self.poller.remove(self.handoff.fileno())
-            self.accepting = False
-
-    def _receives_handoff(self):
-        """Siblings with room take waiting connections; a retiring worker gives, never takes."""
-        return self.handoff_enabled and not self.retiring
-
-    def _has_room(self):
-        return len(self.connections) < self.cfg.worker_connections and self.executor.free > 0
-
-    def _update_accepting(self):
-        if self._has_room():
-            self._start_accepting()
-        else:
-            self._pause_accepting()
+            self.polling_handoffs = want
 
     def _accept(self, listener):
         """Take one connection, then go back to polling: idle sibling workers get the next ones."""
-        if not self._has_room():
-            self._pause_accepting()
-            return
         while True:
             try:
                 sock, address = listener.sock.accept()
@@ -293,7 +346,7 @@ class Worker:
                 if exc.errno == errno.ECONNABORTED:
                     continue
                 log.error("accept failed on %s: %s; pausing accepts for a second", listener, exc)
-                self._pause_accepting()  # the sweep resumes: no busy loop on EMFILE
+                self.accept_paused_until = _monotonic() + 1.0  # no busy loop on EMFILE
                 return
             if self.drain_until:
                 self.drain_quota -= 1
@@ -313,7 +366,11 @@ class Worker:
         environ["REMOTE_ADDR"] = peer[0]
         environ["REMOTE_PORT"] = str(peer[1])
         proxy = self.proxy_peers is not None and self.proxy_peers.trusts(peer[0])
-        self._register(Connection(self, sock, peer, environ, proxy))
+        tls = self.ssl_context is not None
+        if tls:
+            environ["wsgi.url_scheme"] = "https"
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        self._register(Connection(self, sock, peer, environ, proxy, tls))
 
     def _register(self, conn):
         self.connections[conn.fd] = conn
@@ -324,7 +381,8 @@ class Worker:
 
     def _take_handoff(self):
         """Adopt one connection a sibling handed over; True if there was one."""
-        if self.handoff is None or not self._has_room():
+        if self.handoff is None or self.executor.free <= 0 \
+                or len(self.connections) >= self.cfg.worker_connections:
             return False
         received = self.handoff.receive()
         if received is None:
@@ -338,6 +396,8 @@ class Worker:
             sock.close()
             return True
         log.debug("took over connection %s:%s from a sibling", *conn.peer[:2])
+        if self.stats is not None:
+            self.stats.add(_stats.HANDOFF_TAKEN)
         self._register(conn)
         return True
 
@@ -352,6 +412,8 @@ class Worker:
         self.connections.pop(conn.fd, None)
         self.waiting.pop(conn, None)
         conn.close()  # our copy; the sibling holds its own
+        if self.stats is not None:
+            self.stats.add(_stats.HANDOFF_GIVEN)
         log.debug("handed connection %s:%s to a sibling", *conn.peer[:2])
         return True
 
@@ -377,16 +439,20 @@ class Worker:
             elif now - conn.waiting_since >= delay and self.multiprocess:
                 if not self._hand_off(conn):
                     conn.waiting_since = now  # try again after another delay
-        self._update_accepting()
 
     # ----- connection I/O
 
     def _on_readable(self, conn):
+        if conn.handshaking and not self._handshake(conn):
+            return
         try:
             data = conn.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
+            if conn.tls:
+                while conn.sock.pending():  # decrypted bytes epoll cannot see
+                    data += conn.sock.recv(65536)
+        except WOULD_BLOCK:
             return
-        except OSError:
+        except OSError:  # reset, or a TLS error
             data = b""
         if conn.linger_until:
             if not data:
@@ -406,7 +472,14 @@ class Worker:
         self._process(conn)
 
     def _on_eof(self, conn):
-        if conn.reader.in_progress and conn.pending is None:
+        """The client closed its side: serve the whole requests it sent first, then close."""
+        conn.client_closed = True
+        self._watch(conn, write=bool(conn.out))  # no more read events: the end of input stays readable
+        self._process(conn)
+
+    def _after_client_closed(self, conn):
+        """Nothing whole is left to serve for a client that closed its side."""
+        if conn.reader.in_progress:
             log.debug("client %s:%s closed the connection mid-request", *conn.peer[:2])
             try:
                 conn.reader.feed_eof()
@@ -415,7 +488,32 @@ class Worker:
                 return
         self._close(conn)
 
+    def _watch(self, conn, write=False):
+        """Poll ``conn`` for input (until its client closed) and, while output is queued, for room."""
+        self.poller.modify(conn.fd, (0 if conn.client_closed else READ) | (WRITE if write else 0))
+
+    def _handshake(self, conn):
+        """Advance a TLS handshake without blocking; True once done."""
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._watch(conn)
+            return False
+        except ssl.SSLWantWriteError:
+            self._watch(conn, write=True)
+            return False
+        except (OSError, ValueError) as exc:
+            log.debug("TLS handshake with %s:%s failed: %s", conn.peer[0], conn.peer[1], exc)
+            self._close(conn)
+            return False
+        conn.handshaking = False
+        self._watch(conn)
+        return True
+
     def _on_writable(self, conn):
+        if conn.handshaking:
+            self._on_readable(conn)
+            return
         try:
             done = conn.flush()
         except ClientGone as exc:
@@ -423,7 +521,7 @@ class Worker:
             self._close(conn)
             return
         if done:
-            self.poller.modify(conn.fd, READ)
+            self._watch(conn)
             self._after_response(conn)
 
     def _process(self, conn):
@@ -435,9 +533,12 @@ class Worker:
             # First come, first served: while connections wait for a thread, only the first may run.
             queued = executor.free <= 0 or (self.waiting and next(iter(self.waiting)) is not conn)
             if request is None:
-                if queued and reader.request is None and len(reader.buf) <= HANDOFF_MAX_BUFFER:
+                if queued and reader.request is None and len(reader.buf) <= HANDOFF_MAX_BUFFER \
+                        and not reader.buf.startswith(self.health_prefixes):
                     if reader.in_progress:  # leave it raw: it can still move to a sibling
                         self._wait(conn)
+                    elif conn.client_closed:
+                        self._close(conn)
                     return
                 try:
                     if conn.proxy_pending:
@@ -458,12 +559,24 @@ class Worker:
                     return
                 if request is None:
                     self.waiting.pop(conn, None)  # not a whole request yet: it reads on, and waits for nobody
+                    if conn.client_closed:
+                        self._after_client_closed(conn)
+                        return
                     if reader.needs_continue():
                         try:
                             conn.send(CONTINUE)
                         except ClientGone:
                             self._close(conn)
                     return
+            if self.health_path is not None and request.target.partition("?")[0] == self.health_path:
+                conn.pending = None  # answered here, never queued behind the app: a probe sees the loop
+                try:
+                    keep_alive = answer_health(self, conn, request)
+                except ClientGone:
+                    self._close(conn)
+                    return
+                self.request_done(conn, keep_alive)
+                continue
             if queued:
                 conn.pending = request
                 self._wait(conn)
@@ -487,30 +600,44 @@ class Worker:
                 and not self.retire_requested:
             log.info("worker %d: serving request %d of --max-requests, then restarting", self.pid, self.requests)
             self.retire_requested = True
+            if self.stats is not None:
+                self.stats.set(_stats.RETIRE_REASON, _stats.RETIRE_MAX_REQUESTS)
             if not self._handoff_open():
                 self.closing_connections = True  # this response already says Connection: close
         if self.executor.threads > 1:
             self.poller.remove(conn.fd)  # its thread owns it until done
             self.executor.submit(conn, request)
-            self._update_accepting()
         else:
             self.executor.submit(conn, request)
 
+    def _check_memory(self):
+        """--max-worker-memory: past the limit, retire gracefully as for max-requests (one pread per request)."""
+        rss = self.memory_guard.exceeded()
+        if rss:
+            log.warning("worker %d: RSS %.1f MB is past --max-worker-memory %g MB; restarting gracefully",
+                        self.pid, rss / 1048576.0, self.cfg.max_worker_memory)
+            self.retire_requested = True
+            if self.stats is not None:
+                self.stats.set(_stats.RETIRE_REASON, _stats.RETIRE_MEMORY)
+            if not self._handoff_open():
+                self.closing_connections = True
+
     def _thread_done(self, conn, keep_alive):
-        self.poller.add(conn.fd)
+        self.poller.add(conn.fd, 0 if conn.client_closed else READ)
         self.request_done(conn, keep_alive)
         if not conn.busy and conn.fd in self.connections and not conn.out:
             self._process(conn)
-        self._update_accepting()
 
     def request_done(self, conn, keep_alive):
         """A response is written (or queued); in the loop's thread."""
         conn.busy = False
         conn.started = conn.last_io = _monotonic()
+        if self.memory_guard is not None and not self.retire_requested and not self.stopping:
+            self._check_memory()
         if not keep_alive:
             conn.close_after = True
         if conn.out:
-            self.poller.modify(conn.fd, READ | WRITE)  # the loop drains the rest
+            self._watch(conn, write=True)  # the loop drains the rest
             return
         self._after_response(conn, processing=True)
 
@@ -539,7 +666,7 @@ class Worker:
             return
         conn.close_after = True
         if conn.out:
-            self.poller.modify(conn.fd, READ | WRITE)
+            self._watch(conn, write=True)
         else:
             self._linger(conn)
 
@@ -566,8 +693,6 @@ class Worker:
         self.waiting.pop(conn, None)
         self.poller.remove(conn.fd)
         conn.close()
-        if not self.accepting and self._has_room():
-            self._start_accepting()
 
     def _close_idle(self, conn):
         """Close a connection between requests, unless its next request has just arrived."""
@@ -579,8 +704,6 @@ class Worker:
     def _sweep(self, now):
         """Enforce the keep-alive, header, body and send timeouts; close idle connections when stopping."""
         cfg = self.cfg
-        if not self.accepting and self._has_room():
-            self._start_accepting()
         if cfg.timeout and self.executor.threads > 1:
             self._check_stuck_threads(now)
         seen_idle = max(self.resumed_at, 0.0)
@@ -592,6 +715,10 @@ class Worker:
             reader = conn.reader
             if conn.linger_until:
                 if now > conn.linger_until:
+                    self._close(conn)
+            elif conn.handshaking:
+                if cfg.header_timeout and now - conn.started > cfg.header_timeout:
+                    log.debug("TLS handshake with %s:%s timed out", *conn.peer[:2])
                     self._close(conn)
             elif conn.out:
                 if cfg.send_timeout and now - conn.send_progress_at > cfg.send_timeout:
@@ -634,13 +761,15 @@ class Worker:
         """
         if self.stopping:
             return
-        self._pause_accepting()
         self.stopping = True
+        if self.stats is not None:
+            self.stats.set(_stats.STOPPING, 1)
         self.stop_deadline = _monotonic() + self.cfg.graceful_timeout
         set_title("worker (stopping)", self.cfg)
         if self._handoff_open():
             self.retiring = True
             self._close_listeners()
+            self._refresh_polling(_monotonic())
             moved = sum(1 for conn in list(self.connections.values())
                         if not conn.reader.in_progress and self._hand_off(conn))
             if moved:
@@ -654,7 +783,7 @@ class Worker:
             self.drain_until = _monotonic() + DRAIN_SECONDS
         else:
             self._close_listeners()
-        self._start_accepting()
+        self._refresh_polling(_monotonic())
 
     def _drain_done(self, now):
         """The backlog queued at the stop is taken: by count, by an empty queue, or by time."""
@@ -674,6 +803,7 @@ class Worker:
         for fd in self.listener_by_fd:
             self.poller.remove(fd)
         self.listener_by_fd.clear()
+        self.polling_listeners = False
         for listener in self.listeners:
             listener.sock.close()
         self.listeners = []
@@ -681,10 +811,10 @@ class Worker:
             log.info("worker %d: stopping, took %d queued connection(s)", self.pid, self.drained)
 
 
-def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, handoff=None):
+def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, handoff=None, board=None):
     """Child-side entry after fork; never returns."""
     code = 0
-    worker = Worker(cfg, listeners, heartbeat, app, multiprocess, handoff)
+    worker = Worker(cfg, listeners, heartbeat, app, multiprocess, handoff, board)
     try:
         worker.boot(*ids)
         log.debug("worker %d booted", worker.pid)

@@ -53,3 +53,15 @@ def test_a_keep_alive_request_sent_during_a_long_app_call_is_served(server_facto
         parked.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert reader.read()[0] == 200
         assert ResponseReader(slow).read()[0] == 200
+
+
+def test_a_client_that_half_closes_after_its_requests_gets_every_answer(server_factory):
+    import socket
+    for threads in ("1", "2"):
+        server = server_factory(["-w", "1", "--threads", threads])
+        with connect(server.port) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+            sock.shutdown(socket.SHUT_WR)
+            reader = ResponseReader(sock)
+            assert [reader.read()[0] for _ in range(3)] == [200] * 3
+            assert reader.closed()

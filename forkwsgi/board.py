@@ -1,0 +1,35 @@
+"""Server-wide flags the master sets and every worker reads: one shared anonymous page.
+
+Made before the first fork, so every worker maps the same bytes; reading a
+flag is a memory load, cheap enough for the worker's loop to look each turn.
+"""
+import mmap
+
+_HANDOFF_OPEN, _DRAINING = 0, 1
+
+
+class Board:
+    def __init__(self):
+        self._page = mmap.mmap(-1, 2)
+        self.handoff_open = True
+
+    @property
+    def handoff_open(self):
+        """Retiring workers may hand connections to live siblings (not on a full stop, nor with none left)."""
+        return self._page[_HANDOFF_OPEN] == 1
+
+    @handoff_open.setter
+    def handoff_open(self, value):
+        self._page[_HANDOFF_OPEN] = 1 if value else 0
+
+    @property
+    def draining(self):
+        """--shutdown-delay is running: health checks fail and responses close their connections."""
+        return self._page[_DRAINING] == 1
+
+    @draining.setter
+    def draining(self, value):
+        self._page[_DRAINING] = 1 if value else 0
+
+    def close(self):
+        self._page.close()

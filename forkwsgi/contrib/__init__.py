@@ -1,0 +1,1 @@
+"""Optional integrations with frameworks; nothing here is imported by the server itself."""

@@ -1,0 +1,253 @@
+"""Per-worker counters in shared memory: the worker writes, the master reads.
+
+Like the heartbeat, each worker gets an anonymous shared page (mmap of -1),
+made by the master before fork. A request costs a few stores into it: no
+syscall, no file, and a lock only when the worker runs app threads (--threads
+N > 1), where two threads could otherwise lose an increment.
+
+Layout (native byte order, 8-byte words; ``w`` = word index):
+
+    w 0..575     requests: one counter per (method class m, status class s,
+                 duration bucket b) at (m*6 + s)*12 + b, so a request is one
+                 increment for both forkwsgi_requests_total and the histogram
+                 (methods: METHODS; status: none,1xx..5xx; buckets: BUCKETS, +Inf)
+    w 576        double: sum of request durations, seconds
+    w 577, 578   request body bytes in, response body bytes out
+    w 579, 580   connections handed to a sibling, taken from one
+    w 581        gauge: open connections (stored once per loop turn)
+    w 582        gauge: 1 once the worker is stopping
+    w 583        why the worker retires itself: 0, RETIRE_MAX_REQUESTS, RETIRE_MEMORY
+    w 584        number of request slots that follow
+
+    bytes 8192 + 288*i: request slot i (one per app thread, at most MAX_SLOTS):
+        +0   double   wall-clock start (time.time()); 0.0 when the slot is free
+        +8   16s      method (NUL padded)
+        +24  256s     request target, truncated
+
+A request is counted right after its response is written (or queued), before
+the worker reads the next one, so the counts are exact even across kill -9.
+Counters only grow while the worker lives; the master adds a dead worker's
+last values to its retired totals, so the sums it exports never go back.
+
+``counters()`` gives the master a flat list in the *logical* order below
+(REQUESTS .. HANDOFF_TAKEN), independent of the physical layout.
+"""
+import bisect
+import mmap
+import os
+import struct
+import threading
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other")
+STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_NB = len(BUCKETS) + 1
+_NS = len(STATUS_CLASSES)
+_CELLS = len(METHODS) * _NS * _NB  # 576
+
+# logical indexes of counters(): what the master aggregates
+REQUESTS = 0  # method x status, 48
+DURATION = REQUESTS + len(METHODS) * _NS  # 12 buckets, non-cumulative
+DURATION_SUM_US = DURATION + _NB
+BYTES_IN = DURATION_SUM_US + 1
+BYTES_OUT = BYTES_IN + 1
+HANDOFF_GIVEN = BYTES_OUT + 1
+HANDOFF_TAKEN = HANDOFF_GIVEN + 1
+COUNTERS = HANDOFF_TAKEN + 1
+
+# physical word indexes
+_SUM = _CELLS
+_BYTES_IN = _SUM + 1
+_BYTES_OUT = _BYTES_IN + 1
+_PHYSICAL = {HANDOFF_GIVEN: _BYTES_OUT + 1, HANDOFF_TAKEN: _BYTES_OUT + 2}
+CONNECTIONS = _BYTES_OUT + 3
+STOPPING = CONNECTIONS + 1
+RETIRE_REASON = STOPPING + 1
+SLOT_COUNT = RETIRE_REASON + 1
+
+RETIRE_MAX_REQUESTS, RETIRE_MEMORY = 1, 2
+RETIRE_NAMES = {RETIRE_MAX_REQUESTS: "max-requests", RETIRE_MEMORY: "memory"}
+
+MAX_SLOTS = 16
+PATH_BYTES = 256
+_SLOT_BASE = 8192
+_SLOT_SIZE = 288
+_SLOT_TEXT = struct.Struct("16s%ds" % PATH_BYTES)
+_PAGE_SIZE = 16384
+
+# (method) -> first cell of its row; a status class adds s*_NB
+_METHOD_CELL = {name: index * _NS * _NB for index, name in enumerate(METHODS[:-1])}
+_OTHER_CELL = (len(METHODS) - 1) * _NS * _NB
+_FIRST_BOUND = BUCKETS[0]
+
+assert (_SUM, _BYTES_IN, _BYTES_OUT, _NB, _SLOT_BASE, _SLOT_SIZE) == (576, 577, 578, 12, 8192, 288)  # as in end()
+
+current = None  # in a worker: its own WorkerStats, set right after fork
+
+
+def _make_end(words, doubles, lock=None, free_slots=None):
+    """The per-request counting function, with everything it touches bound as locals."""
+    def end(slot, method, code, body_in, body_out, elapsed, words=words, doubles=doubles,
+            cell_of=_METHOD_CELL.get, other=_OTHER_CELL, first=_FIRST_BOUND, bisect_left=bisect.bisect_left,
+            buckets=BUCKETS):
+        cell = cell_of(method, other) + (code // 100 if code < 600 else 0) * 12
+        words[cell + (0 if elapsed <= first else bisect_left(buckets, elapsed))] += 1
+        doubles[576] += elapsed
+        words[578] += body_out
+        if body_in:
+            words[577] += body_in
+        doubles[(8192 + slot * 288) >> 3] = 0.0
+
+    if lock is None:
+        return end
+
+    def end_locked(slot, method, code, body_in, body_out, elapsed):
+        with lock:
+            if slot >= 0:
+                end(slot, method, code, body_in, body_out, elapsed)
+                free_slots.append(slot)
+            else:  # more threads than slots: counted, not shown
+                _count_only(words, doubles, method, code, body_in, body_out, elapsed)
+    return end_locked
+
+
+def _count_only(words, doubles, method, code, body_in, body_out, elapsed):
+    cell = _METHOD_CELL.get(method, _OTHER_CELL) + (code // 100 if code < 600 else 0) * _NB
+    words[cell + bisect.bisect_left(BUCKETS, elapsed)] += 1
+    doubles[_SUM] += elapsed
+    words[_BYTES_OUT] += body_out
+    words[_BYTES_IN] += body_in
+
+
+class WorkerStats:
+    """One worker's page. Writers: the worker (begin/end, add, set); reader: the master."""
+
+    def __init__(self, threads=1):
+        self.page = mmap.mmap(-1, _PAGE_SIZE)
+        self.words = memoryview(self.page).cast("Q")
+        self.doubles = memoryview(self.page).cast("d")
+        self.slots = max(1, min(threads, MAX_SLOTS))
+        self.words[SLOT_COUNT] = self.slots
+        self.lock = None
+        self.free_slots = None
+        self.last_method = self.last_target = None  # slot 0's text: the same request line is not rewritten
+        self.end = _make_end(self.words, self.doubles)
+
+    # ----- in the worker
+
+    def setup_threads(self, threads):
+        """Called in the worker: with app threads, updates take a lock and slots a free list."""
+        if threads > 1:
+            self.lock = threading.Lock()
+            self.free_slots = list(range(self.slots - 1, -1, -1))
+            self.begin = self._begin_locked
+            self.end = _make_end(self.words, self.doubles, self.lock, self.free_slots)
+
+    def begin(self, method, target, started):
+        """A request enters the app (inline: slot 0). Returns the slot for end()."""
+        if target != self.last_target or method != self.last_method:
+            self.last_method, self.last_target = method, target
+            _SLOT_TEXT.pack_into(self.page, _SLOT_BASE + 8, method.encode("latin-1", "replace"),
+                                 target.encode("latin-1", "replace"))
+        self.doubles[_SLOT_BASE >> 3] = started
+        return 0
+
+    def _begin_locked(self, method, target, started):
+        with self.lock:
+            if not self.free_slots:
+                return -1
+            slot = self.free_slots.pop()
+        offset = _SLOT_BASE + slot * _SLOT_SIZE
+        _SLOT_TEXT.pack_into(self.page, offset + 8, method.encode("latin-1", "replace"),
+                             target.encode("latin-1", "replace"))
+        self.doubles[offset >> 3] = started
+        return slot
+
+    def add(self, counter, amount=1):
+        """Count an event (HANDOFF_GIVEN, HANDOFF_TAKEN); from the loop's thread."""
+        word = _PHYSICAL[counter]
+        if self.lock is None:
+            self.words[word] += amount
+        else:
+            with self.lock:
+                self.words[word] += amount
+
+    def set(self, word, value):
+        self.words[word] = value
+
+    # ----- in the master
+
+    def counters(self):
+        """The counters in logical order (REQUESTS .. HANDOFF_TAKEN)."""
+        cells = self.words[:_CELLS].tolist()
+        out = [0] * COUNTERS
+        for row in range(len(METHODS) * _NS):
+            chunk = cells[row * _NB:(row + 1) * _NB]
+            out[REQUESTS + row] = sum(chunk)
+            for bucket, count in enumerate(chunk):
+                out[DURATION + bucket] += count
+        out[DURATION_SUM_US] = self.doubles[_SUM] * 1e6
+        out[BYTES_IN] = self.words[_BYTES_IN]
+        out[BYTES_OUT] = self.words[_BYTES_OUT]
+        out[HANDOFF_GIVEN] = self.words[_PHYSICAL[HANDOFF_GIVEN]]
+        out[HANDOFF_TAKEN] = self.words[_PHYSICAL[HANDOFF_TAKEN]]
+        return out
+
+    def gauge(self, word):
+        return self.words[word]
+
+    def requests_served(self):
+        return sum(self.words[:_CELLS])
+
+    def running(self):
+        """[(method, target, started)] of the requests in the app now."""
+        found = []
+        for slot in range(min(self.words[SLOT_COUNT], MAX_SLOTS)):
+            offset = _SLOT_BASE + slot * _SLOT_SIZE
+            started = self.doubles[offset >> 3]
+            if not started:
+                continue
+            method, target = _SLOT_TEXT.unpack_from(self.page, offset + 8)
+            if self.doubles[offset >> 3] != started:
+                continue  # rewritten while we read: a new request, seen next time
+            found.append((method.rstrip(b"\0").decode("latin-1"), target.rstrip(b"\0").decode("latin-1"),
+                          started))
+        return found
+
+    def close(self):
+        try:
+            self.words.release()
+            self.doubles.release()
+            self.page.close()
+        except (BufferError, ValueError):
+            pass
+
+
+class MemoryGuard:
+    """The worker's own resident set size, read from /proc/self/statm with one pread (no open)."""
+
+    def __init__(self, limit_mb):
+        self.limit = int(limit_mb * 1024 * 1024)
+        self.fd = -1
+
+    def rss(self):
+        if self.fd < 0:
+            self.fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+        return int(os.pread(self.fd, 128, 0).split()[1]) * mmap.PAGESIZE
+
+    def exceeded(self):
+        """The RSS in bytes if past the limit, else 0."""
+        try:
+            rss = self.rss()
+        except (OSError, ValueError, IndexError):
+            return 0
+        return rss if rss > self.limit else 0
+
+
+def process_rss(pid):
+    """Resident bytes of ``pid`` from /proc/PID/statm; None if it is gone."""
+    try:
+        with open("/proc/%d/statm" % pid, "rb") as handle:
+            return int(handle.read().split()[1]) * mmap.PAGESIZE
+    except (OSError, ValueError, IndexError):
+        return None

@@ -1,0 +1,350 @@
+"""Issue 13: /metrics, the control socket and `forkwsgi ctl`, --max-worker-memory, statsd.
+
+Real processes and sockets on 127.0.0.1; every wait is a bounded readiness check.
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from .conftest import ROOT, Server, free_port, wait_for
+
+
+def scrape(port):
+    text = requests.get("http://127.0.0.1:%d/metrics" % port, timeout=5).text
+    return {family.name: family for family in text_string_to_metric_families(text)}
+
+
+def value(families, family, sample_name=None, **labels):
+    """Sum of a family's samples matching ``labels`` (and the sample name, if given)."""
+    total = 0
+    for sample in families[family].samples:
+        if sample_name and sample.name != sample_name:
+            continue
+        if all(sample.labels.get(key) == val for key, val in labels.items()):
+            total += sample.value
+    return total
+
+
+def requests_by(families, **labels):
+    return value(families, "forkwsgi_requests", "forkwsgi_requests_total", **labels)
+
+
+def ctl(path, *args, check=True):
+    result = subprocess.run([sys.executable, "-m", "forkwsgi", "ctl", "--socket", path] + list(args),
+                            cwd=ROOT, capture_output=True, text=True, timeout=20,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def ctl_json(path, *args):
+    return json.loads(ctl(path, "--json", *args).stdout)
+
+
+def control_line(path, raw):
+    """Send raw bytes to the control socket; the master's one-line answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(raw)
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data
+
+
+class Load:
+    """Client threads on keep-alive sessions, counting exactly what got an answer."""
+
+    def __init__(self, port, threads=4):
+        self.port = port
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.counts = {"GET": 0, "POST": 0, "404": 0, "bytes_in": 0, "errors": 0}
+        self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
+
+    def _run(self, number):
+        session = requests.Session()
+        base = "http://127.0.0.1:%d" % self.port
+        i = 0
+        while not self.stop.is_set():
+            i += 1
+            kind = ("GET", "POST", "404")[(i + number) % 3]
+            try:
+                if kind == "GET":
+                    response = session.get(base + "/", timeout=10)
+                    ok = response.status_code == 200
+                elif kind == "POST":
+                    body = b"p" * (i % 50 + 1)
+                    response = session.post(base + "/echo", data=body, timeout=10)
+                    ok = response.status_code == 200 and response.content == body
+                else:
+                    response = session.get(base + "/missing", timeout=10)
+                    ok = response.status_code == 404
+            except requests.RequestException:
+                ok = False
+            with self.lock:
+                if ok:
+                    self.counts[kind] += 1
+                    if kind == "POST":
+                        self.counts["bytes_in"] += len(body)
+                else:
+                    self.counts["errors"] += 1
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(15)
+
+
+def assert_exact(families, expected):
+    assert requests_by(families, method="GET", status="2xx") == expected["GET"]
+    assert requests_by(families, method="POST", status="2xx") == expected["POST"]
+    assert requests_by(families, method="GET", status="4xx") == expected["404"]
+    assert requests_by(families) == expected["GET"] + expected["POST"] + expected["404"]
+    assert value(families, "forkwsgi_request_body_bytes") == expected["bytes_in"]
+    total = expected["GET"] + expected["POST"] + expected["404"]
+    assert value(families, "forkwsgi_request_duration_seconds", "forkwsgi_request_duration_seconds_count") == total
+    assert value(families, "forkwsgi_request_duration_seconds", "forkwsgi_request_duration_seconds_bucket",
+                 le="+Inf") == total
+
+
+def test_metrics_exact_under_load_across_kill9_and_hup(server_factory):
+    metrics_port = free_port()
+    server = server_factory(["-w", "2", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    server.wait_workers(2)
+    expected = {"GET": 0, "POST": 0, "404": 0, "bytes_in": 0}
+    last_total = 0
+    for phase in ("load", "kill -9", "HUP"):
+        with Load(server.port) as load:
+            for _ in range(10):  # scrape while under load: parses, and counters never go back
+                families = scrape(metrics_port)
+                total = requests_by(families)
+                assert total >= last_total
+                last_total = total
+                time.sleep(0.05)
+            wait_for(lambda: sum(load.counts[k] for k in ("GET", "POST", "404")) > 150, timeout=10)
+        assert load.counts["errors"] == 0, load.counts
+        for key in expected:
+            expected[key] += load.counts[key]
+        assert_exact(scrape(metrics_port), expected)
+        if phase == "load":
+            victim = server.worker_pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            assert wait_for(lambda: victim not in server.worker_pids() and len(server.worker_pids()) == 2)
+            assert wait_for(lambda: value(scrape(metrics_port), "forkwsgi_worker_restarts",
+                                          "forkwsgi_worker_restarts_total", reason="crash") == 1)
+            families = scrape(metrics_port)
+            assert_exact(families, expected)  # the dead worker's counts survive it
+        elif phase == "kill -9":
+            old = set(server.worker_pids())
+            server.send(signal.SIGHUP)
+            assert wait_for(lambda: value(scrape(metrics_port), "forkwsgi_worker_restarts",
+                                          "forkwsgi_worker_restarts_total", reason="reload") == 2, timeout=15)
+            assert wait_for(lambda: len(server.worker_pids()) == 2 and not old & set(server.worker_pids()))
+            assert_exact(scrape(metrics_port), expected)
+    families = scrape(metrics_port)
+    assert value(families, "forkwsgi_workers", state="idle") == 2
+    assert value(families, "forkwsgi_worker_resident_memory_bytes") > 0
+    slots = [s.labels["worker"] for s in families["forkwsgi_worker_resident_memory_bytes"].samples]
+    assert len(set(slots)) == 2  # one series per live worker (a slot number, not a pid); the dead ones are gone
+    assert value(families, "forkwsgi_listen_backlog_max") > 0
+    assert families["forkwsgi_build_info"].samples[0].labels["version"]
+    assert value(families, "forkwsgi_response_body_bytes") > 0
+    # not on the app's listener
+    assert requests.get(server.url("/metrics"), timeout=5).status_code == 404
+
+
+def test_metrics_exact_with_threads(server_factory):
+    metrics_port = free_port()
+    server = server_factory(["-w", "2", "--threads", "4", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    with Load(server.port, threads=6) as load:
+        wait_for(lambda: sum(load.counts[k] for k in ("GET", "POST", "404")) > 300, timeout=10)
+    assert load.counts["errors"] == 0
+    assert_exact(scrape(metrics_port), load.counts)
+
+
+def test_max_requests_counted_as_restart_reason(server_factory):
+    metrics_port = free_port()
+    server = server_factory(["-w", "1", "--max-requests", "5", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    for _ in range(12):
+        assert requests.get(server.url("/"), timeout=10).status_code == 200
+    assert wait_for(lambda: value(scrape(metrics_port), "forkwsgi_worker_restarts",
+                                  "forkwsgi_worker_restarts_total", reason="max-requests") == 2)
+    assert requests_by(scrape(metrics_port)) == 12
+
+
+def test_slow_scraper_never_blocks_the_master(server_factory):
+    metrics_port = free_port()
+    server = server_factory(["-w", "1", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    idle = [socket.create_connection(("127.0.0.1", metrics_port)) for _ in range(5)]
+    partial = socket.create_connection(("127.0.0.1", metrics_port))
+    partial.sendall(b"GET /metr")
+    started = time.monotonic()
+    assert "forkwsgi_requests_total" in requests.get("http://127.0.0.1:%d/metrics" % metrics_port, timeout=5).text
+    assert time.monotonic() - started < 1.0
+    with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:
+        sock.sendall(b"GARBAGE\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:
+        sock.sendall(b"X" * 20000)  # no end of head: refused, bounded
+        assert sock.recv(100).startswith(b"HTTP/1.1 431")
+    # The stuck connections are dropped after a bounded time.
+    partial.settimeout(10)
+    assert partial.recv(10) == b""
+    for sock in idle + [partial]:
+        sock.close()
+    assert requests.get(server.url("/"), timeout=5).status_code == 200
+
+
+def test_ctl_status_add_remove_json(server_factory, tmp_path):
+    path = str(tmp_path / "ctl.sock")
+    server = server_factory(["-w", "2", "--control-socket", path])
+    server.wait_workers(2)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+    sleeper = threading.Thread(target=lambda: requests.get(server.url("/sleep?4"), timeout=20), daemon=True)
+    sleeper.start()
+
+    def running():
+        status = ctl_json(path, "status")
+        found = [item for worker in status["workers"] for item in worker["current"]]
+        return found and found[0]
+
+    first = wait_for(running, timeout=10)
+    assert first and first["method"] == "GET" and first["path"] == "/sleep?4", first
+    assert wait_for(lambda: (running() or {"seconds": 0})["seconds"] > first["seconds"] + 0.5, timeout=5)
+    text = ctl(path, "status").stdout
+    assert "GET /sleep?4" in text and "busy" in text and "SLOT" in text, text
+    status = ctl_json(path, "status")
+    assert status["ok"] and status["master"]["pid"] == server.pid
+    assert {w["pid"] for w in status["workers"]} == set(server.worker_pids())
+    assert all(w["rss"] > 0 for w in status["workers"])
+    assert status["listeners"][0]["backlog_max"] > 0
+    sleeper.join(20)
+
+    assert "adding 2" in ctl(path, "add", "2").stdout
+    server.wait_workers(4)
+    ctl(path, "remove", "1")
+    server.wait_workers(3)
+    assert len(ctl_json(path, "status")["workers"]) == 3
+    reloaded = set(server.worker_pids())
+    ctl(path, "reload")
+    # a reload re-reads the settings: back to -w 2, all new
+    assert wait_for(lambda: len(server.worker_pids()) == 2 and not reloaded & set(server.worker_pids()), timeout=15)
+    ctl(path, "graceful-stop")
+    assert server.proc.wait(20) == 0
+    assert not os.path.exists(path)
+
+
+def test_control_socket_bad_input(server_factory, tmp_path):
+    path = str(tmp_path / "ctl.sock")
+    server = server_factory(["-w", "1", "--control-socket", path])
+    for raw in (b"bogus\n", b"add x\n", b"add 1 2\n", b"remove 0\n", b"\xff\xfe\n", b"\n", b"status now\n",
+                b"y" * 10000):
+        answer = json.loads(control_line(path, raw))
+        assert answer["ok"] is False and answer["error"], (raw[:20], answer)
+    assert json.loads(control_line(path, b"remove 1\n"))["ok"] is False  # never the last worker
+    result = ctl(path, "remove", check=False)
+    assert result.returncode == 1 and "error" in result.stderr
+    assert server.proc.poll() is None
+    assert ctl_json(path, "status")["ok"]
+    assert requests.get(server.url("/"), timeout=5).status_code == 200
+
+
+def test_control_socket_path_not_a_socket_is_refused(tmp_path):
+    path = tmp_path / "ctl"
+    path.write_text("precious")
+    server = Server(["-w", "1", "--control-socket", str(path)])
+    try:
+        assert server.proc.wait(15) != 0
+        assert "is not a socket" in server.log()
+        assert path.read_text() == "precious"
+    finally:
+        server.close()
+
+
+def test_second_server_on_the_same_control_socket_is_refused(server_factory, tmp_path):
+    path = str(tmp_path / "ctl.sock")
+    server_factory(["-w", "1", "--control-socket", path])
+    second = Server(["-w", "1", "--control-socket", path])
+    try:
+        assert second.proc.wait(15) != 0
+        assert "in use by another running server" in second.log()
+    finally:
+        second.close()
+    assert ctl_json(path, "status")["ok"]  # the first keeps its socket
+
+
+def test_ctl_finds_the_socket_from_the_config_file(server_factory, tmp_path):
+    path = str(tmp_path / "ctl.sock")
+    config = tmp_path / "conf.py"
+    config.write_text("control_socket = %r\n" % path)
+    server = server_factory(["-w", "1", "-c", str(config)])
+    result = subprocess.run([sys.executable, "-m", "forkwsgi", "ctl", "-c", str(config), "--json", "status"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=20)
+    assert json.loads(result.stdout)["master"]["pid"] == server.pid
+
+
+def test_max_worker_memory_recycles_before_the_limit(server_factory):
+    metrics_port = free_port()
+    limit_mb = 80
+    server = server_factory(["-w", "2", "--max-worker-memory", str(limit_mb),
+                             "--metrics-bind", "127.0.0.1:%d" % metrics_port], app="tests.obs_apps:leak5")
+    session = requests.Session()
+    seen = []
+    for _ in range(50):
+        response = session.get(server.url("/"), timeout=10)
+        assert response.status_code == 200
+        pid, rss = map(int, response.text.split())
+        seen.append((pid, rss))
+    growth = 5 << 20
+    slack = 2 << 20  # allocator noise
+    assert max(rss for _, rss in seen) <= limit_mb * 1048576 + growth + slack, seen
+    assert len({pid for pid, _ in seen}) >= 3, seen  # recycled
+    assert wait_for(lambda: value(scrape(metrics_port), "forkwsgi_worker_restarts",
+                                  "forkwsgi_worker_restarts_total", reason="memory") >= 1)
+    assert "past --max-worker-memory" in server.log()
+
+
+def test_statsd_lines(server_factory):
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(0.5)
+    try:
+        server = server_factory(["-w", "1", "--statsd-host", "127.0.0.1:%d" % receiver.getsockname()[1],
+                                 "--statsd-prefix", "app1"])
+        for _ in range(5):
+            assert requests.get(server.url("/"), timeout=5).status_code == 200
+        got, lines = 0, []
+        deadline = time.monotonic() + 10
+        while got < 5 and time.monotonic() < deadline:
+            try:
+                packet = receiver.recv(65536).decode()
+            except socket.timeout:
+                continue
+            for line in packet.split("\n"):
+                lines.append(line)
+                if line.startswith("app1.requests.GET.2xx:"):
+                    got += int(line.split(":")[1].split("|")[0])
+        assert got == 5, lines
+        assert any(line.startswith("app1.request_duration:") and "|ms" in line for line in lines), lines
+        assert any(line.startswith("app1.workers.idle:") and line.endswith("|g") for line in lines), lines
+    finally:
+        receiver.close()

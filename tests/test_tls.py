@@ -1,0 +1,134 @@
+"""Issue 14: TLS served by the workers themselves, with certificates the tests make."""
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+import requests
+
+from . import apps
+from .conftest import ResponseReader, wait_for
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes test certificates")
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _issue(directory, name, ca, serial):
+    """A key and a certificate for ``name`` (localhost, 127.0.0.1) signed by the test CA."""
+    ext = directory / ("%s.ext" % name)
+    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "%s.key" % name, "-out", "%s.csr" % name,
+             "-subj", "/CN=%s" % name, cwd=directory)
+    _openssl("x509", "-req", "-in", "%s.csr" % name, "-CA", "%s.pem" % ca, "-CAkey", "%s.key" % ca,
+             "-set_serial", str(serial), "-days", "2", "-out", "%s.pem" % name, "-extfile", str(ext), cwd=directory)
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("certs")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=forkwsgi test CA", cwd=directory)
+    _issue(directory, "server", "ca", 1001)
+    _issue(directory, "server2", "ca", 2002)
+    _issue(directory, "client", "ca", 3003)
+    return directory
+
+
+def _tls_args(certs):
+    return ["--certfile", str(certs / "server.pem"), "--keyfile", str(certs / "server.key")]
+
+
+def _serial(port, ca):
+    context = ssl.create_default_context(cafile=str(ca))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as sock:
+            return int(sock.getpeercert()["serialNumber"], 16)
+
+
+def test_https_keep_alive_scheme_and_large_bodies(server_factory, certs):
+    server = server_factory(["-w", "2"] + _tls_args(certs))
+    url = "https://127.0.0.1:%d" % server.port
+    ca = str(certs / "ca.pem")  # per request: requests lets REQUESTS_CA_BUNDLE override a session's verify
+    with requests.Session() as session:
+        environ = session.get(url + "/environ", verify=ca).json()
+        assert environ["wsgi.url_scheme"] == "https"
+        port = environ["REMOTE_PORT"]
+        assert session.get(url + "/environ", verify=ca).json()["REMOTE_PORT"] == port  # the connection was reused
+        assert session.get(url + "/big?3000000", verify=ca).content == b"x" * 3000000
+        source = open(apps.__file__, "rb").read()
+        assert session.get(url + "/file", verify=ca).content == source  # file_wrapper: no sendfile past TLS
+        assert session.post(url + "/echo", data=b"y" * 2000000, verify=ca).content == b"y" * 2000000
+
+
+def test_a_half_open_tls_client_pins_nothing_and_times_out(server_factory, certs):
+    server = server_factory(["-w", "1", "--header-timeout", "1", "--log-level", "debug"] + _tls_args(certs))
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(5)]  # never say hello
+    started = time.monotonic()
+    assert requests.get("https://127.0.0.1:%d/" % server.port, verify=str(certs / "ca.pem")).status_code == 200
+    assert time.monotonic() - started < 0.5
+    for sock in idle:
+        sock.settimeout(5)
+        assert sock.recv(1) == b""  # closed by the header timeout
+        sock.close()
+    assert "TLS handshake with" in server.log()
+
+
+def test_plain_http_to_a_tls_port_is_dropped_without_harm(server_factory, certs):
+    server = server_factory(["-w", "1"] + _tls_args(certs))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            assert sock.recv(100) == b""
+        except ConnectionResetError:
+            pass
+    assert requests.get("https://127.0.0.1:%d/" % server.port, verify=str(certs / "ca.pem")).status_code == 200
+
+
+def test_mutual_tls_requires_a_client_certificate(server_factory, certs):
+    server = server_factory(["-w", "1", "--cert-reqs", "required", "--ca-certs", str(certs / "ca.pem")]
+                            + _tls_args(certs))
+    url = "https://127.0.0.1:%d/" % server.port
+    with pytest.raises(requests.exceptions.RequestException):
+        requests.get(url, verify=str(certs / "ca.pem"), timeout=5)
+    response = requests.get(url, verify=str(certs / "ca.pem"), timeout=5,
+                            cert=(str(certs / "client.pem"), str(certs / "client.key")))
+    assert response.status_code == 200
+
+
+def test_usr1_reloads_the_certificate(server_factory, certs, tmp_path):
+    cert, key = tmp_path / "live.pem", tmp_path / "live.key"
+    shutil.copy(certs / "server.pem", cert)
+    shutil.copy(certs / "server.key", key)
+    server = server_factory(["-w", "1", "--certfile", str(cert), "--keyfile", str(key)])
+    assert _serial(server.port, certs / "ca.pem") == 1001
+    shutil.copy(certs / "server2.pem", cert)
+    shutil.copy(certs / "server2.key", key)
+    server.send(signal.SIGUSR1)
+    assert wait_for(lambda: _serial(server.port, certs / "ca.pem") == 2002, 10)
+
+
+def test_ssl_context_hook_shapes_the_context(server_factory, certs, tmp_path):
+    config = tmp_path / "tls.conf.py"
+    config.write_text("def ssl_context(config, context):\n"
+                      "    context.set_alpn_protocols(['forkwsgi-test', 'http/1.1'])\n"
+                      "    return context\n")
+    server = server_factory(["-w", "1", "-c", str(config)] + _tls_args(certs))
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    context.set_alpn_protocols(["forkwsgi-test"])
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as sock:
+            assert sock.selected_alpn_protocol() == "forkwsgi-test"
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert ResponseReader(sock).read()[0] == 200
+
+
+def test_a_bad_certificate_path_fails_the_start_with_one_line(server_factory, tmp_path):
+    server = server_factory(["-w", "1", "--certfile", str(tmp_path / "missing.pem")], ready=False)
+    assert server.proc.wait(15) != 0
+    assert "cannot load TLS certificate" in server.log()
