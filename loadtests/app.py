@@ -1,5 +1,6 @@
 """The app every server in the benchmark and the locust scenarios runs."""
 import json
+import time
 
 HELLO = b"Hello, world!\n"
 BLOB_64K = b"x" * 65536
@@ -21,6 +22,10 @@ def app(environ, start_response):
         body = b"%d\n" % size
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/sleep":  # /sleep?0.05: a stand-in for a database call, then hello
+        time.sleep(min(float(environ.get("QUERY_STRING") or 0), 10.0))
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(HELLO)))])
+        return [HELLO]
     if path == "/json":
         length = int(environ.get("CONTENT_LENGTH") or 0)
         data = json.loads(environ["wsgi.input"].read(length) or b"{}")

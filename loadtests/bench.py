@@ -1,30 +1,38 @@
 """Side-by-side benchmark: forkwsgi vs gunicorn (sync, gthread), waitress, and nginx's static ceiling.
 
-Every server runs loadtests/app.py (nginx: a static `return 200`) with the same
-worker count on a free loopback port; wrk drives each in turn, rounds
-alternating, and the median of the rounds is reported. Bounded in time:
-servers x scenarios x rounds x --seconds.
+Every server runs loadtests/app.py (nginx: a static `return 200`) on a free
+loopback port; wrk (or, for the slow mix, loadtests/latency_client.py) drives
+each in turn, rounds alternating the order, and the median of the rounds is
+reported, with the peak RSS of each server's whole process tree. Bounded in
+time: rows x scenarios x rounds x (--seconds + 1 s of warm-up).
 
     sudo apt-get install wrk nginx-light        # the load generator and the ceiling
     pip install -e '.[bench]'                   # gunicorn and waitress, benchmark only
-    python loadtests/bench.py                   # table on stdout, JSON in loadtests/results/
+    python loadtests/bench.py                   # every scenario; table on stdout, JSON in loadtests/results/
+    python loadtests/bench.py --list            # the scenario names
+    python loadtests/bench.py --scenarios hello-keepalive,browser-head,slow-mix
 
-On a 2-core machine, --cpus 0:1 pins the servers to core 0 and wrk to core 1.
+On a 2-core machine, --cpus 0:1 pins the servers to core 0 and the load
+generator (and this script) to core 1. The server launch table is in
+loadtests/servers.py.
 """
 import argparse
+import hashlib
 import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import servers as srv  # noqa: E402  (loadtests/ is not a package)
+from servers import Server  # noqa: E402
 
 WRK_SCRIPT = """
 local body_size = tonumber(os.getenv("BENCH_BODY") or "0")
@@ -44,187 +52,344 @@ done = function(summary, latency, requests)
 end
 """
 
+# What Chrome 131 on Windows sends for a page navigation (issue 16), less the sec-ch-ua/sec-fetch lines.
+BROWSER_HEAD = (
+    "Host: app.example.com",
+    "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8,"
+    "application/signed-exchange;v=b3;q=0.7",
+    "Accept-Language: en-US,en;q=0.9",
+    "Accept-Encoding: gzip, deflate, br, zstd",
+    "Cookie: sessionid=8f2k1m9x7q3w5e6r0t4y2u8i; csrftoken=Zq3Lx9Vb7Nc2Mk5Jh8Gf1Ds4",
+    "Connection: keep-alive",
+)
+# The same request as a load balancer forwards it.
+PROXY_HEAD = BROWSER_HEAD + (
+    "X-Forwarded-For: 203.0.113.195",
+    "X-Forwarded-Proto: https",
+    "X-Request-Id: 9b2c7f4e-1a3d-4e8b-b6f0-5c2d8e7a1f93",
+    "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+)
+
+
+def big_cookie(size=4096):
+    """A Cookie header whose value is exactly `size` bytes of name=value pairs, like an ad-laden site's."""
+    pairs = []
+    while len("; ".join(pairs)) < size:
+        pairs.append("c%02d=%s" % (len(pairs), hashlib.sha256(b"%d" % len(pairs)).hexdigest()))
+    value = "; ".join(pairs)[:size]
+    return "Cookie: " + value[:-1] + "x" if value.endswith((";", " ", "=")) else "Cookie: " + value
+
+
+def default_rows(args):
+    """The original table: every server with --workers, gthread and waitress with 4 threads."""
+    w = args.workers
+    return [Server("forkwsgi", w), Server("gunicorn sync", w), Server("gunicorn gthread", w, 4),
+            Server("waitress", threads=4), Server("nginx return 200", w)]
+
+
+def slow_mix_rows(args):
+    """Issue 11: -w 4 everywhere, then the same four behind nginx with upstream keepalive."""
+    w = args.mix_workers
+    direct = [Server("forkwsgi", w), Server("gunicorn sync", w), Server("gunicorn gthread", w, 4),
+              Server("waitress", threads=4)]
+    return direct + [Server(s.kind, s.workers, s.threads, via_nginx=True) for s in direct]
+
+
+def threads_db_rows(args):
+    """Issue 12: 16 threads in all, waiting 50 ms on a 'database' per request."""
+    return [Server("forkwsgi", 2, 8, label="forkwsgi -w 2 --threads 8"),
+            Server("gunicorn gthread", 2, 8, label="gunicorn gthread -w 2 --threads 8"),
+            Server("waitress", threads=16, label="waitress --threads 16")]
+
+
+def tls_rows(args):
+    """Issue 14: the same certificate for every server; waitress serves no TLS."""
+    w = args.workers
+    return [Server("forkwsgi", w, tls=True), Server("gunicorn sync", w, tls=True),
+            Server("gunicorn gthread", w, 4, tls=True), Server("nginx return 200", w, tls=True)]
+
+
+def threads_hello_rows(args):
+    w = args.workers
+    return [Server("forkwsgi", w, 4, label="forkwsgi -w %d --threads 4" % w),
+            Server("gunicorn gthread", w, 4, label="gunicorn gthread -w %d --threads 4" % w),
+            Server("forkwsgi", w, label="forkwsgi -w %d (event loop, no threads)" % w)]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str                      # the command-line name
+    title: str                    # the table heading and JSON key
+    path: str = "/"
+    connections: int = 10
+    close: bool = False           # Connection: close on every request
+    body: int = 0                 # POST body bytes
+    headers: Tuple[str, ...] = ()
+    rows: Callable = default_rows
+    driver: str = "wrk"           # "wrk", or "mix" for loadtests/latency_client.py
+    vs_hello: bool = False        # also compare each row with its own hello keep-alive row
+    capacity_rps: Optional[float] = None  # the theoretical ceiling, when the app sleeps
+    tls: bool = False             # https: the rows serve TLS
+
+
 SCENARIOS = [
-    # name, path, connections, close after each request, request body bytes
-    ("hello keep-alive", "/", 10, False, 0),
-    ("hello no keep-alive", "/", 10, True, 0),
-    ("64 KiB response", "/64k", 10, False, 0),
-    ("1 MiB POST upload", "/upload", 4, False, 1 << 20),
-    ("100 connections", "/", 100, False, 0),
+    Scenario("hello-keepalive", "hello keep-alive"),
+    Scenario("hello-close", "hello no keep-alive", close=True),
+    Scenario("64k", "64 KiB response", path="/64k"),
+    Scenario("upload", "1 MiB POST upload", path="/upload", connections=4, body=1 << 20),
+    Scenario("100-connections", "100 connections", connections=100),
+    Scenario("browser-head", "browser head", headers=BROWSER_HEAD, vs_hello=True),
+    Scenario("proxy-head", "proxy head", headers=PROXY_HEAD, vs_hello=True),
+    Scenario("cookie-4k", "4 KB cookie", headers=(big_cookie(),), vs_hello=True),
+    Scenario("slow-mix", "slow mix", rows=slow_mix_rows, driver="mix"),
+    Scenario("threads-50ms", "threads, 50 ms app", path="/sleep?0.05", connections=32, rows=threads_db_rows,
+             capacity_rps=16 / 0.05),
+    Scenario("threads-hello", "threads hello", rows=threads_hello_rows),
+    Scenario("tls-keepalive", "TLS keep-alive", rows=tls_rows, tls=True),
+    Scenario("tls-close", "TLS new connection per request", rows=tls_rows, tls=True, close=True),
 ]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_listening(port, proc, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited with %s" % proc.returncode)
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start listening on %d" % port)
-
-
-def nginx_conf(port, workdir, workers):
-    return """
-worker_processes %d;
-daemon off;
-pid %s/nginx.pid;
-error_log %s/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path %s;
-  proxy_temp_path %s; fastcgi_temp_path %s; uwsgi_temp_path %s; scgi_temp_path %s;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:%d;
-    client_max_body_size 4m;
-    location / { return 200 "Hello, world!\\n"; }
-  }
-}
-""" % ((workers, workdir, workdir) + (workdir,) * 5 + (port,))
-
-
-def available_servers():
-    """The servers installed here, forkwsgi first."""
-    servers = ["forkwsgi"]
-    if _importable("gunicorn"):
-        servers += ["gunicorn sync", "gunicorn gthread"]
-    if _importable("waitress"):
-        servers.append("waitress")
-    if _nginx():
-        servers.append("nginx return 200")
-    return servers
-
-
-def server_command(name, port, workers, workdir):
-    py = sys.executable
-    app = "loadtests.app:app"
-    bind = "127.0.0.1:%d" % port
-    if name == "forkwsgi":
-        return [py, "-m", "forkwsgi", "-w", str(workers), "-b", bind, "--log-level", "warning", app]
-    if name.startswith("gunicorn"):
-        gunicorn = [py, "-m", "gunicorn", "-w", str(workers), "-b", bind, "--log-level", "warning"]
-        return gunicorn + (["-k", "gthread", "--threads", "4"] if name.endswith("gthread") else []) + [app]
-    if name == "waitress":  # one process: it gets its concurrency from threads
-        return [py, "-m", "waitress", "--listen=" + bind, "--threads=4", app]
-    path = os.path.join(workdir, "nginx.conf")
-    with open(path, "w") as handle:
-        handle.write(nginx_conf(port, workdir, workers))
-    return [_nginx(), "-c", path, "-p", workdir]
-
-
-def _nginx():
-    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-
-
-def _importable(module):
-    return subprocess.run([sys.executable, "-c", "import " + module], capture_output=True).returncode == 0
-
-
-def pinned(argv, cpus):
-    return (["taskset", "-c", cpus] + argv) if cpus and shutil.which("taskset") else argv
+HELLO = "hello-keepalive"
 
 
 def run_wrk(port, scenario, seconds, threads, script, cpus):
-    name, path, connections, close, body = scenario
-    env = dict(os.environ, BENCH_BODY=str(body), BENCH_CLOSE="1" if close else "0")
-    argv = pinned(["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % seconds, "--timeout", "5s",
-                   "-s", script, "http://127.0.0.1:%d%s" % (port, path)], cpus)
-    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 30).stdout
-    line = next(l for l in out.splitlines() if l.startswith("BENCH "))
-    data = json.loads(line[6:])
+    env = dict(os.environ, BENCH_BODY=str(scenario.body), BENCH_CLOSE="1" if scenario.close else "0")
+    argv = ["wrk", "-t%d" % threads, "-c%d" % scenario.connections, "-d%ds" % seconds, "--timeout", "5s",
+            "-s", script]
+    for header in scenario.headers:
+        argv += ["-H", header]
+    argv.append("%s://127.0.0.1:%d%s" % ("https" if scenario.tls else "http", port, scenario.path))
+    data = _bench_line(srv.pinned(argv, cpus), env, seconds)
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
     return data
 
 
-def measure(servers, scenario, args, script, workdir):
-    """One wrk run per server for this scenario; servers start fresh so no state carries over."""
+def run_mix(port, seconds, args):
+    argv = [sys.executable, os.path.join(HERE, "latency_client.py"), "--port", str(port),
+            "--seconds", str(seconds), "--connections", str(args.mix_connections),
+            "--interval-ms", str(args.mix_interval_ms), "--slow-fraction", str(args.mix_slow_fraction),
+            "--slow-path", "/sleep?%g" % (args.mix_slow_ms / 1000)]
+    return _bench_line(srv.pinned(argv, args.wrk_cpus), os.environ, seconds)
+
+
+def _bench_line(argv, env, seconds):
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("%s did not finish in %d s" % (os.path.basename(argv[0]), seconds + 30)) from None
+    for line in proc.stdout.splitlines():
+        if line.startswith("BENCH "):
+            return json.loads(line[6:])
+    raise RuntimeError("%s printed no result: %s" % (os.path.basename(argv[0]), proc.stderr.strip()[-300:]))
+
+
+def measure(rows, scenario, args, script):
+    """One load run per row; servers start fresh so no state carries over."""
     results = {}
-    for name in servers:
-        port = free_port()
-        argv = server_command(name, port, args.workers, workdir)
-        proc = subprocess.Popen(pinned(argv, args.server_cpus), cwd=ROOT, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=ROOT))
+    for server in rows:
         try:
-            wait_listening(port, proc)
-            run_wrk(port, scenario, 1, 1, script, args.wrk_cpus)  # warm-up
-            results[name] = run_wrk(port, scenario, args.seconds, args.threads, script, args.wrk_cpus)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            with srv.launch(server, args.server_cpus) as running:
+                load(running.port, scenario, args, script, 1, 1)  # warm-up
+                with running.measuring():
+                    result = load(running.port, scenario, args, script, args.seconds, args.threads)
+                if not result["requests"]:
+                    print("  %s: %s completed no request%s" % (scenario.title, server.name, running.stderr_tail()),
+                          file=sys.stderr)
+        except RuntimeError as exc:
+            print("  %s: %s failed: %s" % (scenario.title, server.name, exc), file=sys.stderr)
+            continue
+        result["rss_mib"] = running.server_rss.peak_mib
+        if running.proxy_rss is not None:
+            result["proxy_rss_mib"] = running.proxy_rss.peak_mib
+        results[server.name] = result
     return results
 
 
-def median_of(rounds, server, key):
-    return statistics.median(r[server][key] for r in rounds if server in r)
+def load(port, scenario, args, script, seconds, threads):
+    if scenario.driver == "mix":
+        return run_mix(port, seconds, args)
+    return run_wrk(port, scenario, seconds, threads, script, args.wrk_cpus)
+
+
+def summarize(rounds, rows):
+    summary = {}
+    for server in rows:
+        runs = [r[server.name] for r in rounds if server.name in r]
+        if runs:
+            summary[server.name] = {key: statistics.median(run[key] for run in runs)
+                                    for key, value in runs[0].items() if isinstance(value, (int, float))}
+            summary[server.name]["server"] = server
+    return summary
+
+
+def run_scenario(scenario, rows, args, script, context):
+    kinds, threads_ok = context["kinds"], context["forkwsgi_threads"]
+    runnable = []
+    for server in rows:
+        reason = srv.unavailable_reason(server, kinds, threads_ok)
+        if reason:
+            print("  %s: skipping %s: %s" % (scenario.title, server.name, reason), file=sys.stderr)
+        else:
+            runnable.append(server)
+    rounds = []
+    for round_number in range(args.rounds):
+        order = runnable if round_number % 2 == 0 else runnable[::-1]
+        rounds.append(measure(order, scenario, args, script))
+    return summarize(rounds, runnable)
+
+
+def base_name(rows, server):
+    """The row this one is compared with: the scenario's first forkwsgi row on the same path (direct or
+    via nginx), whether or not it ran."""
+    return next((s.name for s in rows if s.kind == "forkwsgi" and s.via_nginx == server.via_nginx), None)
+
+
+def fmt_ratio(value):
+    return "-" if value is None else "%.2f" % value
+
+
+def ratio(a, b):
+    return a / b if a and b else None
+
+
+def add_ratios(scenario, rows, summary, hello):
+    """Each row's ratio to its forkwsgi row, to its own hello keep-alive row, to the capacity."""
+    for name, row in summary.items():
+        base = name != base_name(rows, row["server"]) and summary.get(base_name(rows, row["server"]))
+        if scenario.driver == "mix":  # the offered load is fixed: compare the fast requests' p99
+            row["p99_vs_forkwsgi"] = ratio(row["fast_p99_us"], base and base["fast_p99_us"])
+        else:
+            row["forkwsgi_vs_this"] = ratio(base and base["rps"], row["rps"])
+        if scenario.vs_hello and hello:
+            row["vs_own_hello"] = ratio(row["rps"], hello.get(name, {}).get("rps"))
+        if scenario.capacity_rps:
+            row["of_capacity"] = row["rps"] / scenario.capacity_rps
+
+
+def print_wrk_table(scenario, summary, hello):
+    columns = ["server", "req/s", "p50 ms", "p99 ms", "errors", "peak RSS MiB", "forkwsgi ÷ this, req/s"]
+    if scenario.vs_hello and hello:
+        columns.append("÷ own hello keep-alive, req/s")
+    if scenario.capacity_rps:
+        columns.append("of %.0f req/s" % scenario.capacity_rps)
+    _header(scenario.title, columns)
+    for name, row in summary.items():
+        cells = ["%.0f" % row["rps"], "%.2f" % (row["p50_us"] / 1000), "%.2f" % (row["p99_us"] / 1000),
+                 "%d" % (row["socket_errors"] + row["non2xx"]), "%.0f" % row["rss_mib"],
+                 fmt_ratio(row["forkwsgi_vs_this"])]
+        if scenario.vs_hello and hello:
+            cells.append(fmt_ratio(row["vs_own_hello"]))
+        if scenario.capacity_rps:
+            cells.append("%.0f%%" % (100 * row["of_capacity"]))
+        print("| %s | %s |" % (name, " | ".join(cells)))
+    mine = summary.get("forkwsgi", {})
+    if mine.get("vs_own_hello"):
+        print("\nforkwsgi: %.0f req/s here, %.0f req/s on plain hello keep-alive in this run: %.2f×" % (
+            mine["rps"], hello["forkwsgi"]["rps"], mine["vs_own_hello"]))
+
+
+def print_mix_table(scenario, summary, args):
+    _header(scenario.title, ["server", "req/s", "fast p50 ms", "fast p99 ms", "fast p99.9 ms", "fast max ms",
+                             "slow p50 ms", "errors", "peak RSS MiB", "this ÷ forkwsgi, fast p99"])
+    for name, row in summary.items():
+        print("| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.1f | %d | %.0f | %s |" % (
+            name, row["rps"], row["fast_p50_us"] / 1000, row["fast_p99_us"] / 1000, row["fast_p999_us"] / 1000,
+            row["fast_max_us"] / 1000, row["slow_p50_us"] / 1000, row["socket_errors"] + row["non2xx"],
+            row["rss_mib"], fmt_ratio(row["p99_vs_forkwsgi"])))
+    print("\n%d keep-alive connections, each sending one request every %g ms (%.0f req/s offered); "
+          "%g%% sleep %g ms; forkwsgi and gunicorn -w %d, gthread 4 threads a worker, waitress 4 threads. "
+          "Latencies are of the fast "
+          "requests only. Via nginx: 1 nginx worker, upstream keepalive 32; peak RSS is the app server's "
+          "(nginx's is in the JSON)." % (
+              args.mix_connections, args.mix_interval_ms, args.mix_connections * 1000 / args.mix_interval_ms,
+              100 * args.mix_slow_fraction, args.mix_slow_ms, args.mix_workers))
+
+
+def _header(title, columns):
+    print("\n## %s" % title)
+    print("| %s |" % " | ".join(columns))
+    print("|---|%s" % ("---:|" * (len(columns) - 1)))
+
+
+def select(args):
+    scenarios = SCENARIOS
+    if args.scenarios:
+        wanted = [w.strip().lower() for w in args.scenarios.split(",") if w.strip()]
+        known = {s.key: s for s in SCENARIOS}
+        known.update({s.title.lower(): s for s in SCENARIOS})
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            sys.exit("unknown scenario %s; known: %s" % (", ".join(unknown), ", ".join(s.key for s in SCENARIOS)))
+        chosen = {known[w].key for w in wanted}
+        scenarios = [s for s in SCENARIOS if s.key in chosen]  # table order: hello keep-alive first
+    if args.only:
+        scenarios = [s for s in scenarios if any(o in s.title or o in s.key for o in args.only)]
+    return scenarios
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per run")
+    parser.add_argument("--workers", type=int, default=1, help="worker count of the default rows")
+    parser.add_argument("--seconds", type=int, default=5, help="load duration per run")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the median is reported")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--cpus", default="0:1", help="SERVER_CPUS:WRK_CPUS for taskset, '' to not pin")
+    parser.add_argument("--cpus", default="0:1", help="SERVER_CPUS:LOAD_CPUS for taskset, '' to not pin")
+    parser.add_argument("--scenarios", help="comma-separated scenario names (see --list); default all")
     parser.add_argument("--only", action="append", help="run only scenarios whose name contains this")
+    parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    mix = parser.add_argument_group("slow mix (loadtests/latency_client.py)")
+    mix.add_argument("--mix-workers", type=int, default=4)
+    mix.add_argument("--mix-connections", type=int, default=16)
+    mix.add_argument("--mix-interval-ms", type=float, default=5.0, help="each connection's request period")
+    mix.add_argument("--mix-slow-fraction", type=float, default=0.01)
+    mix.add_argument("--mix-slow-ms", type=float, default=200.0)
     parser.add_argument("--json", default=os.path.join(HERE, "results", "bench.json"))
     args = parser.parse_args()
+    if args.list:
+        for s in SCENARIOS:
+            print("%-16s %s" % (s.key, s.title))
+        return
     args.server_cpus, _, args.wrk_cpus = args.cpus.partition(":")
-    if not shutil.which("wrk"):
+    scenarios = select(args)
+    if any(s.driver == "wrk" for s in scenarios) and not shutil.which("wrk"):
         sys.exit("wrk is not installed: sudo apt-get install wrk")
+    if args.wrk_cpus:  # keep this script's RSS sampling off the server cores
+        os.sched_setaffinity(0, srv.parse_cpus(args.wrk_cpus))
+    context = {"kinds": srv.installed_kinds(), "forkwsgi_threads": srv.forkwsgi_has_threads()}
     workdir = tempfile.mkdtemp(prefix="forkwsgi-bench-")
     script = os.path.join(workdir, "bench.lua")
     with open(script, "w") as handle:
         handle.write(WRK_SCRIPT)
-    servers = available_servers()
-    scenarios = [s for s in SCENARIOS if not args.only or any(o in s[0] for o in args.only)]
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()},
               "workers": args.workers, "seconds": args.seconds, "rounds": args.rounds,
               "command": " ".join([os.path.basename(sys.executable)] + sys.argv), "scenarios": {}}
-    for scenario in scenarios:
-        rounds = []
-        for round_number in range(args.rounds):
-            order = servers if round_number % 2 == 0 else servers[::-1]
-            rounds.append(measure(order, scenario, args, script, workdir))
-        summary = {}
-        for server in servers:
-            summary[server] = {key: median_of(rounds, server, key)
-                               for key in ("rps", "p50_us", "p99_us", "socket_errors", "non2xx")}
-        report["scenarios"][scenario[0]] = summary
-        print_scenario(scenario[0], summary)
+    results = {}
+    try:
+        for scenario in scenarios:
+            rows = scenario.rows(args)
+            summary = results[scenario.key] = run_scenario(scenario, rows, args, script, context)
+            add_ratios(scenario, rows, summary, results.get(HELLO))
+            if scenario.driver == "mix":
+                print_mix_table(scenario, summary, args)
+            else:
+                print_wrk_table(scenario, summary, results.get(HELLO))
+            sys.stdout.flush()
+            report["scenarios"][scenario.title] = {
+                name: dict({k: v for k, v in row.items() if k != "server"}, **_describe(row["server"]))
+                for name, row in summary.items()}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w") as handle:
         json.dump(report, handle, indent=2)
     print("\nJSON written to %s" % args.json)
-    shutil.rmtree(workdir, ignore_errors=True)
 
 
-def print_scenario(name, summary):
-    base = summary.get("forkwsgi", {}).get("rps") or 0
-    print("\n## %s" % name)
-    print("| server | req/s | p50 ms | p99 ms | errors | forkwsgi ÷ this, req/s |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for server, row in summary.items():
-        ratio = base / row["rps"] if row["rps"] else float("inf")
-        print("| %s | %.0f | %.2f | %.2f | %d | %s |" % (
-            server, row["rps"], row["p50_us"] / 1000, row["p99_us"] / 1000,
-            row["socket_errors"] + row["non2xx"], "-" if server == "forkwsgi" else "%.2f" % ratio))
-    sys.stdout.flush()
+def _describe(server):
+    return {"kind": server.kind, "workers": server.workers, "threads": server.threads,
+            "via_nginx": server.via_nginx}
 
 
 if __name__ == "__main__":
