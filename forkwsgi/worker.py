@@ -6,52 +6,37 @@ worker is busy moves to an idle sibling (handoff.py). Idle keep-alive
 connections, slow uploads and slow readers cost a registered fd and a bounded
 buffer, not the worker.
 """
-import errno
 import os
 import random
 import signal
 import socket
 import ssl
-import struct
 import threading
 import time
 
 from .appload import AppImportError, load_app
-from .connection import HANDOFF_MAX_BUFFER, ClientGone, Connection
+from .connection import HANDOFF_MAX_BUFFER, ClientGone
 from .environ import base_environ
 from .errors import ConfigError
 from .executor import InlineExecutor, ThreadPoolExecutor
-from .handler import answer_health
 from .forwarded import TrustedPeers
-from .http.errors import HTTPError, RequestTimeout
+from .handler import answer_health
+from .http.errors import HTTPError
 from .http.parser import Limits
 from .http.proxy import parse_proxy_v1
 from .http.response import CONTINUE, DateCache, error_response
 from .logs import AccessLog, log, reopen_error_log
 from .poller import READ, WRITE, Poller
 from .process import drop_privileges, flush_std, set_title
-from .tls import WOULD_BLOCK, build_context
+from .intake import Intake
 from .reloader import load_app_reloading
+from .timers import sweep
+from .tls import WOULD_BLOCK, build_context
 from . import stats as _stats
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
 LINGER_SECONDS = 2.0  # after closing our side, read and discard so the client sees a close, not a reset
-BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before this worker accepts anyway
-STOP_IDLE_GRACE = 0.5  # a stopping worker closes a keep-alive connection once idle this long
-DRAIN_SECONDS = 1.0  # on a full stop, take connections queued in the backlog for at most this long
 _monotonic = time.monotonic
-_TCP_INFO_UNACKED = struct.Struct("I")  # tcpi_unacked: a listening socket's accept queue length
-
-
-def backlog_length(sock):
-    """Connections waiting in a TCP listener's accept queue; None where Linux does not say."""
-    if sock.family == socket.AF_UNIX or not hasattr(socket, "TCP_INFO"):
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-        return _TCP_INFO_UNACKED.unpack_from(info, 24)[0]
-    except OSError:
-        return None
 
 
 class Worker:
@@ -59,7 +44,7 @@ class Worker:
 
     def __init__(self, cfg, listeners, heartbeat, app=None, multiprocess=True, handoff=None, board=None):
         self.cfg = cfg
-        self.listeners = list(listeners)
+        self.intake = Intake(self, listeners)
         self.heartbeat = heartbeat
         self.app = app
         self.multiprocess = multiprocess
@@ -74,19 +59,11 @@ class Worker:
         self.handoff_enabled = handoff is not None and cfg.handoff
         self.pid = os.getpid()
         self.connections = {}
-        self.listener_by_fd = {}
-        self.polling_listeners = False
-        self.polling_handoffs = False
-        self.all_busy_since = 0.0
-        self.accept_paused_until = 0.0
         self.stopping = False
         self.retiring = False  # stopping with hand-off open: connections move to siblings
         self.closing_connections = False  # responses say Connection: close (full stop, max-requests)
         self.retire_requested = False
         self.stop_deadline = 0.0
-        self.drain_until = 0.0
-        self.drain_quota = 0
-        self.drained = 0
         self.pending_signals = []
         self.requests = 0
         self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter) if cfg.max_requests else 0
@@ -139,26 +116,14 @@ class Worker:
         threads = self.cfg.threads
         self.base = base_environ(self.cfg, self.multiprocess)
         self.base["wsgi.multithread"] = threads > 1
-        self.listener_base = {listener.fileno(): self._listener_environ(listener) for listener in self.listeners}
         self.poller = Poller()
         self.poller.add(self.wake_r)
         self.executor = ThreadPoolExecutor(self, threads) if threads > 1 else InlineExecutor(self)
         if threads > 1:
             self.poller.add(self.executor.done_r)
         self.executor.start()
-        self.listener_by_fd = {listener.fileno(): listener for listener in self.listeners}
-        self._refresh_polling(_monotonic())
+        self.intake.start(self.base, _monotonic())
         self.heartbeat.mark_booted()
-
-    def _listener_environ(self, listener):
-        environ = dict(self.base)
-        environ["wsgi.url_scheme"] = "http"
-        address = listener.sock.getsockname()
-        if isinstance(address, tuple):
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = address[0], str(address[1])
-        else:
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = "localhost", "0"
-        return environ
 
     def beat(self, now):
         if not self.hung:
@@ -226,6 +191,7 @@ class Worker:
         connections = self.connections
         poll = self.poller.poll
         executor = self.executor
+        intake = self.intake
         board = self.board
         done_fd = getattr(executor, "done_r", -1)
         handoff_fd = self.handoff.fileno() if self.handoff is not None else -1
@@ -244,23 +210,21 @@ class Worker:
             if board is not None and board.draining and not self.closing_connections:
                 self.closing_connections = True  # --shutdown-delay: pooled connections close after each response
             if now >= next_sweep:
-                self._sweep(now)
+                sweep(self, now)
                 next_sweep = now + self.poll_interval
-            if self.drain_until and self._drain_done(now):
-                self._close_listeners()
-            if self.stopping and not connections and not executor.in_flight and not self.drain_until:
-                if self.retiring or not self._take_handoff():  # a full stop serves what was handed over
+            if intake.drain_until and intake.drain_done(now):
+                intake.close_listeners()
+            if self.stopping and not connections and not executor.in_flight and not intake.drain_until:
+                if self.retiring or not intake.take_handoff():  # a full stop serves what was handed over
                     break
             if self.stopping and now >= self.stop_deadline:
                 log.warning("worker %d: --graceful-timeout reached with %d connection(s) and %d request(s) "
                             "still open; closing them", self.pid, len(connections), executor.in_flight)
                 break
-            self._refresh_polling(now)
-            timeout = self.poll_interval
+            intake.refresh(now)
+            timeout = intake.poll_timeout(self.poll_interval)
             if self.waiting:
                 timeout = min(timeout, self.cfg.handoff_delay)
-            if self.all_busy_since and not self.polling_listeners:
-                timeout = min(timeout, BUSY_ACCEPT_DELAY)
             ready_listeners = []
             take_handoff = False
             for fd, events in poll(timeout):
@@ -270,8 +234,8 @@ class Worker:
                         self._on_writable(conn)
                     if events & ~WRITE and not conn.busy and fd in connections:
                         self._on_readable(conn)
-                elif fd in self.listener_by_fd:
-                    ready_listeners.append(self.listener_by_fd[fd])
+                elif fd in intake.by_fd:
+                    ready_listeners.append(intake.by_fd[fd])
                 elif fd == done_fd:
                     for conn, keep_alive in executor.collect():
                         self._thread_done(conn, keep_alive)
@@ -285,123 +249,27 @@ class Worker:
             # Connections first, listeners last: a worker that just ran the app
             # may find the new connection already taken by an idle sibling.
             for listener in ready_listeners:
-                if self.polling_listeners:
-                    self._accept(listener)
-            if take_handoff and self.polling_handoffs:
-                self._take_handoff()
+                intake.accept(listener)
+            if take_handoff and intake.polling_handoffs:
+                intake.take_handoff()
             if self.waiting:
                 self._serve_waiting()
         executor.stop()
         for conn in list(connections.values()):
-            self._close(conn)
+            self.close(conn)
 
-    # ----- what the loop polls besides its connections
-
-    def _wants_listeners(self, now):
-        if self.stopping and not self.drain_until:
-            return False
-        if len(self.connections) >= self.cfg.worker_connections or now < self.accept_paused_until:
-            return False
-        if self.executor.free > 0:
-            self.all_busy_since = 0.0
-            return True
-        # Every thread is busy: idle siblings get new connections first; past a moment this
-        # worker takes them too (a health probe, a request it will hand on): its loop never goes deaf.
-        if not self.all_busy_since:
-            self.all_busy_since = now
-        return now - self.all_busy_since >= BUSY_ACCEPT_DELAY
-
-    def _wants_handoffs(self):
-        """Siblings with a free thread take waiting connections; a retiring worker gives, never takes."""
-        return (self.handoff_enabled and not self.retiring and self.executor.free > 0
-                and len(self.connections) < self.cfg.worker_connections)
-
-    def _refresh_polling(self, now):
-        want = self._wants_listeners(now)
-        if want != self.polling_listeners:
-            for fd in self.listener_by_fd:
-                if want:
-                    self.poller.add(fd)
-                else:
-                    self.poller.remove(fd)
-            self.polling_listeners = want
-        want = self._wants_handoffs()
-        if want != self.polling_handoffs:
-            if want:
-                self.poller.add(self.handoff.fileno())
-            else:
-                self.poller.remove(self.handoff.fileno())
-            self.polling_handoffs = want
-
-    def _accept(self, listener):
-        """Take one connection, then go back to polling: idle sibling workers get the next ones."""
-        while True:
-            try:
-                sock, address = listener.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                if self.drain_until and backlog_length(listener.sock) is None:
-                    self.drain_quota = 0  # no queue length to read: an empty accept ends the drain
-                return
-            except OSError as exc:
-                if exc.errno == errno.ECONNABORTED:
-                    continue
-                log.error("accept failed on %s: %s; pausing accepts for a second", listener, exc)
-                self.accept_paused_until = _monotonic() + 1.0  # no busy loop on EMFILE
-                return
-            if self.drain_until:
-                self.drain_quota -= 1
-                self.drained += 1
-            self._add_connection(sock, address, listener)
-            return
-
-    def _add_connection(self, sock, address, listener):
-        sock.setblocking(False)
-        base = self.listener_base[listener.fileno()]
-        if sock.family == socket.AF_UNIX:
-            peer = ("", 0)
-        else:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            peer = address[:2]
-        environ = base.copy()
-        environ["REMOTE_ADDR"] = peer[0]
-        environ["REMOTE_PORT"] = str(peer[1])
-        proxy = self.proxy_peers is not None and self.proxy_peers.trusts(peer[0])
-        tls = self.ssl_context is not None
-        if tls:
-            environ["wsgi.url_scheme"] = "https"
-            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        self._register(Connection(self, sock, peer, environ, proxy, tls))
-
-    def _register(self, conn):
+    def register(self, conn):
+        """Serve a new connection: accepted here, or handed over by a sibling with bytes already read."""
         self.connections[conn.fd] = conn
         self.poller.add(conn.fd)
-        self._on_readable(conn)  # the request often arrives with the connection
+        if conn.reader.buf:
+            self._process(conn)
+        if self.connections.get(conn.fd) is conn and not conn.busy:
+            self._on_readable(conn)  # the request often arrives with the connection
 
     # ----- hand-off
 
-    def _take_handoff(self):
-        """Adopt one connection a sibling handed over; True if there was one."""
-        if self.handoff is None or self.executor.free <= 0 \
-                or len(self.connections) >= self.cfg.worker_connections:
-            return False
-        received = self.handoff.receive()
-        if received is None:
-            return False
-        sock, message = received
-        try:
-            sock.setblocking(False)
-            conn = Connection.from_handoff(self, sock, message)
-        except (ValueError, KeyError, OSError) as exc:
-            log.error("dropped a connection handed over with a bad state: %s", exc)
-            sock.close()
-            return True
-        log.debug("took over connection %s:%s from a sibling", *conn.peer[:2])
-        if self.stats is not None:
-            self.stats.add(_stats.HANDOFF_TAKEN)
-        self._register(conn)
-        return True
-
-    def _hand_off(self, conn):
+    def hand_off(self, conn):
         """Give ``conn`` to a sibling; True if it left this worker."""
         if not (self.handoff_enabled and self.handoff.open and conn.can_hand_off()):
             return False
@@ -424,7 +292,7 @@ class Worker:
         ready = {fd for fd, events in self.poller.poll(0)}
         for fd, conn in list(self.connections.items()):
             if conn is not exclude and (fd in ready or conn.reader.in_progress):
-                self._hand_off(conn)
+                self.hand_off(conn)
 
     def _serve_waiting(self):
         """Connections ready while no thread was free: run them as threads free, else move them."""
@@ -437,7 +305,7 @@ class Worker:
             if self.executor.free > 0:
                 self._process(conn)
             elif now - conn.waiting_since >= delay and self.multiprocess:
-                if not self._hand_off(conn):
+                if not self.hand_off(conn):
                     conn.waiting_since = now  # try again after another delay
 
     # ----- connection I/O
@@ -456,7 +324,7 @@ class Worker:
             data = b""
         if conn.linger_until:
             if not data:
-                self._close(conn)
+                self.close(conn)
             return
         reader = conn.reader
         if not data:
@@ -484,9 +352,9 @@ class Worker:
             try:
                 conn.reader.feed_eof()
             except HTTPError as exc:  # a client that only half-closed still reads our answer
-                self._refuse(conn, exc)
+                self.refuse(conn, exc)
                 return
-        self._close(conn)
+        self.close(conn)
 
     def _watch(self, conn, write=False):
         """Poll ``conn`` for input (until its client closed) and, while output is queued, for room."""
@@ -504,7 +372,7 @@ class Worker:
             return False
         except (OSError, ValueError) as exc:
             log.debug("TLS handshake with %s:%s failed: %s", conn.peer[0], conn.peer[1], exc)
-            self._close(conn)
+            self.close(conn)
             return False
         conn.handshaking = False
         self._watch(conn)
@@ -518,7 +386,7 @@ class Worker:
             done = conn.flush()
         except ClientGone as exc:
             log.debug("client %s:%s went away: %s", conn.peer[0], conn.peer[1], exc)
-            self._close(conn)
+            self.close(conn)
             return
         if done:
             self._watch(conn)
@@ -538,7 +406,7 @@ class Worker:
                     if reader.in_progress:  # leave it raw: it can still move to a sibling
                         self._wait(conn)
                     elif conn.client_closed:
-                        self._close(conn)
+                        self.close(conn)
                     return
                 try:
                     if conn.proxy_pending:
@@ -551,7 +419,7 @@ class Worker:
                             conn.base = dict(conn.base, REMOTE_ADDR=found[0][0], REMOTE_PORT=str(found[0][1]))
                     request = reader.next_request()
                 except HTTPError as exc:
-                    self._refuse(conn, exc)
+                    self.refuse(conn, exc)
                     return
                 except OSError as exc:  # spooling the body: disk full, out of file descriptors
                     log.error("cannot receive a request body from %s:%s: %s", conn.peer[0], conn.peer[1], exc)
@@ -566,14 +434,14 @@ class Worker:
                         try:
                             conn.send(CONTINUE)
                         except ClientGone:
-                            self._close(conn)
+                            self.close(conn)
                     return
             if self.health_path is not None and request.target.partition("?")[0] == self.health_path:
                 conn.pending = None  # answered here, never queued behind the app: a probe sees the loop
                 try:
                     keep_alive = answer_health(self, conn, request)
                 except ClientGone:
-                    self._close(conn)
+                    self.close(conn)
                     return
                 self.request_done(conn, keep_alive)
                 continue
@@ -644,14 +512,14 @@ class Worker:
     def _after_response(self, conn, processing=False):
         if conn.close_after:
             self._finish(conn)
-        elif self.retiring and not conn.reader.in_progress and self._hand_off(conn):
+        elif self.retiring and not conn.reader.in_progress and self.hand_off(conn):
             return
         elif not processing:
             self._process(conn)
 
     # ----- closing
 
-    def _refuse(self, conn, exc):
+    def refuse(self, conn, exc):
         """Answer a request we will not serve, then close gently."""
         log.info("refused request from %s:%s: %d %s: %s", conn.peer[0], conn.peer[1],
                  exc.status, exc.reason, exc.detail)
@@ -662,7 +530,7 @@ class Worker:
         try:
             conn.send(error_response(status, reason, self.dates.value))
         except ClientGone:
-            self._close(conn)
+            self.close(conn)
             return
         conn.close_after = True
         if conn.out:
@@ -675,78 +543,31 @@ class Worker:
         if conn.reader.buf:
             self._linger(conn)
         else:
-            self._close(conn)
+            self.close(conn)
 
     def _linger(self, conn):
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
-            self._close(conn)
+            self.close(conn)
             return
         conn.reader.buf.clear()
         conn.linger_until = _monotonic() + LINGER_SECONDS
         self.waiting.pop(conn, None)
 
-    def _close(self, conn):
+    def close(self, conn):
         if self.connections.pop(conn.fd, None) is None:
             return
         self.waiting.pop(conn, None)
         self.poller.remove(conn.fd)
         conn.close()
 
-    def _close_idle(self, conn):
+    def close_idle(self, conn):
         """Close a connection between requests, unless its next request has just arrived."""
         self._on_readable(conn)  # take what is in the socket first: a request is served, not reset
         if self.connections.get(conn.fd) is conn and not (conn.busy or conn.linger_until or conn.out
                                                            or conn.reader.in_progress or conn.pending):
             self._linger(conn)
-
-    def _sweep(self, now):
-        """Enforce the keep-alive, header, body and send timeouts; close idle connections when stopping."""
-        cfg = self.cfg
-        if cfg.timeout and self.executor.threads > 1:
-            self._check_stuck_threads(now)
-        seen_idle = max(self.resumed_at, 0.0)
-        for conn in list(self.connections.values()):
-            if self.connections.get(conn.fd) is not conn:
-                continue  # closed or handed off while an earlier one ran its request
-            if conn.busy or conn in self.waiting or conn.pending is not None:
-                continue  # waiting for us, never the client's fault
-            reader = conn.reader
-            if conn.linger_until:
-                if now > conn.linger_until:
-                    self._close(conn)
-            elif conn.handshaking:
-                if cfg.header_timeout and now - conn.started > cfg.header_timeout:
-                    log.debug("TLS handshake with %s:%s timed out", *conn.peer[:2])
-                    self._close(conn)
-            elif conn.out:
-                if cfg.send_timeout and now - conn.send_progress_at > cfg.send_timeout:
-                    log.debug("client %s:%s stopped reading its response", *conn.peer[:2])
-                    self._close(conn)
-            elif reader.request is not None:
-                if cfg.body_timeout and now - conn.last_io > cfg.body_timeout:
-                    self._refuse(conn, RequestTimeout("request body stalled for %gs" % cfg.body_timeout))
-            elif reader.in_progress or conn.proxy_pending:
-                if cfg.header_timeout and now - conn.started > cfg.header_timeout:
-                    self._refuse(conn, RequestTimeout("no complete request head within %gs" % cfg.header_timeout))
-            elif not conn.served:
-                if cfg.header_timeout and now - max(conn.started, seen_idle) > cfg.header_timeout:
-                    self._close_idle(conn)
-            elif self.stopping:
-                if now - max(conn.last_io, seen_idle) > min(cfg.keepalive, STOP_IDLE_GRACE):
-                    if not (self.retiring and self._hand_off(conn)):
-                        self._close_idle(conn)
-            elif now - max(conn.last_io, seen_idle) > cfg.keepalive:
-                self._close_idle(conn)
-
-    def _check_stuck_threads(self, now):
-        wall = time.time()
-        for method, target, started in list(self.in_flight.values()):
-            if wall - started > self.cfg.timeout and not self.hung:
-                log.critical("worker %d: %s %s has run %.1fs, past --timeout %ds; the master will abort "
-                             "this worker", self.pid, method, target[:200], wall - started, self.cfg.timeout)
-                self.hung = True  # the heartbeat stops; the master aborts us as for any silent worker
 
     # ----- graceful stop
 
@@ -756,59 +577,35 @@ class Worker:
         With hand-off open (a reload, fewer workers, max-requests), idle
         connections move to live siblings and responses keep connections
         alive. On a full stop, responses close their connections, and what the
-        kernel had already queued in the backlog is taken (bounded in count
-        and time, one per wake-up so idle siblings share it) and served.
+        kernel had already queued in the backlog is taken (intake.py) and served.
         """
         if self.stopping:
             return
         self.stopping = True
         if self.stats is not None:
             self.stats.set(_stats.STOPPING, 1)
-        self.stop_deadline = _monotonic() + self.cfg.graceful_timeout
+        now = _monotonic()
+        self.stop_deadline = now + self.cfg.graceful_timeout
         set_title("worker (stopping)", self.cfg)
         if self._handoff_open():
             self.retiring = True
-            self._close_listeners()
-            self._refresh_polling(_monotonic())
+            self.intake.close_listeners()
+            self.intake.refresh(now)
             moved = sum(1 for conn in list(self.connections.values())
-                        if not conn.reader.in_progress and self._hand_off(conn))
+                        if not conn.reader.in_progress and self.hand_off(conn))
             if moved:
                 log.info("worker %d: stopping, handed %d idle connection(s) to siblings", self.pid, moved)
             return
         self.closing_connections = True
         master_listens = self.retire_requested or (self.handoff is not None and self.handoff.open)
-        if self.listeners and not master_listens:
-            queued = [backlog_length(listener.sock) for listener in self.listeners]
-            self.drain_quota = sum(1 << 30 if count is None else count for count in queued)
-            self.drain_until = _monotonic() + DRAIN_SECONDS
+        if master_listens:
+            self.intake.close_listeners()
         else:
-            self._close_listeners()
-        self._refresh_polling(_monotonic())
-
-    def _drain_done(self, now):
-        """The backlog queued at the stop is taken: by count, by an empty queue, or by time."""
-        if self.drain_quota <= 0 or now >= self.stop_deadline:
-            return True
-        queued = [backlog_length(listener.sock) for listener in self.listeners]
-        if None in queued:
-            return now >= self.drain_until
-        return sum(queued) == 0
+            self.intake.begin_drain(now)
+        self.intake.refresh(now)
 
     def _handoff_open(self):
         return self.handoff_enabled and self.handoff.open
-
-    def _close_listeners(self):
-        drained = self.drain_until
-        self.drain_until = 0.0
-        for fd in self.listener_by_fd:
-            self.poller.remove(fd)
-        self.listener_by_fd.clear()
-        self.polling_listeners = False
-        for listener in self.listeners:
-            listener.sock.close()
-        self.listeners = []
-        if drained and self.drained:
-            log.info("worker %d: stopping, took %d queued connection(s)", self.pid, self.drained)
 
 
 def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, handoff=None, board=None):
