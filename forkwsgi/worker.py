@@ -93,6 +93,7 @@ class Worker:
     def boot(self, uid=None, gid=None):
         """Everything between fork and the first accept. Raises AppImportError if the app won't load."""
         self.pid = os.getpid()
+        self.master_pid = os.getppid()
         set_title("worker", self.cfg)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
@@ -212,6 +213,10 @@ class Worker:
             if now >= next_sweep:
                 sweep(self, now)
                 next_sweep = now + self.poll_interval
+                if os.getppid() != self.master_pid and not self.stopping:
+                    log.warning("worker %d: the master is gone; stopping", self.pid)
+                    self.handoff_enabled = False  # no sibling can be trusted to stay: close, don't move
+                    self.begin_stop()
             if intake.drain_until and intake.drain_done(now):
                 intake.close_listeners()
             if self.stopping and not connections and not executor.in_flight and not intake.drain_until:

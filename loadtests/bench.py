@@ -341,7 +341,7 @@ def main():
     mix = parser.add_argument_group("slow mix (loadtests/latency_client.py)")
     mix.add_argument("--mix-workers", type=int, default=4)
     mix.add_argument("--mix-connections", type=int, default=16)
-    mix.add_argument("--mix-interval-ms", type=float, default=5.0, help="each connection's request period")
+    mix.add_argument("--mix-interval-ms", type=float, default=20.0, help="each connection's request period")
     mix.add_argument("--mix-slow-fraction", type=float, default=0.01)
     mix.add_argument("--mix-slow-ms", type=float, default=200.0)
     parser.add_argument("--json", default=os.path.join(HERE, "results", "bench.json"))

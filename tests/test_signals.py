@@ -369,3 +369,12 @@ def test_stopped_worker_is_killed_within_the_timeout_and_replaced(server_factory
     assert (tmp_path / "worker_abort").read_text() == str(victim)  # SIGCONT let its abort handler run
     assert "sending SIGKILL" not in server.log()
     assert workers[1] in server.worker_pids()  # the healthy worker was left alone
+
+
+def test_workers_stop_when_the_master_is_killed(server_factory):
+    """An orphaned worker would serve on (and hold the port) forever: it notices and stops."""
+    server = server_factory(["-w", "2"])
+    workers = server.wait_workers(2)
+    server.send(signal.SIGKILL)
+    server.proc.wait(5)
+    assert wait_for(lambda: all(process_gone(pid) for pid in workers), 10)
