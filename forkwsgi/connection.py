@@ -25,7 +25,7 @@ class ClientGone(Exception):
 class Connection:
     __slots__ = ("worker", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io",
                  "served", "proxy_pending", "linger_until", "busy", "waiting_since", "pending",
-                 "close_after", "send_progress_at", "tls", "handshaking", "client_closed")
+                 "close_after", "send_progress_at", "tls", "handshaking", "client_closed", "running")
 
     def __init__(self, worker, sock, peer, base, proxy_pending, tls=False):
         self.worker = worker
@@ -48,13 +48,14 @@ class Connection:
         self.tls = tls
         self.handshaking = tls  # the TLS handshake runs in the loop, non-blocking, before any request
         self.client_closed = False  # the client shut its side: serve what it sent, then close
+        self.running = None  # (method, target, wall-clock start) while its request is in the app
 
     # ----- output, called by the owner while a response is written
 
     def send(self, data):
         """Write through while the client keeps up; queue the rest for the event loop."""
         out = self.out
-        if not out:
+        if not out.segments:
             try:
                 sent = self.sock.send(data)
             except WOULD_BLOCK:

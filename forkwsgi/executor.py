@@ -3,7 +3,9 @@
 Inline (--threads 1) keeps the fast path free of thread hops. A small
 watcher thread then covers the one thing the blocked loop cannot do: when an
 app call has run past the hand-off delay, it moves the worker's other
-connections that have a request waiting to an idle sibling.
+connections that have a request waiting to an idle sibling. Its wake-ups cost
+the loop a GIL hand-over each, so it looks every few milliseconds only while
+the app has been making slow calls, and a few times a second otherwise.
 
 With a pool (--threads N), the loop keeps reading, parsing, accepting and
 enforcing timeouts while apps run, and itself hands off connections that wait
@@ -19,55 +21,67 @@ from .handler import run_request
 from .logs import log
 
 _monotonic = time.monotonic
+QUIET_TICK = 0.025  # the watcher's period while no app call has been slow for a while
+QUIET_AFTER = 10.0  # seconds without a slow call before the watcher slows down
 
 
 class InlineExecutor:
     """Runs each app call in the loop's own thread; the worker lock is free only meanwhile."""
 
     threads = 1
+    free = 1  # the loop runs only when no app call does
 
     def __init__(self, worker):
         self.worker = worker
+        self.delay = worker.cfg.handoff_delay
         self.busy_since = 0.0  # monotonic start of the app call under way, 0 when none
+        self.slow_call_at = 0.0  # when an app call last ran past the hand-off delay
         self.current = None
         self.in_flight = 0
-
-    @property
-    def free(self):
-        return 1  # the loop runs only when no app call does
+        self.watching = False
 
     def start(self):
-        if self.worker.handoff_enabled:
+        if self.worker.handoff_enabled and self.worker.multiprocess:
+            self.watching = True
             threading.Thread(target=self._watch, name="forkwsgi-handoff-watcher", daemon=True).start()
 
     def submit(self, conn, request):
         worker = self.worker
+        lock = worker.lock if self.watching else None
         self.current = conn
         self.in_flight = 1
         self.busy_since = started = _monotonic()
-        worker.lock.release()
+        if lock is not None:
+            lock.release()  # the watcher may move other connections meanwhile
         try:
             keep_alive = run_request(worker, conn, request)
         finally:
-            worker.lock.acquire()
+            if lock is not None:
+                lock.acquire()
             self.busy_since = 0.0
             self.current = None
             self.in_flight = 0
         ended = _monotonic()
-        if ended - started > worker.STALL:
-            worker.resumed_at = ended  # idle timers do not count the span the loop could not see
-        worker.request_done(conn, keep_alive)
+        if ended - started > self.delay:
+            self.slow_call_at = ended
+            if ended - started > worker.STALL:
+                worker.resumed_at = ended  # idle timers do not count the span the loop could not see
+        worker.request_done(conn, keep_alive, ended)
 
     def _watch(self):
         worker = self.worker
-        delay = worker.cfg.handoff_delay
+        delay = self.delay
         tick = max(delay / 2, 0.001)
         lock = worker.lock
         while True:
-            time.sleep(tick)
+            time.sleep(tick if _monotonic() - self.slow_call_at < QUIET_AFTER else QUIET_TICK)
             since = self.busy_since
-            if not since or _monotonic() - since < delay:
+            if not since:
                 continue
+            now = _monotonic()
+            if now - since < delay:
+                continue
+            self.slow_call_at = now
             if not lock.acquire(blocking=False):
                 continue
             try:
@@ -92,13 +106,10 @@ class ThreadPoolExecutor:
         self.worker = worker
         self.threads = threads
         self.in_flight = 0
+        self.free = threads
         self.jobs = queue.SimpleQueue()
         self.done = deque()
         self.done_r, self.done_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-
-    @property
-    def free(self):
-        return self.threads - self.in_flight
 
     def start(self):
         for number in range(self.threads):
@@ -106,6 +117,7 @@ class ThreadPoolExecutor:
 
     def submit(self, conn, request):
         self.in_flight += 1
+        self.free -= 1
         self.jobs.put((conn, request))
 
     def _run(self):
@@ -136,6 +148,7 @@ class ThreadPoolExecutor:
         while self.done:
             finished.append(self.done.popleft())
         self.in_flight -= len(finished)
+        self.free += len(finished)
         return finished
 
     def stop(self):

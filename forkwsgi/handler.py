@@ -18,9 +18,9 @@ def run_request(worker, conn, request):
     environ = build_environ(request, conn.base, worker.trusted)
     keep_alive = request.keep_alive and worker.keepalive and not worker.closing_connections
     response = Response(conn.send, conn.send_file, request, keep_alive, worker.dates.get(),
-                        worker.is_closing_connections)
+                        worker.closing_check)
     started = time.time()
-    worker.note_request_start(conn, request, started)
+    conn.running = (request.method, request.target, started)  # for --timeout reports
     stats = worker.stats  # shared-memory counters (stats.py); None when nothing reads them
     slot = stats.begin(request.method, request.target, started) if stats is not None else -1
     result = None
@@ -50,7 +50,7 @@ def run_request(worker, conn, request):
                 response.keep_alive = False
         if request.body is not None:
             request.body.close()
-        worker.note_request_end(conn)
+        conn.running = None
         if stats is not None:  # counted before the next request: exact even if the worker is killed then
             stats.end(slot, request.method,
                       response.code if response.head_sent else int(response.status[:3]) if response.status else 0,

@@ -59,7 +59,7 @@ def check_stuck_threads(worker):
     master aborts the worker as any silent one, and the log names the request."""
     timeout = worker.cfg.timeout
     wall = time.time()
-    for method, target, started in list(worker.in_flight.values()):
+    for method, target, started in worker.running_requests():
         if wall - started > timeout and not worker.hung:
             log.critical("worker %d: %s %s has run %.1fs, past --timeout %ds; the master will abort "
                          "this worker", worker.pid, method, target[:200], wall - started, timeout)

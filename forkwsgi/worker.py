@@ -62,6 +62,7 @@ class Worker:
         self.stopping = False
         self.retiring = False  # stopping with hand-off open: connections move to siblings
         self.closing_connections = False  # responses say Connection: close (full stop, max-requests)
+        self.closing_check = self.is_closing_connections  # bound once: each Response asks it
         self.retire_requested = False
         self.stop_deadline = 0.0
         self.pending_signals = []
@@ -79,7 +80,6 @@ class Worker:
         self.executor = None
         self.lock = threading.Lock()  # held by the loop; free only while an inline app call runs
         self.resumed_at = 0.0
-        self.in_flight = {}  # connection -> (method, target, started), for --timeout reports
         self.hung = False
         self.stats = _stats.current  # shared-memory counters the master reads (None: observability off)
         if self.stats is not None:
@@ -144,7 +144,7 @@ class Worker:
     def _abort(self, signum, frame):
         now = time.time()
         running = ", ".join("%s %s (%.1fs)" % (method, target[:200], now - started)
-                            for method, target, started in list(self.in_flight.values()))
+                            for method, target, started in self.running_requests())
         log.error("worker %d: aborted by the master (timeout)%s", self.pid,
                   "; running: " + running if running else "")
         self.cfg.call_hook("worker_abort", self)
@@ -179,11 +179,9 @@ class Worker:
     def board_draining(self):
         return self.board is not None and self.board.draining
 
-    def note_request_start(self, conn, request, started):
-        self.in_flight[conn] = (request.method, request.target, started)
-
-    def note_request_end(self, conn):
-        self.in_flight.pop(conn, None)
+    def running_requests(self):
+        """(method, target, wall-clock start) of each request in the app now."""
+        return [conn.running for conn in list(self.connections.values()) if conn.running is not None]
 
     # ----- the loop
 
@@ -335,13 +333,15 @@ class Worker:
         if not data:
             self._on_eof(conn)
             return
-        was_in_progress = reader.in_progress
+        fresh = not reader.buf and reader.request is None
         reader.feed(data)
-        if reader.in_progress:  # empty lines before a request extend no timer
-            now = _monotonic()
-            if not was_in_progress:
-                conn.started = now
-            conn.last_io = now
+        # Empty lines before a request extend no timer; the common case (a request's first
+        # bytes on an empty buffer) needs no look at the parser's state.
+        if fresh:
+            if data[0] != 13 or reader.in_progress:
+                conn.started = conn.last_io = _monotonic()
+        elif reader.in_progress:
+            conn.last_io = _monotonic()
         self._process(conn)
 
     def _on_eof(self, conn):
@@ -456,6 +456,8 @@ class Worker:
                 return
             conn.pending = None
             self._dispatch(conn, request)
+            if not reader.buf:
+                return  # nothing pipelined behind it: skip a parse that would find nothing
 
     def _wait(self, conn):
         if conn not in self.waiting:
@@ -479,9 +481,7 @@ class Worker:
                 self.closing_connections = True  # this response already says Connection: close
         if self.executor.threads > 1:
             self.poller.remove(conn.fd)  # its thread owns it until done
-            self.executor.submit(conn, request)
-        else:
-            self.executor.submit(conn, request)
+        self.executor.submit(conn, request)
 
     def _check_memory(self):
         """--max-worker-memory: past the limit, retire gracefully as for max-requests (one pread per request)."""
@@ -501,25 +501,27 @@ class Worker:
         if not conn.busy and conn.fd in self.connections and not conn.out:
             self._process(conn)
 
-    def request_done(self, conn, keep_alive):
+    def request_done(self, conn, keep_alive, now=None):
         """A response is written (or queued); in the loop's thread."""
         conn.busy = False
-        conn.started = conn.last_io = _monotonic()
+        conn.started = conn.last_io = now or _monotonic()
         if self.memory_guard is not None and not self.retire_requested and not self.stopping:
             self._check_memory()
-        if not keep_alive:
-            conn.close_after = True
-        if conn.out:
+        if conn.out.segments:
+            if not keep_alive:
+                conn.close_after = True
             self._watch(conn, write=True)  # the loop drains the rest
-            return
-        self._after_response(conn, processing=True)
+        elif not keep_alive or conn.close_after:
+            conn.close_after = True
+            self._finish(conn)
+        elif self.retiring and not conn.reader.in_progress:
+            self.hand_off(conn)
 
-    def _after_response(self, conn, processing=False):
+    def _after_response(self, conn):
+        """The last of a response has left: close, move (retiring), or serve what came next."""
         if conn.close_after:
             self._finish(conn)
-        elif self.retiring and not conn.reader.in_progress and self.hand_off(conn):
-            return
-        elif not processing:
+        elif not (self.retiring and not conn.reader.in_progress and self.hand_off(conn)):
             self._process(conn)
 
     # ----- closing

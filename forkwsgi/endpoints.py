@@ -1,0 +1,321 @@
+"""The metrics and control listeners, and their connections served from the master's select.
+
+Every socket here is non-blocking and served between two select() calls of
+the master: accept, read, answer, flush. Each connection may read a bounded
+request (READ_LIMIT) and lives a bounded time (CONN_TIMEOUT), and there are at
+most MAX_CONNECTIONS, so a slow or stuck scraper never holds the master. This
+module frames the answers (one HTTP/1.1 response, one JSON line) and closes
+after each; what they say comes from the callables it is given (metrics.py,
+control.py). Across a USR2 re-exec the listeners pass to the new master as
+inherited fds (FORKWSGI_OBSERVE_FDS), so their addresses stay bound throughout.
+"""
+import errno
+import json
+import os
+import socket
+import stat
+import time
+
+from .errors import ConfigError
+from .logs import log
+from .sockets import parse_address
+
+READ_LIMIT = 8192  # bytes of a request (HTTP head, control line) before it is refused
+CONN_TIMEOUT = 5.0  # seconds a metrics or control connection may live
+MAX_CONNECTIONS = 64  # open metrics + control connections; more are closed at once
+INHERIT_ENV = "FORKWSGI_OBSERVE_FDS"
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def bind_unix(path, mode, what):
+    """A listening unix socket at ``path``. Refuses a path that is not a socket, or one a live server answers."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        info = None
+    if info is not None:
+        if not stat.S_ISSOCK(info.st_mode):
+            raise ConfigError("%s %s exists and is not a socket; refusing to replace it" % (what, path))
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+                raise ConfigError("%s %s: %s" % (what, path, exc.strerror)) from None
+            _unlink_quietly(path)  # stale: left by a server that died
+        else:
+            raise ConfigError("%s %s is in use by another running server (another forkwsgi?); "
+                              "refusing to start" % (what, path))
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(path)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError("%s %s: cannot bind: %s" % (what, path, exc.strerror)) from None
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, mode)
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock
+
+
+def bind_address(address, what):
+    """(socket, unix path or None) for a metrics address: HOST:PORT or unix:PATH."""
+    parsed = parse_address(address)
+    if parsed[0] == "unix":
+        return bind_unix(parsed[1], 0o600, what), parsed[1]
+    _, host, port = parsed
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError("%s %s: %s" % (what, address, exc)) from None
+    family, _, _, _, sockaddr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(sockaddr)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError("%s %s: cannot bind: %s" % (what, address, exc.strerror)) from None
+    sock.listen(64)
+    sock.setblocking(False)
+    return sock, None
+
+
+def inherited_fds():
+    """{"metrics"|"control": fd text} passed by the master we replace (USR2); taken out of the environment."""
+    return dict(item.split(":", 1) for item in os.environ.pop(INHERIT_ENV, "").split(",") if ":" in item)
+
+
+def close_unused(inherited):
+    """Close the inherited listeners no setting took over (a setting turned off across the upgrade)."""
+    for fd in inherited.values():
+        try:
+            os.close(int(fd))
+        except (OSError, ValueError):
+            pass
+
+
+def _adopt(fd):
+    sock = socket.socket(fileno=fd)
+    os.set_inheritable(fd, False)
+    sock.setblocking(False)
+    return sock
+
+
+def _http(code, reason, body, head_only=False, content_type="text/plain; charset=utf-8"):
+    head = ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % (code, reason, content_type, len(body))).encode()
+    return head if head_only else head + body
+
+
+class _Client:
+    __slots__ = ("sock", "kind", "inbuf", "out", "deadline", "linger")
+
+    def __init__(self, sock, kind):
+        self.sock = sock
+        self.kind = kind
+        self.inbuf = b""
+        self.out = b""
+        self.deadline = time.monotonic() + CONN_TIMEOUT
+        self.linger = False  # refused for its size: after the answer, read and discard until EOF (no reset)
+
+
+class Endpoints:
+    """The two listeners and their open connections; answers come from ``render_metrics`` and ``control``."""
+
+    def __init__(self, render_metrics, control):
+        self.render_metrics = render_metrics  # () -> the exposition text
+        self.control = control  # a command line (bytes) -> a JSON-able answer
+        self.clients = {}  # fd -> _Client
+        self.metrics_sock = self.control_sock = None
+        self.control_path = None
+        self.owned_paths = []  # unix socket files we bound, removed on exit
+
+    def open(self, cfg, inherited):
+        """Bind (or adopt from ``inherited``, popping what is taken) the listeners the settings ask for."""
+        if cfg.metrics_bind:
+            if "metrics" in inherited:
+                self.metrics_sock = _adopt(int(inherited.pop("metrics")))  # from the master before USR2
+                parsed = parse_address(cfg.metrics_bind)
+                if parsed[0] == "unix":
+                    self.owned_paths.append(parsed[1])
+            else:
+                self.metrics_sock, path = bind_address(cfg.metrics_bind, "metrics address")
+                if path:
+                    self.owned_paths.append(path)
+            log.info("Metrics at: http://%s/metrics", cfg.metrics_bind)
+        if cfg.control_socket:
+            path = os.path.abspath(cfg.control_socket)
+            if "control" in inherited:
+                self.control_sock = _adopt(int(inherited.pop("control")))
+            else:
+                self.control_sock = bind_unix(path, cfg.control_socket_mode, "control socket")
+            self.owned_paths.append(path)  # exit() keeps it while another master of this pair runs
+            self.control_path = path
+            log.info("Control socket: %s", self.control_path)
+
+    # ----- the select loop
+
+    def readers(self):
+        fds = [client.sock for client in self.clients.values() if not client.out]
+        for sock in (self.metrics_sock, self.control_sock):
+            if sock is not None:
+                fds.append(sock)
+        return fds
+
+    def writers(self):
+        return [client.sock for client in self.clients.values() if client.out]
+
+    def serve(self, readable, writable):
+        """Accept, read and flush what select reported; ``readable`` may hold the master's own fds (ints)."""
+        for sock in readable:
+            if sock is self.metrics_sock:
+                self._accept(sock, "metrics")
+            elif sock is self.control_sock:
+                self._accept(sock, "control")
+            elif not isinstance(sock, int):
+                client = self.clients.get(sock.fileno())
+                if client is not None and client.sock is sock:
+                    self._read(client)
+        for sock in writable:
+            client = self.clients.get(sock.fileno())
+            if client is not None and client.sock is sock:
+                self._flush(client)
+
+    def expire(self, now):
+        for client in list(self.clients.values()):
+            if now > client.deadline:
+                self._drop(client)
+
+    def _accept(self, listener, kind):
+        for _ in range(16):
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("observability: accept failed: %s", exc)
+                return
+            if len(self.clients) >= MAX_CONNECTIONS:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            client = _Client(sock, kind)
+            self.clients[sock.fileno()] = client
+            self._read(client)
+
+    def _read(self, client):
+        try:
+            data = client.sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client)
+            return
+        if client.linger:
+            return
+        client.inbuf += data
+        if client.kind == "metrics":
+            if b"\r\n\r\n" in client.inbuf or b"\n\n" in client.inbuf:
+                self._reply(client, self._http_answer(client.inbuf))
+            elif len(client.inbuf) > READ_LIMIT:
+                client.linger = True
+                self._reply(client, _http(431, "Request Header Fields Too Large", b"request too large\n"))
+        else:
+            if b"\n" in client.inbuf:
+                line = client.inbuf.split(b"\n", 1)[0]
+                self._reply(client, (json.dumps(self.control(line)) + "\n").encode())
+            elif len(client.inbuf) > READ_LIMIT:
+                client.linger = True
+                self._reply(client, (json.dumps({"ok": False, "error": "command line too long"}) + "\n").encode())
+
+    def _http_answer(self, raw):
+        line = raw.split(b"\n", 1)[0].decode("latin-1").strip().split()
+        if len(line) != 3 or not line[2].startswith("HTTP/"):
+            return _http(400, "Bad Request", b"bad request\n")
+        method, target = line[0], line[1]
+        if method not in ("GET", "HEAD"):
+            return _http(405, "Method Not Allowed", b"only GET and HEAD\n")
+        if target.split("?", 1)[0] != "/metrics":
+            return _http(404, "Not Found", b"metrics are at /metrics\n", method == "HEAD")
+        body = self.render_metrics().encode()
+        return _http(200, "OK", body, method == "HEAD", "text/plain; version=0.0.4; charset=utf-8")
+
+    def _reply(self, client, data):
+        client.out = data
+        client.inbuf = b""
+        self._flush(client)
+
+    def _flush(self, client):
+        try:
+            sent = client.sock.send(client.out)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(client)
+            return
+        client.out = client.out[sent:]
+        if not client.out:
+            if client.linger:
+                try:
+                    client.sock.shutdown(socket.SHUT_WR)
+                    return  # the loop reads and discards the rest until EOF or the deadline
+                except OSError:
+                    pass
+            self._drop(client)  # one request per connection
+
+    def _drop(self, client):
+        self.clients.pop(client.sock.fileno(), None)
+        try:
+            client.sock.close()
+        except OSError:
+            pass
+
+    # ----- fork, upgrade and exit
+
+    def close_in_child(self):
+        """In a new worker: close our copies of the listeners and connections (the files stay)."""
+        for sock in (self.metrics_sock, self.control_sock):
+            if sock is not None:
+                sock.close()
+        for client in self.clients.values():
+            client.sock.close()
+        self.clients = {}
+
+    def inherit_env(self):
+        """For a USR2 re-exec: pass the metrics and control listeners to the new master."""
+        items = []
+        for name, sock in (("metrics", self.metrics_sock), ("control", self.control_sock)):
+            if sock is not None:
+                os.set_inheritable(sock.fileno(), True)
+                items.append("%s:%d" % (name, sock.fileno()))
+        return {INHERIT_ENV: ",".join(items)} if items else {}
+
+    def close(self, unlink=True):
+        for client in list(self.clients.values()):
+            self._drop(client)
+        for sock in (self.metrics_sock, self.control_sock):
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+        self.metrics_sock = self.control_sock = None
+        if unlink:
+            for path in self.owned_paths:
+                _unlink_quietly(path)
+        self.owned_paths = []
