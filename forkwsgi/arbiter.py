@@ -422,6 +422,7 @@ class Arbiter:
         systemd.notify("RELOADING=1\nMONOTONIC_USEC=%d" % (time.monotonic_ns() // 1000))
         try:
             cfg = self.reload_config()
+            build_context(cfg)  # a renewed certificate that does not load keeps the workers serving
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
             systemd.notify("READY=1")

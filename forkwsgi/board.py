@@ -30,6 +30,3 @@ class Board:
     @draining.setter
     def draining(self, value):
         self._page[_DRAINING] = 1 if value else 0
-
-    def close(self):
-        self._page.close()

@@ -1,17 +1,18 @@
 """One client connection: its socket, parsing state, unsent output and timers.
 
-Exactly one thread owns a connection at a time: the event loop, or the thread
-running the app for its request. The owner alone reads, writes or closes it.
+Exactly one thread owns a connection at a time: the thread running the app
+for its request while it is busy, and otherwise whoever holds the worker's
+lock (the event loop, or the hand-off watcher while the loop is inside an
+inline app call). The owner alone reads, writes, moves or closes it.
 """
 import json
 import os
 import select
-import socket
 import time
 
 from .http.parser import RequestReader
 from .outbuf import OutputBuffer
-from .tls import WOULD_BLOCK
+from .tls import TLS_WRITE, WOULD_BLOCK
 
 _monotonic = time.monotonic
 HANDOFF_MAX_BUFFER = 65536  # a connection holding more unparsed bytes than this stays where it is
@@ -25,7 +26,7 @@ class ClientGone(Exception):
 class Connection:
     __slots__ = ("worker", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io",
                  "served", "proxy_pending", "linger_until", "busy", "waiting_since", "pending",
-                 "close_after", "send_progress_at", "tls", "handshaking", "client_closed", "running")
+                 "close_after", "send_progress_at", "tls", "handshaking", "client_closed", "running", "read_paused")
 
     def __init__(self, worker, sock, peer, base, proxy_pending, tls=False):
         self.worker = worker
@@ -48,7 +49,8 @@ class Connection:
         self.tls = tls
         self.handshaking = tls  # the TLS handshake runs in the loop, non-blocking, before any request
         self.client_closed = False  # the client shut its side: serve what it sent, then close
-        self.running = None  # (method, target, wall-clock start) while its request is in the app
+        self.running = None  # (method, target, wall-clock start, monotonic start) while in the app
+        self.read_paused = False  # too much unparsed input while it cannot be served: not polled for input
 
     # ----- output, called by the owner while a response is written
 
@@ -57,7 +59,7 @@ class Connection:
         out = self.out
         if not out.segments:
             try:
-                sent = self.sock.send(data)
+                sent = self.sock.send(data) if not self.tls else self._send_tls(data)
             except WOULD_BLOCK:
                 sent = 0
             except OSError as exc:
@@ -69,6 +71,17 @@ class Connection:
         out.append(data)
         if out.full or out.memory > out.memory_limit:
             self._wait_drained()
+
+    def _send_tls(self, data):
+        """What the TLS socket takes now, one record at a time (see tls.TLS_WRITE)."""
+        view = memoryview(data)
+        sent = 0
+        try:
+            while sent < len(view):
+                sent += self.sock.send(view[sent:sent + TLS_WRITE])
+        except WOULD_BLOCK:
+            pass
+        return sent
 
     def send_file(self, in_fd, offset, count):
         """sendfile while the socket takes it; the rest of the file is queued, not copied."""
@@ -162,7 +175,3 @@ class Connection:
         except OSError:
             pass
 
-
-def tcp_nodelay(sock):
-    if sock.family != socket.AF_UNIX:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -76,6 +76,7 @@ def build_environ(request, base, trusted):
     environ["QUERY_STRING"] = query
     environ["SERVER_PROTOCOL"] = request.version
     forwarded_for = forwarded_proto = None
+    repeats = None  # key -> values of a header sent more than once, joined once at the end (linear)
     get = _HEADER_KEYS.get
     for name, value in request.headers:
         key = get(name, _UNSEEN)
@@ -86,13 +87,21 @@ def build_environ(request, base, trusted):
         if key in environ:
             if absolute and key == "HTTP_HOST":
                 continue
-            environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + value
+            if repeats is None:
+                repeats = {}
+            values = repeats.get(key)
+            if values is None:
+                repeats[key] = values = [environ[key]]
+            values.append(value)
         else:
             environ[key] = value
         if name == "x-forwarded-for":
             forwarded_for = value
         elif name == "x-forwarded-proto":
             forwarded_proto = value
+    if repeats:
+        for key, values in repeats.items():
+            environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
     if request.chunked:
         environ["CONTENT_LENGTH"] = str(request.content_length)
     environ["wsgi.input"] = request.body if request.body is not None else io.BytesIO()

@@ -30,11 +30,11 @@ class InlineExecutor:
 
     threads = 1
     free = 1  # the loop runs only when no app call does
+    turn_started = 0.0  # set by the loop as each batch of events begins
 
     def __init__(self, worker):
         self.worker = worker
         self.delay = worker.cfg.handoff_delay
-        self.busy_since = 0.0  # monotonic start of the app call under way, 0 when none
         self.slow_call_at = 0.0  # when an app call last ran past the hand-off delay
         self.current = None
         self.in_flight = 0
@@ -50,7 +50,7 @@ class InlineExecutor:
         lock = worker.lock if self.watching else None
         self.current = conn
         self.in_flight = 1
-        self.busy_since = started = _monotonic()
+        started = _monotonic()
         if lock is not None:
             lock.release()  # the watcher may move other connections meanwhile
         try:
@@ -58,11 +58,10 @@ class InlineExecutor:
         finally:
             if lock is not None:
                 lock.acquire()
-            self.busy_since = 0.0
             self.current = None
             self.in_flight = 0
         ended = _monotonic()
-        if ended - started > self.delay:
+        if ended - self.turn_started > self.delay:  # slow calls, or a burst of fast ones
             self.slow_call_at = ended
             if ended - started > worker.STALL:
                 worker.resumed_at = ended  # idle timers do not count the span the loop could not see
@@ -75,17 +74,16 @@ class InlineExecutor:
         lock = worker.lock
         while True:
             time.sleep(tick if _monotonic() - self.slow_call_at < QUIET_AFTER else QUIET_TICK)
-            since = self.busy_since
-            if not since:
+            if not self.in_flight:
                 continue
             now = _monotonic()
-            if now - since < delay:
+            if now - self.turn_started < delay:  # the loop's turn (app calls included) is young yet
                 continue
             self.slow_call_at = now
             if not lock.acquire(blocking=False):
                 continue
             try:
-                if self.busy_since == since:  # still that same call: the loop is blocked in the app
+                if self.in_flight:  # holding the lock, with a call under way: the loop is inside the app
                     worker.hand_off_waiting(exclude=self.current)
             except Exception:
                 log.exception("hand-off watcher failed")

@@ -5,6 +5,8 @@ thread (--threads); it touches only its own connection.
 """
 import time
 
+_monotonic = time.monotonic
+
 from .connection import ClientGone
 from .environ import build_environ
 from .http.response import error_response, head_bytes
@@ -16,11 +18,10 @@ def run_request(worker, conn, request):
     """Run the app for ``request`` and write its response. True if the connection stays open."""
     cfg = worker.cfg
     environ = build_environ(request, conn.base, worker.trusted)
-    keep_alive = request.keep_alive and worker.keepalive and not worker.closing_connections
-    response = Response(conn.send, conn.send_file, request, keep_alive, worker.dates.get(),
-                        worker.closing_check)
+    response = Response(conn.send, conn.send_file, request, worker.keeps_alive(conn, request),
+                        worker.dates.get(), worker.closing_check)
     started = time.time()
-    conn.running = (request.method, request.target, started)  # for --timeout reports
+    conn.running = (request.method, request.target, started, _monotonic())  # for --timeout reports
     stats = worker.stats  # shared-memory counters (stats.py); None when nothing reads them
     slot = stats.begin(request.method, request.target, started) if stats is not None else -1
     result = None
@@ -72,7 +73,7 @@ def answer_health(worker, conn, request):
         request.body.close()
     ready = not (worker.stopping or worker.board_draining())
     status, body = ("200 OK", b"ok\n") if ready else ("503 Service Unavailable", b"stopping\n")
-    keep_alive = request.keep_alive and worker.keepalive and not worker.closing_connections
+    keep_alive = worker.keeps_alive(conn, request)
     framing = worker.dates.get() + "Content-Type: text/plain\r\nContent-Length: %d\r\n" % len(body)
     if not keep_alive:
         framing += "Connection: close\r\n"

@@ -10,11 +10,15 @@ meanwhile stay in the socket for the new owner.
 The master closes hand-off (board.py) for a full stop or when no worker
 will remain (WINCH), so that nothing is handed to a queue nobody will read.
 """
+import os
 import socket
+import time
 
 from .logs import log
 
 MAX_MESSAGE = 1 << 17
+FULL_BACKOFF = 0.05  # after the queue was found full, seconds before trying to send again
+WARN_EVERY = 10.0
 
 
 class HandoffChannel:
@@ -23,6 +27,9 @@ class HandoffChannel:
         self.send_end, self.receive_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for end in (self.send_end, self.receive_end):
             end.setblocking(False)
+        self.full_until = 0.0
+        self.warned_at = -WARN_EVERY
+        self.spare_fd = -1
 
     @property
     def open(self):
@@ -31,33 +38,51 @@ class HandoffChannel:
     def fileno(self):
         return self.receive_end.fileno()
 
-    def send(self, conn):
-        """Give ``conn`` away; True if a sibling will get it (the caller then forgets it)."""
+    def reserve_fd(self):
+        """In the worker: hold one fd in reserve, so a connection received at the fd limit is not lost."""
+        self.spare_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+    def can_send(self, now):
+        """False for a moment after the queue was full: every sibling is busy, and none will read it."""
+        return now >= self.full_until
+
+    def send(self, message, fd):
+        """Give the connection ``fd`` away; True if a sibling will get it (the caller then forgets it)."""
         try:
-            socket.send_fds(self.send_end, [conn.handoff_message()], [conn.fd], socket.MSG_DONTWAIT)
+            socket.send_fds(self.send_end, [message], [fd], socket.MSG_DONTWAIT)
         except (BlockingIOError, InterruptedError):
-            log.warning("hand-off queue full: connection from %s:%s stays with this worker", *conn.peer[:2])
+            now = time.monotonic()
+            self.full_until = now + FULL_BACKOFF
+            if now - self.warned_at >= WARN_EVERY:
+                self.warned_at = now
+                log.warning("hand-off queue full: every sibling is busy; waiting connections stay where they are")
             return False
         except OSError as exc:
-            log.error("hand-off of %s:%s failed: %s", conn.peer[0], conn.peer[1], exc)
+            log.error("hand-off failed: %s", exc)
             return False
         return True
 
     def receive(self):
         """(socket, message) of one handed-off connection, or None when there is none."""
+        if self.spare_fd >= 0:
+            os.close(self.spare_fd)  # room for the fd that arrives, even at the fd limit
+            self.spare_fd = -1
         try:
             message, fds, flags, _ = socket.recv_fds(self.receive_end, MAX_MESSAGE, 1)
         except (BlockingIOError, InterruptedError):
             return None
+        finally:
+            try:
+                self.spare_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass  # at the fd limit: the next receive may lose its connection, and says so
+        if flags & socket.MSG_CTRUNC:
+            log.error("a connection handed over by a sibling was lost: this worker is at its fd limit")
         if not fds:
             return None
         if flags & (socket.MSG_CTRUNC | socket.MSG_TRUNC) or len(fds) != 1:
             log.error("dropped a malformed hand-off message")
             for fd in fds:
-                socket.close(fd)
+                os.close(fd)
             return None
         return socket.socket(fileno=fds[0]), message
-
-    def close(self):
-        self.send_end.close()
-        self.receive_end.close()

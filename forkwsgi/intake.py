@@ -137,7 +137,12 @@ class Intake:
         tls = worker.ssl_context is not None
         if tls:
             environ["wsgi.url_scheme"] = "https"
-            sock = worker.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            try:
+                sock = worker.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ValueError) as exc:  # reset before the handshake began (a TCP health check)
+                log.debug("TLS connection from %s:%s failed at once: %s", peer[0], peer[1], exc)
+                sock.close()
+                return
         worker.register(Connection(worker, sock, peer, environ, proxy, tls))
 
     def take_handoff(self):

@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections import deque
 
-from .tls import WOULD_BLOCK
+from .tls import TLS_WRITE, WOULD_BLOCK
 
 
 class _FileSpan:
@@ -56,7 +56,8 @@ class OutputBuffer:
         try:
             if self.spill is None:
                 self.spill = tempfile.TemporaryFile(dir=self.spool_dir)
-            os.pwrite(self.spill.fileno(), data, self.spill_end)
+            if os.pwrite(self.spill.fileno(), data, self.spill_end) != len(data):
+                return False  # a short write (the disk is full): the bytes stay in memory
         except OSError:
             return False
         last = self.segments[-1] if self.segments else None
@@ -81,16 +82,18 @@ class OutputBuffer:
             segment = segments[0]
             try:
                 if type(segment) is memoryview:
-                    sent = sock.send(segment)
+                    sent = sock.send(segment[:TLS_WRITE] if self.tls else segment)
                     self.memory -= sent
                     self.size -= sent
                     if sent < len(segment):
-                        segments[0] = segment[sent:]
-                        return False
+                        segments[0] = segment = segment[sent:]
+                        if not self.tls or sent < TLS_WRITE:
+                            return False
+                        continue  # one TLS record went: try the next
                     segments.popleft()
                     continue
                 if self.tls:
-                    chunk = os.pread(segment.fd, min(segment.remaining, 65536), segment.offset)
+                    chunk = os.pread(segment.fd, min(segment.remaining, TLS_WRITE), segment.offset)
                     sent = sock.send(chunk) if chunk else 0
                 else:
                     sent = os.sendfile(fileno, segment.fd, segment.offset, segment.remaining)

@@ -58,9 +58,9 @@ def check_stuck_threads(worker):
     """--threads: the loop beats on while a thread is stuck; past --timeout it stops beating, so the
     master aborts the worker as any silent one, and the log names the request."""
     timeout = worker.cfg.timeout
-    wall = time.time()
-    for method, target, started in worker.running_requests():
-        if wall - started > timeout and not worker.hung:
+    now = time.monotonic()  # not the wall clock: an NTP step must not look like a stuck request
+    for method, target, _, started in worker.running_requests():
+        if now - started > timeout and not worker.hung:
             log.critical("worker %d: %s %s has run %.1fs, past --timeout %ds; the master will abort "
-                         "this worker", worker.pid, method, target[:200], wall - started, timeout)
+                         "this worker", worker.pid, method, target[:200], now - started, timeout)
             worker.hung = True

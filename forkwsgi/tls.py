@@ -12,6 +12,10 @@ from .errors import ConfigError
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 # What "cannot go on now" looks like on a non-blocking TLS socket: like EAGAIN on a plain one.
 WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+# Python's SSL_write takes a whole buffer or, after encrypting part of it, says "want write" and must
+# be called again with the same bytes. Writing one record (16 KiB) at a time keeps every retry the same
+# bytes, whether they come from memory or from the spill file.
+TLS_WRITE = 16384
 
 
 def cert_reqs(value):

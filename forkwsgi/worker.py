@@ -36,6 +36,7 @@ from . import stats as _stats
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
 LINGER_SECONDS = 2.0  # after closing our side, read and discard so the client sees a close, not a reset
+INPUT_PAUSE = 1 << 20  # unparsed input a connection may hold while it cannot be served (then: no reads)
 _monotonic = time.monotonic
 
 
@@ -105,10 +106,10 @@ class Worker:
         for sig in (signal.SIGHUP, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR2):
             signal.signal(sig, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        self.ssl_context = build_context(self.cfg)  # before dropping privileges: keys are often root's
         drop_privileges(uid, gid)
         if self.cfg.accesslog:
             self.access_log = AccessLog(self.cfg.accesslog, self.cfg.access_log_format)
-        self.ssl_context = build_context(self.cfg)
         if self.app is None and getattr(self.cfg, "reload", False):
             self.app = load_app_reloading(self.cfg)  # an import error becomes a 500 page, not BOOT_ERROR
         elif self.app is None:
@@ -119,6 +120,8 @@ class Worker:
         self.base["wsgi.multithread"] = threads > 1
         self.poller = Poller()
         self.poller.add(self.wake_r)
+        if self.handoff_enabled:
+            self.handoff.reserve_fd()
         self.executor = ThreadPoolExecutor(self, threads) if threads > 1 else InlineExecutor(self)
         if threads > 1:
             self.poller.add(self.executor.done_r)
@@ -142,9 +145,9 @@ class Worker:
         raise SystemExit(0)
 
     def _abort(self, signum, frame):
-        now = time.time()
+        now = _monotonic()
         running = ", ".join("%s %s (%.1fs)" % (method, target[:200], now - started)
-                            for method, target, started in self.running_requests())
+                            for method, target, _, started in self.running_requests())
         log.error("worker %d: aborted by the master (timeout)%s", self.pid,
                   "; running: " + running if running else "")
         self.cfg.call_hook("worker_abort", self)
@@ -157,7 +160,7 @@ class Worker:
         try:
             self.ssl_context = build_context(self.cfg)
             log.info("worker %d: reloaded the TLS certificate", self.pid)
-        except ConfigError as exc:
+        except Exception as exc:  # a bad file, or the ssl_context hook: keep serving with the old one
             log.error("worker %d: keeping the TLS certificate in use: %s", self.pid, exc)
 
     def _handle_signals(self):
@@ -174,13 +177,22 @@ class Worker:
     # ----- requests: bookkeeping the handler calls from whichever thread runs it
 
     def is_closing_connections(self):
-        return self.closing_connections
+        """Responses now say Connection: close: a full stop, a self-retire without hand-off, or
+        --shutdown-delay running (the board is read here, not once a turn: the loop may not have woken)."""
+        board = self.board
+        return self.closing_connections or (board is not None and board.draining)
 
     def board_draining(self):
         return self.board is not None and self.board.draining
 
+    def keeps_alive(self, conn, request):
+        """Whether this response may leave the connection open. A retiring worker closes what it
+        cannot hand to a sibling (TLS), and every connection on a full stop or a drain."""
+        return (request.keep_alive and self.keepalive and not self.is_closing_connections()
+                and not (self.retiring and conn.tls))
+
     def running_requests(self):
-        """(method, target, wall-clock start) of each request in the app now."""
+        """(method, target, wall-clock start, monotonic start) of each request in the app now."""
         return [conn.running for conn in list(self.connections.values()) if conn.running is not None]
 
     # ----- the loop
@@ -230,7 +242,9 @@ class Worker:
                 timeout = min(timeout, self.cfg.handoff_delay)
             ready_listeners = []
             take_handoff = False
-            for fd, events in poll(timeout):
+            events_ready = poll(timeout)
+            executor.turn_started = _monotonic()  # the watcher measures waits from here
+            for fd, events in events_ready:
                 conn = connections.get(fd)
                 if conn is not None:
                     if events & WRITE:
@@ -274,15 +288,15 @@ class Worker:
 
     def hand_off(self, conn):
         """Give ``conn`` to a sibling; True if it left this worker."""
-        if not (self.handoff_enabled and self.handoff.open and conn.can_hand_off()):
+        if not (self.handoff_enabled and self.handoff.open and conn.can_hand_off()
+                and self.handoff.can_send(_monotonic())):
             return False
-        self.poller.remove(conn.fd)
-        if not self.handoff.send(conn):
-            self.poller.add(conn.fd)
+        if not self.handoff.send(conn.handoff_message(), conn.fd):
             return False
-        self.connections.pop(conn.fd, None)
+        self.poller.remove(conn.fd)  # before our copy closes: the sibling's copy keeps the socket alive
+        del self.connections[conn.fd]
         self.waiting.pop(conn, None)
-        conn.close()  # our copy; the sibling holds its own
+        conn.close()
         if self.stats is not None:
             self.stats.add(_stats.HANDOFF_GIVEN)
         log.debug("handed connection %s:%s to a sibling", *conn.peer[:2])
@@ -292,21 +306,23 @@ class Worker:
         """While this worker is busy: move every connection with request bytes waiting."""
         if not self._handoff_open():
             return
-        ready = {fd for fd, events in self.poller.poll(0)}
-        for fd, conn in list(self.connections.items()):
-            if conn is not exclude and (fd in ready or conn.reader.in_progress):
-                self.hand_off(conn)
+        connections = self.connections
+        for conn in [connections[fd] for fd, _ in self.poller.poll(0) if fd in connections]:
+            if conn is not exclude and connections.get(conn.fd) is conn and not self.hand_off(conn) \
+                    and not self.handoff.can_send(_monotonic()):
+                return  # the queue is full: every sibling is busy too
 
     def _serve_waiting(self):
         """Connections ready while no thread was free: run them as threads free, else move them."""
         now = _monotonic()
         delay = self.cfg.handoff_delay
         for conn in list(self.waiting):
-            if conn.fd not in self.connections or conn.busy:
+            if self.connections.get(conn.fd) is not conn or conn.busy:
                 self.waiting.pop(conn, None)
                 continue
             if self.executor.free > 0:
                 self._process(conn)
+                self._resume_reading(conn)
             elif now - conn.waiting_since >= delay and self.multiprocess:
                 if not self.hand_off(conn):
                     conn.waiting_since = now  # try again after another delay
@@ -323,8 +339,10 @@ class Worker:
                     data += conn.sock.recv(65536)
         except WOULD_BLOCK:
             return
-        except OSError:  # reset, or a TLS error
-            data = b""
+        except OSError as exc:  # reset, or a TLS error: nobody is left to read an answer
+            log.debug("client %s:%s: %s", conn.peer[0], conn.peer[1], exc)
+            self.close(conn)
+            return
         if conn.linger_until:
             if not data:
                 self.close(conn)
@@ -343,6 +361,10 @@ class Worker:
         elif reader.in_progress:
             conn.last_io = _monotonic()
         self._process(conn)
+        if len(reader.buf) > INPUT_PAUSE and self.connections.get(conn.fd) is conn and not conn.read_paused:
+            # A client that sends and never reads: take no more than this until it can be served.
+            conn.read_paused = True
+            self._watch(conn, write=bool(conn.out.segments))
 
     def _on_eof(self, conn):
         """The client closed its side: serve the whole requests it sent first, then close."""
@@ -362,8 +384,17 @@ class Worker:
         self.close(conn)
 
     def _watch(self, conn, write=False):
-        """Poll ``conn`` for input (until its client closed) and, while output is queued, for room."""
-        self.poller.modify(conn.fd, (0 if conn.client_closed else READ) | (WRITE if write else 0))
+        """Poll ``conn`` for input (until its client closed, or while it is paused) and, while output
+        is queued, for room."""
+        reading = not (conn.client_closed or conn.read_paused)
+        self.poller.modify(conn.fd, (READ if reading else 0) | (WRITE if write else 0))
+
+    def _resume_reading(self, conn):
+        """Input was paused while the connection could not move on; it can again."""
+        if conn.read_paused and len(conn.reader.buf) <= INPUT_PAUSE and self.connections.get(conn.fd) is conn:
+            conn.read_paused = False
+            if not conn.busy:
+                self._watch(conn, write=bool(conn.out.segments))
 
     def _handshake(self, conn):
         """Advance a TLS handshake without blocking; True once done."""
@@ -394,17 +425,22 @@ class Worker:
             self.close(conn)
             return
         if done:
+            conn.last_io = _monotonic()  # idle from when the response has left, not from when it was queued
             self._watch(conn)
             self._after_response(conn)
+            self._resume_reading(conn)
 
     def _process(self, conn):
         """Serve the complete requests in the buffer, in order (pipelining), as threads allow."""
         reader = conn.reader
         executor = self.executor
-        while not conn.busy and not conn.linger_until and not conn.out and conn.fd in self.connections:
+        while not conn.busy and not conn.linger_until and not conn.out.segments \
+                and self.connections.get(conn.fd) is conn:
             request = conn.pending
             # First come, first served: while connections wait for a thread, only the first may run.
             queued = executor.free <= 0 or (self.waiting and next(iter(self.waiting)) is not conn)
+            if not queued and self.waiting:
+                self.waiting.pop(conn, None)  # its turn: whatever it meets now, it no longer holds the queue
             if request is None:
                 if queued and reader.request is None and len(reader.buf) <= HANDOFF_MAX_BUFFER \
                         and not reader.buf.startswith(self.health_prefixes):
@@ -441,7 +477,8 @@ class Worker:
                         except ClientGone:
                             self.close(conn)
                     return
-            if self.health_path is not None and request.target.partition("?")[0] == self.health_path:
+            if self.health_path is not None and request.target.partition("?")[0] == self.health_path \
+                    and request.method in ("GET", "HEAD"):
                 conn.pending = None  # answered here, never queued behind the app: a probe sees the loop
                 try:
                     keep_alive = answer_health(self, conn, request)
@@ -456,7 +493,7 @@ class Worker:
                 return
             conn.pending = None
             self._dispatch(conn, request)
-            if not reader.buf:
+            if not reader.buf and not conn.client_closed:
                 return  # nothing pipelined behind it: skip a parse that would find nothing
 
     def _wait(self, conn):
@@ -474,11 +511,7 @@ class Worker:
         if self.max_requests and self.requests >= self.max_requests and not self.stopping \
                 and not self.retire_requested:
             log.info("worker %d: serving request %d of --max-requests, then restarting", self.pid, self.requests)
-            self.retire_requested = True
-            if self.stats is not None:
-                self.stats.set(_stats.RETIRE_REASON, _stats.RETIRE_MAX_REQUESTS)
-            if not self._handoff_open():
-                self.closing_connections = True  # this response already says Connection: close
+            self._retire_soon(_stats.RETIRE_MAX_REQUESTS)
         if self.executor.threads > 1:
             self.poller.remove(conn.fd)  # its thread owns it until done
         self.executor.submit(conn, request)
@@ -489,22 +522,28 @@ class Worker:
         if rss:
             log.warning("worker %d: RSS %.1f MB is past --max-worker-memory %g MB; restarting gracefully",
                         self.pid, rss / 1048576.0, self.cfg.max_worker_memory)
-            self.retire_requested = True
-            if self.stats is not None:
-                self.stats.set(_stats.RETIRE_REASON, _stats.RETIRE_MEMORY)
-            if not self._handoff_open():
-                self.closing_connections = True
+            self._retire_soon(_stats.RETIRE_MEMORY)
+
+    def _retire_soon(self, reason):
+        """Stop once this turn of the loop ends, as a retiring worker (max-requests, memory)."""
+        self.retire_requested = True
+        if self.stats is not None:
+            self.stats.set(_stats.RETIRE_REASON, reason)
+        if not self._handoff_open():
+            self.closing_connections = True  # the response under way already says Connection: close
 
     def _thread_done(self, conn, keep_alive):
         self.poller.add(conn.fd, 0 if conn.client_closed else READ)
         self.request_done(conn, keep_alive)
-        if not conn.busy and conn.fd in self.connections and not conn.out:
+        if not conn.busy and self.connections.get(conn.fd) is conn and not conn.out.segments:
             self._process(conn)
+            self._resume_reading(conn)
 
     def request_done(self, conn, keep_alive, now=None):
         """A response is written (or queued); in the loop's thread."""
         conn.busy = False
-        conn.started = conn.last_io = now or _monotonic()
+        conn.started = conn.last_io = now = now or _monotonic()
+        self.beat(now)  # a pipelined burst of requests is not silence
         if self.memory_guard is not None and not self.retire_requested and not self.stopping:
             self._check_memory()
         if conn.out.segments:
@@ -514,14 +553,14 @@ class Worker:
         elif not keep_alive or conn.close_after:
             conn.close_after = True
             self._finish(conn)
-        elif self.retiring and not conn.reader.in_progress:
-            self.hand_off(conn)
+        elif self.retiring:
+            self.hand_off(conn)  # raw bytes of a next request travel with it
 
     def _after_response(self, conn):
         """The last of a response has left: close, move (retiring), or serve what came next."""
         if conn.close_after:
             self._finish(conn)
-        elif not (self.retiring and not conn.reader.in_progress and self.hand_off(conn)):
+        elif not (self.retiring and self.hand_off(conn)):
             self._process(conn)
 
     # ----- closing
@@ -563,8 +602,9 @@ class Worker:
         self.waiting.pop(conn, None)
 
     def close(self, conn):
-        if self.connections.pop(conn.fd, None) is None:
-            return
+        if self.connections.get(conn.fd) is not conn:
+            return  # closed, or handed off, already
+        del self.connections[conn.fd]
         self.waiting.pop(conn, None)
         self.poller.remove(conn.fd)
         conn.close()
@@ -604,8 +644,7 @@ class Worker:
                 log.info("worker %d: stopping, handed %d idle connection(s) to siblings", self.pid, moved)
             return
         self.closing_connections = True
-        master_listens = self.retire_requested or (self.handoff is not None and self.handoff.open)
-        if master_listens:
+        if self.handoff is not None and self.handoff.open:  # the master still listens: nothing to drain
             self.intake.close_listeners()
         else:
             self.intake.begin_drain(now)
@@ -627,6 +666,9 @@ def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, hando
         log.error("%s", exc)
         if exc.details():
             log.error("%s", exc.details())
+        code = BOOT_ERROR
+    except ConfigError as exc:  # the TLS certificate: the master backs off as for an app that won't load
+        log.error("worker %d cannot start: %s", worker.pid, exc)
         code = BOOT_ERROR
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1

@@ -178,10 +178,10 @@ def test_user_and_group_drop_in_workers(server_factory):
     # --preload: this machine's Python lives under /root, which nobody cannot read
     server = server_factory(["--user", "nobody", "--group", str(nobody.pw_gid), "--preload"])
     worker = server.wait_workers(1)[0]
+    assert requests.get(server.url("/")).text == "hello"  # booted: privileges are dropped by now
     with open("/proc/%d/status" % worker) as handle:
         status = dict(line.split(":", 1) for line in handle if ":" in line)
     assert status["Uid"].split()[0] == str(nobody.pw_uid) and status["Gid"].split()[0] == str(nobody.pw_gid)
-    assert requests.get(server.url("/")).text == "hello"
 
 
 def test_daemon_with_pidfile(tmp_path):

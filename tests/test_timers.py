@@ -64,4 +64,28 @@ def test_a_client_that_half_closes_after_its_requests_gets_every_answer(server_f
             sock.shutdown(socket.SHUT_WR)
             reader = ResponseReader(sock)
             assert [reader.read()[0] for _ in range(3)] == [200] * 3
-            assert reader.closed()
+            assert reader.closed(timeout=1.0)  # at once, not after --keepalive
+
+
+def test_a_client_that_pipelines_and_never_reads_is_held_to_a_bounded_buffer(server_factory):
+    """Its input is paused once 1 MiB waits unparsed behind output it does not take."""
+    import socket
+    server = server_factory(["-w", "1"])
+    worker = server.wait_workers(1)[0]
+    flood = socket.create_connection(("127.0.0.1", server.port))
+    flood.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    flood.setblocking(False)
+    chunk = b"GET /big?65536 HTTP/1.1\r\nHost: x\r\n\r\n" * 1000
+    sent, deadline = 0, time.monotonic() + 3
+    while time.monotonic() < deadline and sent < 200 << 20:
+        try:
+            sent += flood.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.01)
+    with open("/proc/%d/status" % worker) as handle:
+        rss_kb = int(next(line for line in handle if line.startswith("VmRSS")).split()[1])
+    assert rss_kb < 200 * 1024, "the worker buffered %d MB" % (rss_kb // 1024)
+    with connect(server.port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert ResponseReader(sock).read()[0] == 200
+    flood.close()

@@ -132,3 +132,35 @@ def test_a_bad_certificate_path_fails_the_start_with_one_line(server_factory, tm
     server = server_factory(["-w", "1", "--certfile", str(tmp_path / "missing.pem")], ready=False)
     assert server.proc.wait(15) != 0
     assert "cannot load TLS certificate" in server.log()
+
+
+def test_a_client_that_resets_before_its_handshake_harms_nothing(server_factory, certs):
+    """A TCP health check (connect, then reset) against a TLS listener."""
+    server = server_factory(["-w", "1"] + _tls_args(certs))
+    pid = requests.get("https://127.0.0.1:%d/pid" % server.port, verify=str(certs / "ca.pem")).text
+    for _ in range(20):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+    assert requests.get("https://127.0.0.1:%d/pid" % server.port, verify=str(certs / "ca.pem")).text == pid
+
+
+def test_a_large_response_reaches_a_slow_tls_reader_whole(server_factory, certs):
+    """Writes the kernel cannot take at once are retried with the same bytes, as TLS requires."""
+    server = server_factory(["-w", "1", "--output-buffer-memory", "65536"] + _tls_args(certs))
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    size = 16 * 1024 * 1024  # more than the kernel's buffers hold: the server meets a full socket
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as sock:
+            sock.sendall(b"GET /big?%d HTTP/1.1\r\nHost: x\r\n\r\n" % size)
+            time.sleep(0.3)  # let the server meet a full socket while it writes
+            received = bytearray()
+            while b"\r\n\r\n" not in received or len(received) - received.index(b"\r\n\r\n") - 4 < size:
+                data = sock.recv(1 << 20)
+                assert data, "the response was cut after %d bytes" % len(received)
+                received += data
+            head, _, body = bytes(received).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and body == b"x" * size
+            reader = ResponseReader(sock)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection is still in step
+            assert reader.read()[0] == 200
