@@ -5,7 +5,7 @@ flag is a memory load, cheap enough for the worker's loop to look each turn.
 """
 import mmap
 
-_HANDOFF_OPEN, _DRAINING = 0, 1
+_HANDOFF_OPEN, DRAINING = 0, 1
 
 
 class Board:
@@ -25,8 +25,13 @@ class Board:
     @property
     def draining(self):
         """--shutdown-delay is running: health checks fail and responses close their connections."""
-        return self._page[_DRAINING] == 1
+        return self._page[DRAINING] == 1
 
     @draining.setter
     def draining(self, value):
-        self._page[_DRAINING] = 1 if value else 0
+        self._page[DRAINING] = 1 if value else 0
+
+    @property
+    def page(self):
+        """The raw flags, for a hot path that reads one byte without a property call."""
+        return self._page

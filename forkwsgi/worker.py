@@ -15,6 +15,7 @@ import threading
 import time
 
 from .appload import AppImportError, load_app
+from .board import DRAINING
 from .connection import HANDOFF_MAX_BUFFER, ClientGone
 from .environ import base_environ
 from .errors import ConfigError
@@ -25,10 +26,10 @@ from .http.errors import HTTPError
 from .http.parser import Limits
 from .http.proxy import parse_proxy_v1
 from .http.response import CONTINUE, DateCache, error_response
+from .intake import Intake
 from .logs import AccessLog, log, reopen_error_log
 from .poller import READ, WRITE, Poller
 from .process import drop_privileges, flush_std, set_title
-from .intake import Intake
 from .reloader import load_app_reloading
 from .timers import sweep
 from .tls import WOULD_BLOCK, build_context
@@ -51,6 +52,7 @@ class Worker:
         self.multiprocess = multiprocess
         self.handoff = handoff
         self.board = board
+        self.board_page = board.page if board is not None else bytearray(2)  # read per request: no calls
         self.health_path = cfg.health_path
         self.ssl_context = None
         # A probe is answered even while every thread is busy: recognised before it is parsed.
@@ -179,8 +181,7 @@ class Worker:
     def is_closing_connections(self):
         """Responses now say Connection: close: a full stop, a self-retire without hand-off, or
         --shutdown-delay running (the board is read here, not once a turn: the loop may not have woken)."""
-        board = self.board
-        return self.closing_connections or (board is not None and board.draining)
+        return self.closing_connections or self.board_page[DRAINING] == 1
 
     def board_draining(self):
         return self.board is not None and self.board.draining
@@ -188,8 +189,8 @@ class Worker:
     def keeps_alive(self, conn, request):
         """Whether this response may leave the connection open. A retiring worker closes what it
         cannot hand to a sibling (TLS), and every connection on a full stop or a drain."""
-        return (request.keep_alive and self.keepalive and not self.is_closing_connections()
-                and not (self.retiring and conn.tls))
+        return (request.keep_alive and self.keepalive and not self.closing_connections
+                and self.board_page[DRAINING] == 0 and not (self.retiring and conn.tls))
 
     def running_requests(self):
         """(method, target, wall-clock start, monotonic start) of each request in the app now."""
@@ -543,7 +544,8 @@ class Worker:
         """A response is written (or queued); in the loop's thread."""
         conn.busy = False
         conn.started = conn.last_io = now = now or _monotonic()
-        self.beat(now)  # a pipelined burst of requests is not silence
+        if not self.hung:
+            self.heartbeat.beat(now)  # a pipelined burst of requests is not silence
         if self.memory_guard is not None and not self.retire_requested and not self.stopping:
             self._check_memory()
         if conn.out.segments:
