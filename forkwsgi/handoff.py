@@ -10,14 +10,18 @@ meanwhile stay in the socket for the new owner.
 The master closes hand-off (board.py) for a full stop or when no worker
 will remain (WINCH), so that nothing is handed to a queue nobody will read.
 """
+import array
+import fcntl
 import os
 import socket
+import termios
 import time
 
 from .logs import log
 
 MAX_MESSAGE = 1 << 17
 FULL_BACKOFF = 0.05  # after the queue was found full, seconds before trying to send again
+UNTAKEN_LIMIT = 4096  # bytes of hand-offs no sibling has taken yet, past which waiting ones stay put
 WARN_EVERY = 10.0
 
 
@@ -45,6 +49,16 @@ class HandoffChannel:
     def can_send(self, now):
         """False for a moment after the queue was full: every sibling is busy, and none will read it."""
         return now >= self.full_until
+
+    def siblings_busy(self):
+        """True when hand-offs already sent wait untaken: every sibling is busy. Moving more would only
+        make them wait in the channel instead of here, behind the ones this worker serves first."""
+        queued = array.array("i", [0])
+        try:
+            fcntl.ioctl(self.send_end.fileno(), termios.TIOCOUTQ, queued, True)  # SIOCOUTQ: bytes untaken
+        except OSError:
+            return False
+        return queued[0] > UNTAKEN_LIMIT
 
     def send(self, message, fd):
         """Give the connection ``fd`` away; True if a sibling will get it (the caller then forgets it)."""

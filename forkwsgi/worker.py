@@ -305,13 +305,14 @@ class Worker:
 
     def hand_off_waiting(self, exclude=None):
         """While this worker is busy: move every connection with request bytes waiting."""
-        if not self._handoff_open():
+        if not self._handoff_open() or self.handoff.siblings_busy():
             return
         connections = self.connections
         for conn in [connections[fd] for fd, _ in self.poller.poll(0) if fd in connections]:
-            if conn is not exclude and connections.get(conn.fd) is conn and not self.hand_off(conn) \
-                    and not self.handoff.can_send(_monotonic()):
-                return  # the queue is full: every sibling is busy too
+            if conn is not exclude and connections.get(conn.fd) is conn and \
+                    (not self.hand_off(conn) and not self.handoff.can_send(_monotonic())
+                     or self.handoff.siblings_busy()):
+                return  # every sibling is busy too
 
     def _serve_waiting(self):
         """Connections ready while no thread was free: run them as threads free, else move them."""
@@ -325,7 +326,7 @@ class Worker:
                 self._process(conn)
                 self._resume_reading(conn)
             elif now - conn.waiting_since >= delay and self.multiprocess:
-                if not self.hand_off(conn):
+                if self.handoff is None or self.handoff.siblings_busy() or not self.hand_off(conn):
                     conn.waiting_since = now  # try again after another delay
 
     # ----- connection I/O

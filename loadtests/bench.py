@@ -92,9 +92,10 @@ def default_rows(args):
 def slow_mix_rows(args):
     """Issue 11: -w 4 everywhere, then the same four behind nginx with upstream keepalive."""
     w = args.mix_workers
-    direct = [Server("forkwsgi", w), Server("gunicorn sync", w), Server("gunicorn gthread", w, 4),
-              Server("waitress", threads=4)]
-    return direct + [Server(s.kind, s.workers, s.threads, via_nginx=True) for s in direct]
+    direct = [Server("forkwsgi", w), Server("forkwsgi", w, 4, label="forkwsgi --threads 4"),
+              Server("gunicorn sync", w), Server("gunicorn gthread", w, 4), Server("waitress", threads=4)]
+    return direct + [Server(s.kind, s.workers, s.threads, via_nginx=True,
+                            label=s.label and s.label + " via nginx") for s in direct]
 
 
 def threads_db_rows(args):

@@ -130,11 +130,11 @@ def test_a_connection_waiting_behind_its_own_workers_slow_call_moves_with_its_by
 
 
 def test_a_thousand_handoffs_lose_and_duplicate_nothing(server_factory):
-    CLIENTS, ROUNDS = 24, 120
+    CLIENTS, ROUNDS = 16, 280
     """Clients whose connections keep moving between workers (slow calls everywhere) get every
     response once, in order, with the right body."""
-    server = server_factory(["-w", "3", "--handoff-delay", "0.001", "--log-level", "debug"])
-    server.wait_workers(3)
+    server = server_factory(["-w", "4", "--handoff-delay", "0.001", "--log-level", "debug"])
+    server.wait_workers(4)
     failures = []
     counts = []
 
