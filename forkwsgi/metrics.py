@@ -6,6 +6,7 @@ the kernel's accept queues. It is called by the metrics listener (endpoints.py)
 for each scrape, in the master's loop, and never touches the app.
 """
 import os
+import time
 import platform
 
 from . import __version__
@@ -48,6 +49,21 @@ class Exposition:
 
     def text(self):
         return "\n".join(self.lines) + "\n"
+
+
+_PROC_TTL = 1.0  # /proc figures (RSS, machine-wide drops) are read at most once a second
+_proc_cache = {}
+
+
+def _recent(key, read):
+    """A /proc figure at most _PROC_TTL old: a scraper polling fast costs the master little."""
+    now = time.monotonic()
+    hit = _proc_cache.get(key)
+    if hit is None or now - hit[0] > _PROC_TTL:
+        if len(_proc_cache) > 1024:
+            _proc_cache.clear()  # pids of long-gone workers
+        hit = _proc_cache[key] = (now, read())
+    return hit[1]
 
 
 def render(observer):
@@ -107,7 +123,7 @@ def render(observer):
                "Connections waiting in a TCP listener's accept queue (TCP_INFO; not known for unix sockets).",
                depth)
     out.family("forkwsgi_listen_backlog_max", "gauge", "Accept queue size of a TCP listener.", maximum)
-    drops = listen_drops()
+    drops = _recent("drops", listen_drops)
     if drops is not None:
         out.family("forkwsgi_tcp_listen_overflows_total", "counter",
                    "TcpExt ListenOverflows from /proc/net/netstat: MACHINE-WIDE (all listeners of the network "
@@ -115,12 +131,12 @@ def render(observer):
         out.family("forkwsgi_tcp_listen_drops_total", "counter",
                    "TcpExt ListenDrops from /proc/net/netstat: MACHINE-WIDE (all listeners of the network "
                    "namespace), not only this server's.", [("", {}, drops[1])])
-    master_rss = _stats.process_rss(os.getpid())
+    master_rss = _recent(0, lambda: _stats.process_rss(os.getpid()))
     out.family("forkwsgi_master_resident_memory_bytes", "gauge", "Resident memory of the master.",
                [("", {}, master_rss or 0)])
     samples = []
     for worker, slot, _, _ in live:
-        rss = _stats.process_rss(worker.pid)
+        rss = _recent(worker.pid, lambda: _stats.process_rss(worker.pid))
         if rss is not None:
             samples.append(("", {"worker": slot}, rss))
     out.family("forkwsgi_worker_resident_memory_bytes", "gauge",
