@@ -40,6 +40,21 @@ def process_gone(pid):
 _UNCLOSED = []  # every Server whose log files still exist; the session fixture below removes them
 
 
+def children(pid):
+    """Live (non-zombie) children of ``pid``, from /proc."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
 class Server:
     """One forkwsgi master process and its logs.
 
@@ -97,17 +112,7 @@ class Server:
 
     def worker_pids(self):
         """Live worker pids: children of the master, from /proc."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open("/proc/%s/stat" % entry) as handle:
-                        fields = handle.read().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == self.pid and fields[0] != "Z":
-                    pids.append(int(entry))
-        return sorted(pids)
+        return sorted(children(self.pid))
 
     def wait_workers(self, count, timeout=15.0):
         assert wait_for(lambda: len(self.worker_pids()) == count, timeout), "expected %d workers, have %r\n%s" % (

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from .conftest import connect, process_gone, wait_for
+from .conftest import children, connect, process_gone, wait_for
 from .fault_apps import blob
 from .loadclient import LoadClient, ResponseReader
 
@@ -90,21 +90,6 @@ def assert_clean(client, counts, refused_ok=False):
 def wait_ok(client, count, timeout=20.0, what=""):
     assert client.wait_ok(count, timeout), "load stalled %s: %s\n%s" % (what, client.counts(),
                                                                        "\n".join(client.failures()))
-
-
-def children(pid):
-    """Live (non-zombie) children of ``pid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry))
-    return sorted(found)
 
 
 def kill_tree(pid, sig=signal.SIGKILL):
