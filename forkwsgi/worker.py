@@ -184,7 +184,7 @@ class Worker:
         return self.closing_connections or self.board_page[DRAINING] == 1
 
     def board_draining(self):
-        return self.board is not None and self.board.draining
+        return self.board_page[DRAINING] == 1
 
     def keeps_alive(self, conn, request):
         """Whether this response may leave the connection open. A retiring worker closes what it
@@ -204,7 +204,6 @@ class Worker:
         poll = self.poller.poll
         executor = self.executor
         intake = self.intake
-        board = self.board
         done_fd = getattr(executor, "done_r", -1)
         handoff_fd = self.handoff.fileno() if self.handoff is not None else -1
         next_sweep = 0.0
@@ -219,8 +218,6 @@ class Worker:
             if self.retire_requested:
                 self.retire_requested = False
                 self.begin_stop()
-            if board is not None and board.draining and not self.closing_connections:
-                self.closing_connections = True  # --shutdown-delay: pooled connections close after each response
             if now >= next_sweep:
                 sweep(self, now)
                 next_sweep = now + self.poll_interval
@@ -250,7 +247,7 @@ class Worker:
                 if conn is not None:
                     if events & WRITE:
                         self._on_writable(conn)
-                    if events & ~WRITE and not conn.busy and fd in connections:
+                    if events & ~WRITE and not conn.busy and connections.get(fd) is conn:
                         self._on_readable(conn)
                 elif fd in intake.by_fd:
                     ready_listeners.append(intake.by_fd[fd])
