@@ -306,10 +306,11 @@ class Worker:
             return
         connections = self.connections
         for conn in [connections[fd] for fd, _ in self.poller.poll(0) if fd in connections]:
-            if conn is not exclude and connections.get(conn.fd) is conn and \
-                    (not self.hand_off(conn) and not self.handoff.can_send(_monotonic())
-                     or self.handoff.siblings_busy()):
-                return  # every sibling is busy too
+            if conn is exclude or connections.get(conn.fd) is not conn:
+                continue
+            self.hand_off(conn)
+            if self.handoff.siblings_busy() or not self.handoff.can_send(_monotonic()):
+                return  # every sibling is busy too: the rest wait here
 
     def _serve_waiting(self):
         """Connections ready while no thread was free: run them as threads free, else move them."""
