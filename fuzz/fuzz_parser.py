@@ -14,39 +14,9 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 with atheris.instrument_imports(include=["forkwsgi"]):
-    from forkwsgi.http.errors import HTTPError
-    from forkwsgi.http.parser import Limits, RequestReader
+    from tests.parser_verdict import LIMITS, outcome  # the same verdict the split-invariance test checks
 
-LIMITS = [Limits(), Limits(request_line=40, fields=4, field_size=30, body=64),
-          Limits(request_line=20, fields=2, field_size=12, body=16)]
 BYTEWISE_MAX = 2048  # one byte at a time only for inputs up to this size: keeps the fuzzer fast
-
-
-def outcome(data, cuts, limits):
-    """The requests made of ``data`` fed in pieces cut at ``cuts``, then the end state."""
-    reader = RequestReader(limits)
-    requests = []
-    bounds = [0] + sorted(set(c for c in cuts if 0 < c < len(data))) + [len(data)]
-    try:
-        for a, b in zip(bounds, bounds[1:]):
-            reader.feed(data[a:b])
-            while True:
-                request = reader.next_request()
-                if request is None:
-                    break
-                body = request.body.read() if request.body is not None else None
-                requests.append((request.method, request.target, request.version, tuple(request.headers),
-                                 request.content_length, request.chunked, request.keep_alive,
-                                 request.expect_continue, request.host, body))
-    except HTTPError as exc:
-        assert exc.status in (400, 413, 414, 417, 431, 501, 505), exc.status
-        return requests, ("error", exc.status)
-    end = ("in progress" if reader.in_progress else "idle", reader.request is not None)
-    try:
-        reader.feed_eof()
-    except HTTPError as exc:
-        return requests, end + (exc.status,)
-    return requests, end
 
 
 def TestOneInput(raw):

@@ -7,40 +7,9 @@ state: the same error status, or the same in_progress and feed_eof verdict.
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from forkwsgi.http.errors import HTTPError
-from forkwsgi.http.parser import Limits, RequestReader
+from .parser_verdict import LIMITS, outcome
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-LIMITS = [Limits(), Limits(request_line=40, fields=4, field_size=30, body=64),
-          Limits(request_line=20, fields=2, field_size=12, body=16)]
-
-
-def outcome(data, cuts, limits):
-    """What the parser makes of ``data`` fed in pieces cut at ``cuts``: requests, then the end state."""
-    reader = RequestReader(limits)
-    requests = []
-    bounds = [0] + sorted(set(c for c in cuts if 0 < c < len(data))) + [len(data)]
-    try:
-        for a, b in zip(bounds, bounds[1:]):
-            reader.feed(data[a:b])
-            while True:
-                request = reader.next_request()
-                if request is None:
-                    break
-                body = request.body.read() if request.body is not None else None
-                requests.append((request.method, request.target, request.version, tuple(request.headers),
-                                 request.content_length, request.chunked, request.keep_alive,
-                                 request.expect_continue, request.host, body))
-    except HTTPError as exc:
-        return requests, ("error", exc.status)
-    end = ("in progress" if reader.in_progress else "idle", reader.request is not None)
-    try:
-        reader.feed_eof()
-    except HTTPError as exc:
-        return requests, end + (exc.status,)
-    return requests, end
-
 
 def check(data, cuts, limits):
     whole = outcome(data, (), limits)
