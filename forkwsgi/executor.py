@@ -90,9 +90,6 @@ class InlineExecutor:
             finally:
                 lock.release()
 
-    def collect(self):
-        return ()
-
     def stop(self):
         pass
 

@@ -71,11 +71,6 @@ class Limits:
         self.body = body
         self.spool_dir = spool_dir
 
-    @property
-    def head_size(self):
-        """The most bytes a request head may take (the per-line limits already imply it)."""
-        return self.request_line + 2 + self.fields * (self.field_size + 2) + 2
-
 
 class Request:
     """One parsed request. ``headers`` keeps order and repeats: (lower-case name, value)."""
