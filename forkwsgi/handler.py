@@ -9,7 +9,7 @@ _monotonic = time.monotonic
 
 from .connection import ClientGone
 from .environ import build_environ
-from .http.response import error_response, head_bytes
+from .http.response import error_response
 from .logs import log
 from .wsgi import Response
 
@@ -73,13 +73,10 @@ def answer_health(worker, conn, request):
         request.body.close()
     ready = not (worker.stopping or worker.board_draining())
     status, body = ("200 OK", b"ok\n") if ready else ("503 Service Unavailable", b"stopping\n")
-    keep_alive = worker.keeps_alive(conn, request)
-    framing = worker.dates.get() + "Content-Type: text/plain\r\nContent-Length: %d\r\n" % len(body)
-    if not keep_alive:
-        framing += "Connection: close\r\n"
-    elif request.version != "HTTP/1.1":
-        framing += "Connection: keep-alive\r\n"
-    conn.send(head_bytes("HTTP/1.1", status, [], framing) + (b"" if request.method == "HEAD" else body))
+    response = Response(conn.send, conn.send_file, request, worker.keeps_alive(conn, request), worker.dates.get())
+    response.start_response(status, [("Content-Type", "text/plain")])
+    response.write_result([body])  # the same framing as any response: HEAD, HTTP/1.0, Connection
     if worker.access_log is not None and worker.cfg.log_health:
-        worker.access_log.write(build_environ(request, conn.base, worker.trusted), status, [], len(body), 0.0)
-    return keep_alive
+        worker.access_log.write(build_environ(request, conn.base, worker.trusted), status, response.headers,
+                                response.sent, 0.0)
+    return response.keep_alive
