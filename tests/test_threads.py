@@ -133,6 +133,8 @@ def test_hooks_run_for_threaded_requests(server_factory, tmp_path):
         "import json\n" % (str(marker), str(marker)))
     server = server_factory(["-w", "1", "--threads", "4", "-c", str(config)])
     _parallel(4, lambda i: requests.get(server.url("/")))
+    # post_request runs after each response has left: wait for the last of them, not a sleep
+    assert wait_for(lambda: marker.exists() and len(marker.read_text().splitlines()) == 8, 5)
     lines = marker.read_text().splitlines()
     assert lines.count("pre") == 4
     assert [json.loads(line) for line in lines if line != "pre"] == [["200 OK", 5]] * 4
