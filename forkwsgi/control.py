@@ -86,7 +86,6 @@ def status(observer):
 def _booted_at(worker):
     """When the worker finished booting (monotonic, from its heartbeat page); 0.0 when not known."""
     try:
-        from .heartbeat import _BOOTED_AT, _STAMP
-        return _STAMP.unpack_from(worker.heartbeat.page, _BOOTED_AT)[0]
-    except (ImportError, ValueError, AttributeError):
+        return worker.heartbeat.booted_at
+    except (ValueError, AttributeError):  # closed: the worker is gone
         return 0.0

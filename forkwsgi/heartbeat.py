@@ -1,38 +1,49 @@
 """Worker liveness through a shared anonymous page: the worker writes, the master reads.
 
-No file and no syscall per beat: a struct write into memory that both
-processes map (mmap of -1 is MAP_SHARED|MAP_ANONYMOUS and survives fork).
+No file and no syscall per beat: a store into memory that both processes map
+(mmap of -1 is MAP_SHARED|MAP_ANONYMOUS and survives fork).
+
+Each stamp is one aligned 8-byte double, written and read through a memoryview:
+a single store, so the master, reading from another core, sees the old stamp or
+the new one and nothing between. (struct.pack_into zero-fills its bytes before
+writing them: a master reading at that instant saw 0.0 and killed a busy worker
+as silent.)
 """
 import mmap
-import struct
 import time
 
-_STAMP = struct.Struct("d")
-_BEAT_AT, _BOOTED_AT = 0, 8  # offsets: last beat, boot time (0 until booted); monotonic seconds
+_BEAT_AT, _BOOTED_AT = 0, 1  # indexes of the doubles: last beat, boot time (0 until booted); monotonic seconds
 
 
 class Heartbeat:
-    __slots__ = ("page",)
+    __slots__ = ("page", "stamps")
 
     def __init__(self):
         self.page = mmap.mmap(-1, 16)
-        _STAMP.pack_into(self.page, _BEAT_AT, time.monotonic())
+        self.stamps = memoryview(self.page).cast("d")
+        self.stamps[_BEAT_AT] = time.monotonic()
 
     def beat(self, now):
-        _STAMP.pack_into(self.page, _BEAT_AT, now)
+        self.stamps[_BEAT_AT] = now
 
     def mark_booted(self):
         now = time.monotonic()
-        _STAMP.pack_into(self.page, _BEAT_AT, now)
-        _STAMP.pack_into(self.page, _BOOTED_AT, now)
+        self.stamps[_BEAT_AT] = now
+        self.stamps[_BOOTED_AT] = now
 
     @property
     def last_beat(self):
-        return _STAMP.unpack_from(self.page, _BEAT_AT)[0]
+        return self.stamps[_BEAT_AT]
+
+    @property
+    def booted_at(self):
+        """When the worker finished booting (monotonic); 0.0 until then."""
+        return self.stamps[_BOOTED_AT]
 
     @property
     def booted(self):
-        return _STAMP.unpack_from(self.page, _BOOTED_AT)[0] > 0
+        return self.stamps[_BOOTED_AT] > 0
 
     def close(self):
+        self.stamps.release()
         self.page.close()
