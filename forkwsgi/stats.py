@@ -180,17 +180,10 @@ class WorkerStats:
     def counters(self):
         """The counters in logical order (REQUESTS .. HANDOFF_TAKEN)."""
         cells = self.words[:_CELLS].tolist()
-        out = [0] * COUNTERS
-        for row in range(len(METHODS) * _NS):
-            chunk = cells[row * _NB:(row + 1) * _NB]
-            out[REQUESTS + row] = sum(chunk)
-            for bucket, count in enumerate(chunk):
-                out[DURATION + bucket] += count
-        out[DURATION_SUM_US] = self.doubles[_SUM] * 1e6
-        out[BYTES_IN] = self.words[_BYTES_IN]
-        out[BYTES_OUT] = self.words[_BYTES_OUT]
-        out[HANDOFF_GIVEN] = self.words[_PHYSICAL[HANDOFF_GIVEN]]
-        out[HANDOFF_TAKEN] = self.words[_PHYSICAL[HANDOFF_TAKEN]]
+        out = [sum(cells[row:row + _NB]) for row in range(0, _CELLS, _NB)]  # REQUESTS: a row's buckets
+        out += [sum(cells[bucket::_NB]) for bucket in range(_NB)]  # DURATION: a bucket over all rows
+        out += [self.doubles[_SUM] * 1e6, self.words[_BYTES_IN], self.words[_BYTES_OUT],
+                self.words[_PHYSICAL[HANDOFF_GIVEN]], self.words[_PHYSICAL[HANDOFF_TAKEN]]]
         return out
 
     def gauge(self, word):
