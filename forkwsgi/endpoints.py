@@ -5,8 +5,9 @@ the master: accept, read, answer, flush. Each connection may read a bounded
 request (READ_LIMIT) and lives a bounded time (CONN_TIMEOUT), and there are at
 most MAX_CONNECTIONS, so a slow or stuck scraper never holds the master. This
 module frames the answers (one HTTP/1.1 response, one JSON line) and closes
-after each; what they say comes from the callables it is given (metrics.py,
-control.py). Across a USR2 re-exec the listeners pass to the new master as
+after each, but for a /metrics answer on HTTP/1.1, whose connection stays open
+for the next scrape (as Prometheus reuses it), idle for at most CONN_TIMEOUT.
+What they say comes from the callables it is given (metrics.py, control.py). Across a USR2 re-exec the listeners pass to the new master as
 inherited fds (FORKWSGI_OBSERVE_FDS), so their addresses stay bound throughout.
 """
 import errno
@@ -21,7 +22,7 @@ from .logs import log
 from .sockets import parse_address
 
 READ_LIMIT = 8192  # bytes of a request (HTTP head, control line) before it is refused
-CONN_TIMEOUT = 5.0  # seconds a metrics or control connection may live
+CONN_TIMEOUT = 5.0  # seconds a metrics or control connection may wait for a request or answer
 MAX_CONNECTIONS = 64  # open metrics + control connections; more are closed at once
 INHERIT_ENV = "FORKWSGI_OBSERVE_FDS"
 
@@ -114,14 +115,20 @@ def _adopt(fd):
     return sock
 
 
-def _http(code, reason, body, head_only=False, content_type="text/plain; charset=utf-8"):
-    head = ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
-            % (code, reason, content_type, len(body))).encode()
+def _http(code, reason, body, head_only=False, content_type="text/plain; charset=utf-8", keep=False):
+    head = ("HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n"
+            % (code, reason, content_type, len(body), "" if keep else "Connection: close\r\n")).encode()
     return head if head_only else head + body
 
 
+def _head_end(buf):
+    """Where the first HTTP head in buf ends (after its empty line), or -1."""
+    ends = [i + len(mark) for mark in (b"\r\n\r\n", b"\n\n") for i in (buf.find(mark),) if i >= 0]
+    return min(ends) if ends else -1
+
+
 class _Client:
-    __slots__ = ("sock", "kind", "inbuf", "out", "deadline", "linger")
+    __slots__ = ("sock", "kind", "inbuf", "out", "deadline", "linger", "keep")
 
     def __init__(self, sock, kind):
         self.sock = sock
@@ -130,6 +137,7 @@ class _Client:
         self.out = b""
         self.deadline = time.monotonic() + CONN_TIMEOUT
         self.linger = False  # refused for its size: after the answer, read and discard until EOF (no reset)
+        self.keep = False  # the answer being sent leaves the connection open for another request
 
 
 class Endpoints:
@@ -191,8 +199,8 @@ class Endpoints:
                     self._read(client)
         for sock in writable:
             client = self.clients.get(sock.fileno())
-            if client is not None and client.sock is sock:
-                self._flush(client)
+            if client is not None and client.sock is sock and self._flush(client):
+                self._answer(client)  # a request pipelined behind the one just answered
 
     def expire(self, now):
         for client in list(self.clients.values()):
@@ -229,54 +237,78 @@ class Endpoints:
         if client.linger:
             return
         client.inbuf += data
-        if client.kind == "metrics":
-            if b"\r\n\r\n" in client.inbuf or b"\n\n" in client.inbuf:
-                self._reply(client, self._http_answer(client.inbuf))
-            elif len(client.inbuf) > READ_LIMIT:
-                client.linger = True
-                self._reply(client, _http(431, "Request Header Fields Too Large", b"request too large\n"))
-        else:
-            if b"\n" in client.inbuf:
+        self._answer(client)
+
+    def _answer(self, client):
+        """Answer the requests inbuf holds, one at a time, while each answer leaves at once."""
+        while not client.out and not client.linger:
+            if client.kind == "metrics":
+                end = _head_end(client.inbuf)
+                if end >= 0:
+                    head, client.inbuf = client.inbuf[:end], client.inbuf[end:]
+                    answered = self._reply(client, *self._http_answer(head))
+                elif len(client.inbuf) > READ_LIMIT:
+                    client.linger = True
+                    answered = self._reply(client, _http(431, "Request Header Fields Too Large",
+                                                         b"request too large\n"))
+                else:
+                    return
+            elif b"\n" in client.inbuf:
                 line = client.inbuf.split(b"\n", 1)[0]
-                self._reply(client, (json.dumps(self.control(line)) + "\n").encode())
+                answered = self._reply(client, (json.dumps(self.control(line)) + "\n").encode())
             elif len(client.inbuf) > READ_LIMIT:
                 client.linger = True
-                self._reply(client, (json.dumps({"ok": False, "error": "command line too long"}) + "\n").encode())
+                answered = self._reply(client, (json.dumps({"ok": False, "error": "command line too long"})
+                                                + "\n").encode())
+            else:
+                return
+            if not answered:
+                return
 
     def _http_answer(self, raw):
+        """(response bytes, whether the connection stays open) for one metrics request head."""
         line = raw.split(b"\n", 1)[0].decode("latin-1").strip().split()
         if len(line) != 3 or not line[2].startswith("HTTP/"):
-            return _http(400, "Bad Request", b"bad request\n")
+            return _http(400, "Bad Request", b"bad request\n"), False
         method, target = line[0], line[1]
         if method not in ("GET", "HEAD"):
-            return _http(405, "Method Not Allowed", b"only GET and HEAD\n")
+            return _http(405, "Method Not Allowed", b"only GET and HEAD\n"), False
         if target.split("?", 1)[0] != "/metrics":
-            return _http(404, "Not Found", b"metrics are at /metrics\n", method == "HEAD")
+            return _http(404, "Not Found", b"metrics are at /metrics\n", method == "HEAD"), False
+        keep = line[2] == "HTTP/1.1" and b"close" not in raw.lower()  # no Connection: close
         body = self.render_metrics().encode()
-        return _http(200, "OK", body, method == "HEAD", "text/plain; version=0.0.4; charset=utf-8")
+        return _http(200, "OK", body, method == "HEAD", "text/plain; version=0.0.4; charset=utf-8", keep), keep
 
-    def _reply(self, client, data):
+    def _reply(self, client, data, keep=False):
+        """Send an answer; True once it has all left and the connection waits for the next request."""
         client.out = data
-        client.inbuf = b""
-        self._flush(client)
+        client.keep = keep
+        return self._flush(client)
 
     def _flush(self, client):
+        """Send what is queued; True once it has all left and the connection stays open."""
         try:
             sent = client.sock.send(client.out)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError:
             self._drop(client)
-            return
+            return False
         client.out = client.out[sent:]
-        if not client.out:
-            if client.linger:
-                try:
-                    client.sock.shutdown(socket.SHUT_WR)
-                    return  # the loop reads and discards the rest until EOF or the deadline
-                except OSError:
-                    pass
-            self._drop(client)  # one request per connection
+        if client.out:
+            return False
+        if client.linger:
+            try:
+                client.sock.shutdown(socket.SHUT_WR)
+                return False  # the loop reads and discards the rest until EOF or the deadline
+            except OSError:
+                pass
+        if client.keep:
+            client.keep = False
+            client.deadline = time.monotonic() + CONN_TIMEOUT  # idle, waiting for the next scrape
+            return True
+        self._drop(client)  # the answer was the last on this connection
+        return False
 
     def _drop(self, client):
         self.clients.pop(client.sock.fileno(), None)

@@ -214,6 +214,47 @@ def test_slow_scraper_never_blocks_the_master(server_factory):
     assert requests.get(server.url("/"), timeout=5).status_code == 200
 
 
+def _read_response(sock, buffered=b""):
+    """(head, body, rest) of one Content-Length framed response read from sock."""
+    data = buffered
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before a head"
+        data += chunk
+    head, _, data = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(data) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed inside a body"
+        data += chunk
+    return head, data[:length], data[length:]
+
+
+def test_metrics_connection_is_reused_by_scrapers(server_factory):
+    """Prometheus keeps its connection to a target open between scrapes: so does the master, for HTTP/1.1
+    without Connection: close; pipelined scrapes are each answered, and Connection: close is obeyed."""
+    metrics_port = free_port()
+    server_factory(["-w", "1", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:
+        rest = b""
+        for _ in range(3):
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            head, body, rest = _read_response(sock, rest)
+            assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
+            assert b"forkwsgi_requests_total" in body
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 2
+                     + b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        for _ in range(3):
+            head, body, rest = _read_response(sock, rest)
+            assert head.startswith(b"HTTP/1.1 200") and b"# TYPE forkwsgi_build_info gauge" in body
+        assert b"connection: close" in head.lower()
+        assert rest == b"" and sock.recv(10) == b""  # closed after the last
+    with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:  # HTTP/1.0: one answer
+        sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        head, _, rest = _read_response(sock)
+        assert b"connection: close" in head.lower() and rest == b"" and sock.recv(10) == b""
+
+
 def test_ctl_status_add_remove_json(server_factory, tmp_path):
     path = str(tmp_path / "ctl.sock")
     server = server_factory(["-w", "2", "--control-socket", path])
