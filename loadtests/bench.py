@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
@@ -49,6 +50,17 @@ done = function(summary, latency, requests)
   io.write(string.format('BENCH {"requests": %d, "duration_us": %d, "socket_errors": %d, "non2xx": %d, '
     .. '"p50_us": %d, "p99_us": %d}\\n', summary.requests, summary.duration,
     e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+# A scraper that costs the load generator's core almost nothing: one connection, a pause between requests.
+SCRAPE_SCRIPT = """
+local pause_ms = tonumber(os.getenv("BENCH_SCRAPE_PAUSE_MS"))
+delay = function() return pause_ms end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests": %d, "duration_us": %d, "errors": %d}\\n', summary.requests,
+    summary.duration, e.connect + e.read + e.write + e.timeout + e.status))
 end
 """
 
@@ -119,6 +131,13 @@ def threads_hello_rows(args):
             Server("forkwsgi", w, label="forkwsgi -w %d (event loop, no threads)" % w)]
 
 
+def metrics_rows(args):
+    """Issue 13: what counting, and then scraping /metrics 100 times a second, cost the keep-alive hello."""
+    w = args.workers
+    return [Server("forkwsgi", w), Server("forkwsgi", w, metrics=True, label="forkwsgi --metrics-bind"),
+            Server("forkwsgi", w, metrics=True, scrape_hz=100, label="forkwsgi --metrics-bind, scraped 100/s")]
+
+
 @dataclass(frozen=True)
 class Scenario:
     key: str                      # the command-line name
@@ -150,6 +169,7 @@ SCENARIOS = [
     Scenario("threads-hello", "threads hello", rows=threads_hello_rows),
     Scenario("tls-keepalive", "TLS keep-alive", rows=tls_rows, tls=True),
     Scenario("tls-close", "TLS new connection per request", rows=tls_rows, tls=True, close=True),
+    Scenario("metrics-scrape", "hello keep-alive while scraping /metrics", rows=metrics_rows),
 ]
 HELLO = "hello-keepalive"
 
@@ -164,6 +184,36 @@ def run_wrk(port, scenario, seconds, threads, script, cpus):
     data = _bench_line(srv.pinned(argv, cpus), env, seconds)
     data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
     return data
+
+
+@contextmanager
+def scraping(running, server, args):
+    """While the block runs, a wrk on the load cores scrapes the row's /metrics server.scrape_hz times a
+    second (one connection, pausing between requests); yields a dict filled with its rate afterwards."""
+    result = {}
+    if not server.scrape_hz:
+        yield result
+        return
+    script = os.path.join(running.workdir, "scrape.lua")
+    with open(script, "w") as handle:
+        handle.write(SCRAPE_SCRIPT)
+    env = dict(os.environ, BENCH_SCRAPE_PAUSE_MS=str(round(1000 / server.scrape_hz)))
+    argv = srv.pinned(["wrk", "-t1", "-c1", "-d%ds" % args.seconds, "--timeout", "5s", "-s", script,
+                       "http://127.0.0.1:%d/metrics" % running.metrics_port], args.wrk_cpus)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield result
+        out, err = proc.communicate(timeout=args.seconds + 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    for line in out.splitlines():
+        if line.startswith("BENCH "):
+            data = json.loads(line[6:])
+            result.update(data, rps=data["requests"] / (data["duration_us"] / 1e6))
+            return
+    raise RuntimeError("the scraper printed no result: %s" % err.strip()[-300:])
 
 
 def run_mix(port, seconds, args):
@@ -192,8 +242,11 @@ def measure(rows, scenario, args, script):
         try:
             with srv.launch(server, args.server_cpus) as running:
                 load(running.port, scenario, args, script, 1, 1)  # warm-up
-                with running.measuring():
+                with running.measuring(), scraping(running, server, args) as scrapes:
                     result = load(running.port, scenario, args, script, args.seconds, args.threads)
+                if scrapes:
+                    result["scrapes_per_s"] = scrapes["rps"]
+                    result["scrape_errors"] = scrapes["errors"]
                 if not result["requests"]:
                     print("  %s: %s completed no request%s" % (scenario.title, server.name, running.stderr_tail()),
                           file=sys.stderr)
@@ -284,6 +337,15 @@ def print_wrk_table(scenario, summary, hello):
         if scenario.capacity_rps:
             cells.append("%.0f%%" % (100 * row["of_capacity"]))
         print("| %s | %s |" % (name, " | ".join(cells)))
+    for name, row in summary.items():
+        if "scrapes_per_s" in row:
+            print("\n%s: /metrics scraped %.0f times a second (%d failed scrapes)"
+                  % (name, row["scrapes_per_s"], row["scrape_errors"]), end="")
+            unscraped = next((r for r in summary.values() if r["server"].metrics and not r["server"].scrape_hz), None)
+            if unscraped:
+                print("; throughput %.1f%% below the unscraped --metrics-bind row"
+                      % (100 * (1 - row["rps"] / unscraped["rps"])), end="")
+            print()
     mine = summary.get("forkwsgi", {})
     if mine.get("vs_own_hello"):
         print("\nforkwsgi: %.0f req/s here, %.0f req/s on plain hello keep-alive in this run: %.2f×" % (

@@ -33,6 +33,8 @@ class Server:
     via_nginx: bool = False        # load goes through an nginx proxy with upstream keepalive
     tls: bool = False              # served over TLS with a self-signed certificate made for the run
     label: str = ""                # the row's name; derived from the rest when empty
+    metrics: bool = False          # forkwsgi with --metrics-bind on a port of its own
+    scrape_hz: int = 0             # while the load runs, scrape that /metrics this many times a second
 
     @property
     def name(self):
@@ -93,7 +95,7 @@ def test_certificate(workdir):
     return cert, key
 
 
-def command(server, port, workdir):
+def command(server, port, workdir, metrics_port=None):
     py = sys.executable
     bind = "127.0.0.1:%d" % port
     tls = []
@@ -102,6 +104,8 @@ def command(server, port, workdir):
         tls = ["--certfile", cert, "--keyfile", key]
     if server.kind == "forkwsgi":
         argv = [py, "-m", "forkwsgi", "-w", str(server.workers), "-b", bind, "--log-level", "warning"] + tls
+        if metrics_port:
+            argv += ["--metrics-bind", "127.0.0.1:%d" % metrics_port]
         return argv + (["--threads", str(server.threads)] if server.threads else []) + [APP]
     if server.kind == "gunicorn sync":
         return [py, "-m", "gunicorn", "-w", str(server.workers), "-b", bind, "--log-level", "warning"] + tls + [APP]
@@ -265,8 +269,9 @@ def _rss_kib(pid):
 class Running:
     """A launched row: the port the load generator targets, and the RSS samplers."""
 
-    def __init__(self, port, server_rss, proxy_rss=None, workdir=None):
+    def __init__(self, port, server_rss, proxy_rss=None, workdir=None, metrics_port=None):
         self.port, self.server_rss, self.proxy_rss, self.workdir = port, server_rss, proxy_rss, workdir
+        self.metrics_port = metrics_port
 
     def stderr_tail(self, lines=3):
         """The last lines the server wrote to stderr, for a run that went wrong."""
@@ -290,10 +295,13 @@ def launch(server, server_cpus):
     procs = []
     try:
         port = free_port()
-        proc = _start(command(server, port, workdir), server_cpus, workdir)
+        metrics_port = free_port() if server.metrics else None
+        proc = _start(command(server, port, workdir, metrics_port), server_cpus, workdir)
         procs.append(proc)
         _wait(port, proc, workdir)
-        running = Running(port, TreeRSS(proc.pid), workdir=workdir)
+        if metrics_port:
+            _wait(metrics_port, proc, workdir)
+        running = Running(port, TreeRSS(proc.pid), workdir=workdir, metrics_port=metrics_port)
         if server.via_nginx:
             proxy_dir = os.path.join(workdir, "proxy")
             os.mkdir(proxy_dir)
