@@ -4,7 +4,9 @@ Every server runs loadtests/app.py (nginx: a static `return 200`) on a free
 loopback port; wrk (or, for the slow mix, loadtests/latency_client.py) drives
 each in turn, rounds alternating the order, and the median of the rounds is
 reported, with the peak RSS of each server's whole process tree. Bounded in
-time: rows x scenarios x rounds x (--seconds + 1 s of warm-up).
+time: rows x scenarios x rounds x (--seconds + 1 s of warm-up). The
+metrics-scrape scenario is the exception: one server, measured in pairs of
+short windows without and with /metrics scraped (see measure_scrape_pairs).
 
     sudo apt-get install wrk nginx-light        # the load generator and the ceiling
     pip install -e '.[bench]'                   # gunicorn and waitress, benchmark only
@@ -26,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
@@ -132,10 +135,8 @@ def threads_hello_rows(args):
 
 
 def metrics_rows(args):
-    """Issue 13: what counting, and then scraping /metrics 100 times a second, cost the keep-alive hello."""
-    w = args.workers
-    return [Server("forkwsgi", w), Server("forkwsgi", w, metrics=True, label="forkwsgi --metrics-bind"),
-            Server("forkwsgi", w, metrics=True, scrape_hz=100, label="forkwsgi --metrics-bind, scraped 100/s")]
+    """Issue 13: one forkwsgi with --metrics-bind, measured in pairs of windows without and with scraping."""
+    return [Server("forkwsgi", args.workers, metrics=True, scrape_hz=100, label="forkwsgi --metrics-bind")]
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ class Scenario:
     body: int = 0                 # POST body bytes
     headers: Tuple[str, ...] = ()
     rows: Callable = default_rows
-    driver: str = "wrk"           # "wrk", or "mix" for loadtests/latency_client.py
+    driver: str = "wrk"           # "wrk"; "mix" for loadtests/latency_client.py; "pairs" for scrape pairs
     vs_hello: bool = False        # also compare each row with its own hello keep-alive row
     capacity_rps: Optional[float] = None  # the theoretical ceiling, when the app sleeps
     tls: bool = False             # https: the rows serve TLS
@@ -169,7 +170,7 @@ SCENARIOS = [
     Scenario("threads-hello", "threads hello", rows=threads_hello_rows),
     Scenario("tls-keepalive", "TLS keep-alive", rows=tls_rows, tls=True),
     Scenario("tls-close", "TLS new connection per request", rows=tls_rows, tls=True, close=True),
-    Scenario("metrics-scrape", "hello keep-alive while scraping /metrics", rows=metrics_rows),
+    Scenario("metrics-scrape", "hello keep-alive while scraping /metrics", rows=metrics_rows, driver="pairs"),
 ]
 HELLO = "hello-keepalive"
 
@@ -187,23 +188,20 @@ def run_wrk(port, scenario, seconds, threads, script, cpus):
 
 
 @contextmanager
-def scraping(running, server, args):
-    """While the block runs, a wrk on the load cores scrapes the row's /metrics server.scrape_hz times a
-    second (one connection, pausing between requests); yields a dict filled with its rate afterwards."""
+def scraping(port, hz, seconds, cpus, workdir):
+    """While the block runs, a wrk on the load cores scrapes port's /metrics hz times a second (one
+    keep-alive connection, pausing between requests: little client CPU); yields a dict of its rate after."""
     result = {}
-    if not server.scrape_hz:
-        yield result
-        return
-    script = os.path.join(running.workdir, "scrape.lua")
+    script = os.path.join(workdir, "scrape.lua")
     with open(script, "w") as handle:
         handle.write(SCRAPE_SCRIPT)
-    env = dict(os.environ, BENCH_SCRAPE_PAUSE_MS=str(round(1000 / server.scrape_hz)))
-    argv = srv.pinned(["wrk", "-t1", "-c1", "-d%ds" % args.seconds, "--timeout", "5s", "-s", script,
-                       "http://127.0.0.1:%d/metrics" % running.metrics_port], args.wrk_cpus)
+    env = dict(os.environ, BENCH_SCRAPE_PAUSE_MS=str(round(1000 / hz)))
+    argv = srv.pinned(["wrk", "-t1", "-c1", "-d%ds" % seconds, "--timeout", "5s", "-s", script,
+                       "http://127.0.0.1:%d/metrics" % port], cpus)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         yield result
-        out, err = proc.communicate(timeout=args.seconds + 30)
+        out, err = proc.communicate(timeout=seconds + 30)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -242,11 +240,8 @@ def measure(rows, scenario, args, script):
         try:
             with srv.launch(server, args.server_cpus) as running:
                 load(running.port, scenario, args, script, 1, 1)  # warm-up
-                with running.measuring(), scraping(running, server, args) as scrapes:
+                with running.measuring():
                     result = load(running.port, scenario, args, script, args.seconds, args.threads)
-                if scrapes:
-                    result["scrapes_per_s"] = scrapes["rps"]
-                    result["scrape_errors"] = scrapes["errors"]
                 if not result["requests"]:
                     print("  %s: %s completed no request%s" % (scenario.title, server.name, running.stderr_tail()),
                           file=sys.stderr)
@@ -264,6 +259,79 @@ def load(port, scenario, args, script, seconds, threads):
     if scenario.driver == "mix":
         return run_mix(port, seconds, args)
     return run_wrk(port, scenario, seconds, threads, script, args.wrk_cpus)
+
+
+def measure_scrape_pairs(server, scenario, args, script):
+    """The VM's speed drifts by more than the effect, so: one server, and pairs of short windows, unscraped
+    and scraped in alternating order; the cost is the median of the pairs' ratios. Then the same with the
+    scrapes answered by loadtests/floor_server.py on the server cores: the least any answering process costs."""
+    with srv.launch(server, args.server_cpus) as running:
+        load(running.port, scenario, args, script, 1, 1)  # warm-up
+        url = "http://127.0.0.1:%d/metrics" % running.metrics_port
+        size = len(urllib.request.urlopen(url, timeout=5).read())
+        floor_port = srv.free_port()
+        floor = subprocess.Popen(srv.pinned([sys.executable, os.path.join(HERE, "floor_server.py"), "--port",
+                                             str(floor_port), "--size", str(size)], args.server_cpus))
+        try:
+            srv.wait_listening(floor_port, floor)
+            with running.measuring():
+                pairs = {"master": _scrape_pairs(running, running.metrics_port, server.scrape_hz, scenario, args,
+                                                 script),
+                         "floor": _scrape_pairs(running, floor_port, server.scrape_hz, scenario, args, script)}
+        finally:
+            floor.terminate()
+            floor.wait()
+    summary = {}
+    for name, runs in (("unscraped", pairs["master"]["plain"]),
+                       ("scraped %d/s" % server.scrape_hz, pairs["master"]["scraped"]),
+                       ("floor server scraped %d/s instead" % server.scrape_hz, pairs["floor"]["scraped"])):
+        summary[name] = {key: statistics.median(run[key] for run in runs)
+                         for key, value in runs[0].items() if isinstance(value, (int, float))}
+        summary[name].update(server=server, rss_mib=running.server_rss.peak_mib)
+    for key, name in (("master", "scraped %d/s" % server.scrape_hz),
+                      ("floor", "floor server scraped %d/s instead" % server.scrape_hz)):
+        ratios = pairs[key]["ratios"]
+        summary[name].update(pair_ratio=statistics.median(ratios), pair_ratio_low=min(ratios),
+                             pair_ratio_high=max(ratios), scrapes_per_s=statistics.median(pairs[key]["rates"]),
+                             pairs=len(ratios), body_bytes=size)
+    return summary
+
+
+def _scrape_pairs(running, port, hz, scenario, args, script):
+    """args.scrape_pairs pairs of load windows on running, one of each pair while port is scraped hz/s."""
+    found = {"plain": [], "scraped": [], "ratios": [], "rates": []}
+    for pair in range(args.scrape_pairs):
+        got = {}
+        for scrape in ((False, True) if pair % 2 == 0 else (True, False)):
+            if scrape:
+                with scraping(port, hz, args.pair_seconds, args.wrk_cpus, running.workdir) as scrapes:
+                    got[scrape] = load(running.port, scenario, args, script, args.pair_seconds, args.threads)
+                found["rates"].append(scrapes["rps"])
+                got[scrape]["non2xx"] += scrapes["errors"]
+            else:
+                got[scrape] = load(running.port, scenario, args, script, args.pair_seconds, args.threads)
+        found["plain"].append(got[False])
+        found["scraped"].append(got[True])
+        found["ratios"].append(got[True]["rps"] / got[False]["rps"])
+    return found
+
+
+def print_pairs_table(scenario, summary, args):
+    if not summary:
+        return
+    _header(scenario.title, ["forkwsgi --metrics-bind", "req/s (median)", "p50 ms", "p99 ms", "errors",
+                             "peak RSS MiB", "scraped ÷ unscraped, median of pairs"])
+    for name, row in summary.items():
+        ratio_cell = ("%.3f (%.3f to %.3f)" % (row["pair_ratio"], row["pair_ratio_low"], row["pair_ratio_high"])
+                      if "pair_ratio" in row else "-")
+        print("| %s | %.0f | %.2f | %.2f | %d | %.0f | %s |" % (
+            name, row["rps"], row["p50_us"] / 1000, row["p99_us"] / 1000, row["socket_errors"] + row["non2xx"],
+            row["rss_mib"], ratio_cell))
+    row = next(row for row in summary.values() if "pair_ratio" in row)
+    print("\n%d pairs of %d s windows on one server, alternating which comes first; /metrics (%d bytes) scraped "
+          "%.0f times a second over one keep-alive connection. The floor row: the same scrapes answered instead "
+          "by loadtests/floor_server.py (a select() loop sending %d bytes) on the server cores."
+          % (row["pairs"], args.pair_seconds, row["body_bytes"], row["scrapes_per_s"], row["body_bytes"]))
 
 
 def summarize(rounds, rows):
@@ -286,6 +354,8 @@ def run_scenario(scenario, rows, args, script, context):
             print("  %s: skipping %s: %s" % (scenario.title, server.name, reason), file=sys.stderr)
         else:
             runnable.append(server)
+    if scenario.driver == "pairs":
+        return measure_scrape_pairs(runnable[0], scenario, args, script) if runnable else {}
     rounds = []
     for round_number in range(args.rounds):
         order = runnable if round_number % 2 == 0 else runnable[::-1]
@@ -337,15 +407,6 @@ def print_wrk_table(scenario, summary, hello):
         if scenario.capacity_rps:
             cells.append("%.0f%%" % (100 * row["of_capacity"]))
         print("| %s | %s |" % (name, " | ".join(cells)))
-    for name, row in summary.items():
-        if "scrapes_per_s" in row:
-            print("\n%s: /metrics scraped %.0f times a second (%d failed scrapes)"
-                  % (name, row["scrapes_per_s"], row["scrape_errors"]), end="")
-            unscraped = next((r for r in summary.values() if r["server"].metrics and not r["server"].scrape_hz), None)
-            if unscraped:
-                print("; throughput %.1f%% below the unscraped --metrics-bind row"
-                      % (100 * (1 - row["rps"] / unscraped["rps"])), end="")
-            print()
     mine = summary.get("forkwsgi", {})
     if mine.get("vs_own_hello"):
         print("\nforkwsgi: %.0f req/s here, %.0f req/s on plain hello keep-alive in this run: %.2f×" % (
@@ -407,6 +468,9 @@ def main():
     mix.add_argument("--mix-interval-ms", type=float, default=20.0, help="each connection's request period")
     mix.add_argument("--mix-slow-fraction", type=float, default=0.01)
     mix.add_argument("--mix-slow-ms", type=float, default=200.0)
+    pairs = parser.add_argument_group("metrics scrape (pairs of windows on one server)")
+    pairs.add_argument("--scrape-pairs", type=int, default=15)
+    pairs.add_argument("--pair-seconds", type=int, default=2)
     parser.add_argument("--json", default=os.path.join(HERE, "results", "bench.json"))
     args = parser.parse_args()
     if args.list:
@@ -433,10 +497,13 @@ def main():
         for scenario in scenarios:
             rows = scenario.rows(args)
             summary = results[scenario.key] = run_scenario(scenario, rows, args, script, context)
-            add_ratios(scenario, rows, summary, results.get(HELLO))
-            if scenario.driver == "mix":
+            if scenario.driver == "pairs":
+                print_pairs_table(scenario, summary, args)
+            elif scenario.driver == "mix":
+                add_ratios(scenario, rows, summary, results.get(HELLO))
                 print_mix_table(scenario, summary, args)
             else:
+                add_ratios(scenario, rows, summary, results.get(HELLO))
                 print_wrk_table(scenario, summary, results.get(HELLO))
             sys.stdout.flush()
             report["scenarios"][scenario.title] = {
