@@ -7,8 +7,9 @@ most MAX_CONNECTIONS, so a slow or stuck scraper never holds the master. This
 module frames the answers (one HTTP/1.1 response, one JSON line) and closes
 after each, but for a /metrics answer on HTTP/1.1, whose connection stays open
 for the next scrape (as Prometheus reuses it), idle for at most CONN_TIMEOUT.
-What they say comes from the callables it is given (metrics.py, control.py). Across a USR2 re-exec the listeners pass to the new master as
-inherited fds (FORKWSGI_OBSERVE_FDS), so their addresses stay bound throughout.
+What they say comes from the callables it is given (metrics.py, control.py).
+Across a USR2 re-exec the listeners pass to the new master as inherited fds
+(FORKWSGI_OBSERVE_FDS), so their addresses stay bound throughout.
 """
 import errno
 import json

@@ -222,7 +222,8 @@ def _read_response(sock, buffered=b""):
         assert chunk, "closed before a head"
         data += chunk
     head, _, data = data.partition(b"\r\n\r\n")
-    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length")))
     while len(data) < length:
         chunk = sock.recv(65536)
         assert chunk, "closed inside a body"
