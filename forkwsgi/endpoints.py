@@ -6,7 +6,10 @@ request (READ_LIMIT) and lives a bounded time (CONN_TIMEOUT), and there are at
 most MAX_CONNECTIONS, so a slow or stuck scraper never holds the master. This
 module frames the answers (one HTTP/1.1 response, one JSON line) and closes
 after each, but for a /metrics answer on HTTP/1.1, whose connection stays open
-for the next scrape (as Prometheus reuses it), idle for at most CONN_TIMEOUT.
+for the next scrape (as Prometheus reuses it), idle for at most
+KEEPALIVE_TIMEOUT; when all MAX_CONNECTIONS are taken, the longest-idle kept
+connection makes room for a new one. One request is answered per read: bytes
+pipelined behind it, or a request body, close the connection after the answer.
 What they say comes from the callables it is given (metrics.py, control.py).
 Across a USR2 re-exec the listeners pass to the new master as inherited fds
 (FORKWSGI_OBSERVE_FDS), so their addresses stay bound throughout.
@@ -24,6 +27,7 @@ from .sockets import parse_address
 
 READ_LIMIT = 8192  # bytes of a request (HTTP head, control line) before it is refused
 CONN_TIMEOUT = 5.0  # seconds a metrics or control connection may wait for a request or answer
+KEEPALIVE_TIMEOUT = 30.0  # seconds a kept metrics connection waits for the next scrape (Prometheus: every 15 s)
 MAX_CONNECTIONS = 64  # open metrics + control connections; more are closed at once
 INHERIT_ENV = "FORKWSGI_OBSERVE_FDS"
 
@@ -129,7 +133,7 @@ def _head_end(buf):
 
 
 class _Client:
-    __slots__ = ("sock", "kind", "inbuf", "out", "deadline", "linger", "keep")
+    __slots__ = ("sock", "kind", "inbuf", "out", "deadline", "linger", "keep", "idle")
 
     def __init__(self, sock, kind):
         self.sock = sock
@@ -139,6 +143,7 @@ class _Client:
         self.deadline = time.monotonic() + CONN_TIMEOUT
         self.linger = False  # refused for its size: after the answer, read and discard until EOF (no reset)
         self.keep = False  # the answer being sent leaves the connection open for another request
+        self.idle = False  # kept open after an answer, and no byte of the next request yet
 
 
 class Endpoints:
@@ -200,8 +205,8 @@ class Endpoints:
                     self._read(client)
         for sock in writable:
             client = self.clients.get(sock.fileno())
-            if client is not None and client.sock is sock and self._flush(client):
-                self._answer(client)  # a request pipelined behind the one just answered
+            if client is not None and client.sock is sock:
+                self._flush(client)
 
     def expire(self, now):
         for client in list(self.clients.values()):
@@ -217,13 +222,21 @@ class Endpoints:
             except OSError as exc:
                 log.warning("observability: accept failed: %s", exc)
                 return
-            if len(self.clients) >= MAX_CONNECTIONS:
+            if len(self.clients) >= MAX_CONNECTIONS and not self._evict_idle():
                 sock.close()
                 continue
             sock.setblocking(False)
             client = _Client(sock, kind)
             self.clients[sock.fileno()] = client
             self._read(client)
+
+    def _evict_idle(self):
+        """Close the kept connection idle longest, to make room; False when none is idle."""
+        idle = [client for client in self.clients.values() if client.idle]
+        if not idle:
+            return False
+        self._drop(min(idle, key=lambda client: client.deadline))
+        return True
 
     def _read(self, client):
         try:
@@ -237,37 +250,32 @@ class Endpoints:
             return
         if client.linger:
             return
+        if client.idle:  # the next request begins: it has CONN_TIMEOUT to arrive whole
+            client.idle = False
+            client.deadline = time.monotonic() + CONN_TIMEOUT
         client.inbuf += data
         self._answer(client)
 
     def _answer(self, client):
-        """Answer the requests inbuf holds, one at a time, while each answer leaves at once."""
-        while not client.out and not client.linger:
-            if client.kind == "metrics":
-                end = _head_end(client.inbuf)
-                if end >= 0:
-                    head, client.inbuf = client.inbuf[:end], client.inbuf[end:]
-                    answered = self._reply(client, *self._http_answer(head))
-                elif len(client.inbuf) > READ_LIMIT:
-                    client.linger = True
-                    answered = self._reply(client, _http(431, "Request Header Fields Too Large",
-                                                         b"request too large\n"))
-                else:
-                    return
-            elif b"\n" in client.inbuf:
-                line = client.inbuf.split(b"\n", 1)[0]
-                answered = self._reply(client, (json.dumps(self.control(line)) + "\n").encode())
+        """Answer the request inbuf holds, once it is whole (no reads happen while an answer is queued)."""
+        if client.kind == "metrics":
+            end = _head_end(client.inbuf)
+            if end >= 0:
+                head, client.inbuf = client.inbuf[:end], client.inbuf[end:]
+                self._reply(client, *self._http_answer(head, more=bool(client.inbuf)))
             elif len(client.inbuf) > READ_LIMIT:
                 client.linger = True
-                answered = self._reply(client, (json.dumps({"ok": False, "error": "command line too long"})
-                                                + "\n").encode())
-            else:
-                return
-            if not answered:
-                return
+                self._reply(client, _http(431, "Request Header Fields Too Large", b"request too large\n"))
+        elif b"\n" in client.inbuf:
+            line = client.inbuf.split(b"\n", 1)[0]
+            self._reply(client, (json.dumps(self.control(line)) + "\n").encode())
+        elif len(client.inbuf) > READ_LIMIT:
+            client.linger = True
+            self._reply(client, (json.dumps({"ok": False, "error": "command line too long"}) + "\n").encode())
 
-    def _http_answer(self, raw):
-        """(response bytes, whether the connection stays open) for one metrics request head."""
+    def _http_answer(self, raw, more=False):
+        """(response bytes, whether the connection stays open) for one metrics request head; ``more``:
+        bytes came after it (pipelined, or a body), so it is the last answered on this connection."""
         line = raw.split(b"\n", 1)[0].decode("latin-1").strip().split()
         if len(line) != 3 or not line[2].startswith("HTTP/"):
             return _http(400, "Bad Request", b"bad request\n"), False
@@ -276,40 +284,40 @@ class Endpoints:
             return _http(405, "Method Not Allowed", b"only GET and HEAD\n"), False
         if target.split("?", 1)[0] != "/metrics":
             return _http(404, "Not Found", b"metrics are at /metrics\n", method == "HEAD"), False
-        keep = line[2] == "HTTP/1.1" and b"close" not in raw.lower()  # no Connection: close
+        lower = raw.lower()
+        keep = (line[2] == "HTTP/1.1" and not more and b"close" not in lower  # no Connection: close
+                and b"content-length" not in lower and b"transfer-encoding" not in lower)  # nor a body
         body = self.render_metrics().encode()
         return _http(200, "OK", body, method == "HEAD", "text/plain; version=0.0.4; charset=utf-8", keep), keep
 
     def _reply(self, client, data, keep=False):
-        """Send an answer; True once it has all left and the connection waits for the next request."""
         client.out = data
         client.keep = keep
-        return self._flush(client)
+        self._flush(client)
 
     def _flush(self, client):
-        """Send what is queued; True once it has all left and the connection stays open."""
         try:
             sent = client.sock.send(client.out)
         except (BlockingIOError, InterruptedError):
-            return False
+            return
         except OSError:
             self._drop(client)
-            return False
+            return
         client.out = client.out[sent:]
         if client.out:
-            return False
+            return
         if client.linger:
             try:
                 client.sock.shutdown(socket.SHUT_WR)
-                return False  # the loop reads and discards the rest until EOF or the deadline
+                return  # the loop reads and discards the rest until EOF or the deadline
             except OSError:
                 pass
-        if client.keep:
+        if client.keep:  # nothing came after the request (no read while answering): idle until the next
             client.keep = False
-            client.deadline = time.monotonic() + CONN_TIMEOUT  # idle, waiting for the next scrape
-            return True
+            client.idle = True
+            client.deadline = time.monotonic() + KEEPALIVE_TIMEOUT
+            return
         self._drop(client)  # the answer was the last on this connection
-        return False
 
     def _drop(self, client):
         self.clients.pop(client.sock.fileno(), None)

@@ -233,27 +233,49 @@ def _read_response(sock, buffered=b""):
 
 def test_metrics_connection_is_reused_by_scrapers(server_factory):
     """Prometheus keeps its connection to a target open between scrapes: so does the master, for HTTP/1.1
-    without Connection: close; pipelined scrapes are each answered, and Connection: close is obeyed."""
+    without Connection: close. Bytes sent behind a request (pipelined, or a body) get one answer and a close:
+    one render per read, never a burst; Connection: close and HTTP/1.0 are obeyed."""
     metrics_port = free_port()
     server_factory(["-w", "1", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    scrape_once = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:
-        rest = b""
         for _ in range(3):
-            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            head, body, rest = _read_response(sock, rest)
+            sock.sendall(scrape_once)
+            head, body, rest = _read_response(sock)
             assert head.startswith(b"HTTP/1.1 200") and b"connection: close" not in head.lower()
-            assert b"forkwsgi_requests_total" in body
-        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n" * 2
-                     + b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        for _ in range(3):
-            head, body, rest = _read_response(sock, rest)
-            assert head.startswith(b"HTTP/1.1 200") and b"# TYPE forkwsgi_build_info gauge" in body
-        assert b"connection: close" in head.lower()
-        assert rest == b"" and sock.recv(10) == b""  # closed after the last
-    with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:  # HTTP/1.0: one answer
-        sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
-        head, _, rest = _read_response(sock)
+            assert b"forkwsgi_requests_total" in body and rest == b""
+        sock.sendall(scrape_once + b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        head, body, rest = _read_response(sock)
+        assert head.startswith(b"HTTP/1.1 200") and b"# TYPE forkwsgi_build_info gauge" in body
         assert b"connection: close" in head.lower() and rest == b"" and sock.recv(10) == b""
+    for request in (b"GET /metrics HTTP/1.0\r\n\r\n",
+                    b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    b"GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"):
+        with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:
+            sock.sendall(request)
+            head, _, rest = _read_response(sock)
+            assert head.startswith(b"HTTP/1.1 200") and b"connection: close" in head.lower(), request
+            assert rest == b"" and sock.recv(10) == b"", request
+
+
+def test_idle_metrics_connections_make_room_for_new_scrapers(server_factory):
+    """Kept-alive scrapers hold no slot another scraper needs: with every slot taken by idle kept
+    connections, a new one is still answered (the longest idle is closed to make room)."""
+    metrics_port = free_port()
+    server_factory(["-w", "1", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    kept = []
+    try:
+        for _ in range(64):
+            sock = socket.create_connection(("127.0.0.1", metrics_port), timeout=5)
+            kept.append(sock)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _read_response(sock)[0].startswith(b"HTTP/1.1 200")
+        assert "forkwsgi_requests_total" in requests.get("http://127.0.0.1:%d/metrics" % metrics_port, timeout=5).text
+        kept[0].settimeout(5)
+        assert kept[0].recv(10) == b""  # the longest idle made room
+    finally:
+        for sock in kept:
+            sock.close()
 
 
 def test_ctl_status_add_remove_json(server_factory, tmp_path):
