@@ -23,11 +23,15 @@ def main():
         for sock in ready:
             if sock is listener:
                 clients.append(listener.accept()[0])
-            elif sock.recv(65536):
-                sock.sendall(answer)
-            else:
-                clients.remove(sock)
-                sock.close()
+                continue
+            try:
+                if sock.recv(65536):
+                    sock.sendall(answer)
+                    continue
+            except OSError:  # a scraper that left with an answer unread: reset
+                pass
+            clients.remove(sock)
+            sock.close()
 
 
 if __name__ == "__main__":
