@@ -50,3 +50,33 @@ def test_head_keeps_the_apps_own_content_length():
     wire, _ = _run("HEAD", [b""], headers=[("Content-Length", "1234")])
     head, body = _head(wire)
     assert "content-length: 1234" in head and body == b""
+
+
+def test_validation_caches_never_let_a_bad_status_or_header_through():
+    """Statuses and header pairs found valid are remembered; whatever is new, or not exactly a str, is
+    checked again, and a cache that fills up starts over."""
+    from forkwsgi.http import response as framing
+    assert framing.check_status("200 OK") == 200
+    assert framing.check_status("200 OK") == 200  # from the cache
+    framing.check_headers([("Content-Type", "text/plain")])
+    framing.check_headers([("Content-Type", "text/plain")])  # from the cache
+
+    class Sneaky(str):
+        pass
+
+    bad = [("200 OK\r\nX: y", "invalid status"), (200, "invalid status")]
+    for status, needle in bad:
+        with pytest.raises(framing.InvalidResponse, match=needle):
+            framing.check_status(status)
+    for headers, needle in (([("Content-Type", "text/plain\r\nX: y")], "invalid value"),
+                            ([("Content-Type", Sneaky("text/plain").encode())], "invalid value"),
+                            ([("Content Type", "text/plain")], "invalid header name"),
+                            ([("Content-Type", "text/plain", "x")], "not a \\(name, value\\) tuple"),
+                            ([("Content-Type", ["text/plain"])], "invalid value")):
+        with pytest.raises(framing.InvalidResponse, match=needle):
+            framing.check_headers(headers)
+    for number in range(framing._CACHE_MAX + 10):  # fills the cache: it starts over, still checking
+        framing.check_headers([("X-Id", str(number))])
+    assert len(framing._VALID_FIELDS) <= framing._CACHE_MAX
+    with pytest.raises(framing.InvalidResponse):
+        framing.check_headers([("X-Id", "1\n")])

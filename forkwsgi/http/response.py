@@ -17,25 +17,47 @@ class InvalidResponse(Exception):
     """The application produced something that cannot go on the wire."""
 
 
+# Statuses and (name, value) header pairs already found valid: an app answers with the same few
+# again and again, and a dict hit replaces the regular expressions (bounded caches).
+_VALID_STATUSES = {}
+_VALID_FIELDS = {}
+_CACHE_MAX = 1024
+_CACHED_VALUE_MAX = 256
+
+
 def check_status(status):
     """Validate a WSGI status string; return its integer code."""
+    if type(status) is str:
+        code = _VALID_STATUSES.get(status)
+        if code is not None:
+            return code
     if type(status) is not str or _STATUS.fullmatch(status) is None:
         raise InvalidResponse("invalid status %r" % (status,))
-    return int(status[:3])
+    code = int(status[:3])
+    if len(_VALID_STATUSES) < _CACHE_MAX and len(status) <= _CACHED_VALUE_MAX:
+        _VALID_STATUSES[status] = code
+    return code
 
 
 def check_headers(headers):
     """Validate WSGI response headers: a list of (str, str), no CR/LF smuggling."""
     if type(headers) is not list:
         raise InvalidResponse("headers must be a list, not %s" % type(headers).__name__)
+    valid = _VALID_FIELDS
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
             raise InvalidResponse("header %r is not a (name, value) tuple" % (item,))
         name, value = item
+        if type(name) is str and type(value) is str and item in valid:
+            continue
         if type(name) is not str or _TOKEN.fullmatch(name) is None:
             raise InvalidResponse("invalid header name %r" % (name,))
         if type(value) is not str or _BAD_VALUE.search(value) is not None:
             raise InvalidResponse("invalid value for header %s: %r" % (name, value))
+        if len(value) <= _CACHED_VALUE_MAX:
+            if len(valid) >= _CACHE_MAX:
+                valid.clear()  # values that come and go (cookies, ids) filled it: start over
+            valid[item] = True
 
 
 class DateCache:
