@@ -6,6 +6,7 @@ from forkwsgi.http.parser import Limits, RequestReader
 from forkwsgi.http.proxy import parse_proxy_v1
 
 from .hostile import CASES
+from .parser_verdict import outcome
 
 
 def reader(limits=None):
@@ -103,20 +104,8 @@ def test_proxy_protocol_v1():
 
 def verdict(data, splits=(), limits=None):
     """The targets of the requests parsed, then the error status (or None), feeding ``data`` cut at ``splits``."""
-    r = reader(limits)
-    targets = []
-    cuts = [0] + sorted(splits) + [len(data)]
-    try:
-        for a, b in zip(cuts, cuts[1:]):
-            r.feed(data[a:b])
-            while True:
-                request = r.next_request()
-                if request is None:
-                    break
-                targets.append(request.target)
-    except HTTPError as exc:
-        return targets, exc.status
-    return targets, None
+    requests, end = outcome(data, splits, limits or Limits())
+    return [request[1] for request in requests], end[1] if end[0] == "error" else None
 
 
 def assert_same_verdict_at_every_split(data, expected, limits=None):
