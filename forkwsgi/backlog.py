@@ -1,7 +1,8 @@
-"""Accept-queue readings from the kernel, shared by /metrics, the status report and statsd.
+"""Accept-queue readings from the kernel, shared by /metrics, the status report, statsd, and
+a stopping worker draining its backlog (intake.py).
 
 Both are cheap reads (one getsockopt, one small /proc file) taken when a report
-is made, never on the request path. Either may be missing: unix sockets have no
+is made or while a worker stops, never on the request path. Either may be missing: unix sockets have no
 TCP_INFO, and /proc/net/netstat may be hidden; callers then leave the value out.
 """
 import socket

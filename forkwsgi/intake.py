@@ -8,28 +8,22 @@ time), then the listeners close.
 """
 import errno
 import socket
-import struct
 import time
 
+from .backlog import tcp_listen_queue
 from .connection import Connection
 from .logs import log
 from . import stats as _stats
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
 DRAIN_SECONDS = 1.0  # without a queue length to read (unix sockets), drain the backlog this long
-_TCP_INFO_UNACKED = struct.Struct("I")  # tcpi_unacked: a listening socket's accept queue length
 _monotonic = time.monotonic
 
 
 def backlog_length(sock):
     """Connections waiting in a TCP listener's accept queue; None where Linux does not say."""
-    if sock.family == socket.AF_UNIX or not hasattr(socket, "TCP_INFO"):
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-        return _TCP_INFO_UNACKED.unpack_from(info, 24)[0]
-    except OSError:
-        return None
+    queue = tcp_listen_queue(sock)
+    return None if queue is None else queue[0]
 
 
 class Intake:
