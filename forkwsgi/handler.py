@@ -5,13 +5,13 @@ thread (--threads); it touches only its own connection.
 """
 import time
 
-_monotonic = time.monotonic
-
 from .connection import ClientGone
 from .environ import build_environ
 from .http.response import error_response
 from .logs import log
 from .wsgi import Response
+
+_monotonic = time.monotonic
 
 
 def run_request(worker, conn, request):
