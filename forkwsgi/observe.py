@@ -138,6 +138,16 @@ class Observer:
             states[state] += 1
         return states
 
+    @staticmethod
+    def in_flight(live):
+        """Requests in the app now, over live_workers()."""
+        return sum(len(running) for _, _, running, _ in live)
+
+    @staticmethod
+    def open_connections(live):
+        """Open client connections (active and idle), over live_workers()."""
+        return sum(worker.stats.gauge(_stats.CONNECTIONS) for worker, _, _, _ in live)
+
     # ----- the select loop
 
     def readers(self):

@@ -70,8 +70,8 @@ class Statsd:
         live = observer.live_workers()
         for state, number in observer.state_counts(live).items():
             lines.append("%sworkers.%s:%d|g" % (prefix, state, number))
-        lines.append("%srequests_in_flight:%d|g" % (prefix, sum(len(running) for _, _, running, _ in live)))
-        lines.append("%sconnections:%d|g" % (prefix, sum(w.stats.gauge(_stats.CONNECTIONS) for w, _, _, _ in live)))
+        lines.append("%srequests_in_flight:%d|g" % (prefix, observer.in_flight(live)))
+        lines.append("%sconnections:%d|g" % (prefix, observer.open_connections(live)))
         for listener in list(arbiter.listeners):
             queue = tcp_listen_queue(listener.sock)
             if queue is not None:
