@@ -161,6 +161,43 @@ def test_first_failing_line_decides_at_every_split(data, expected):
     assert_same_verdict_at_every_split(data, (targets, status), limits)
 
 
+@pytest.mark.parametrize("data, expected", [
+    (b"GET /k HTTP/1.1\r\nHost: k\r\nX-K: v\r\nX-Bad: a\x00b\r\n\r\n", 400),  # known lines, one bad
+    (b"GET /k HTTP/1.1\nHost: k\r\nX-K: v\r\n\r\n", 400),  # known lines joined by a bare LF
+    (b"GET /k HTTP/1.1\r\nHost: k\r\nX-K: v\rX-K: v\r\n\r\n", 400),  # ... by a bare CR
+    (b"GET /k HTTP/1.1\r\nHost: k\r\nHost: k\r\n\r\n", 400),  # every line known, the framing is not
+    (b"GET /k HTTP/1.1\r\nX-K: v\r\n\r\n", 400),  # no Host
+    (b"GET /k HTTP/1.1\r\nHost: k\r\nX-K: v\r\nX-K: v\r\nX-K: v\r\nX-K: v\r\n\r\n", 431),  # too many
+    (b"GET /k HTTP/1.1\r\nHost: k\r\nX-K: v\r\n\r\n", None),
+    (b"GE\nT /k HTTP/2.0\r\nHost: k\r\n\r\n", 400),  # a new request line: its bytes first (not 505)
+])
+def test_remembered_lines_never_vouch_for_new_bytes(data, expected):
+    """Lines accepted before are known by their text; what joins them, and the head as a whole,
+    are still judged, the same way at every split."""
+    limits = Limits(fields=4)
+    known = b"GET /k HTTP/1.1\r\nHost: k\r\nX-K: v\r\n\r\n"
+    assert verdict(known * 2, limits=limits) == (["/k", "/k"], None)  # the second from the caches
+    targets, status = verdict(data, limits=limits)
+    assert status == expected
+    assert_same_verdict_at_every_split(data, (targets, status), limits)
+
+
+def test_remembered_lines_stay_bounded_and_exact():
+    from forkwsgi.http import known
+    from forkwsgi.http.fields import LINE_CACHE
+    from forkwsgi.http.parser import _VALID_REQUEST_LINES
+    r = reader()
+    for number in range(known.MAX + 10):  # fills both caches: they start over
+        r.feed(b"GET /%d HTTP/1.1\r\nHost: h\r\nX-Id:  %d \t\r\n\r\n" % (number, number))
+        request = r.next_request()
+        assert (request.target, request.headers) == ("/%d" % number, [("host", "h"), ("x-id", str(number))])
+    assert len(LINE_CACHE) <= known.MAX and len(_VALID_REQUEST_LINES) <= known.MAX
+    long_line = "X-Long: " + "v" * known.TEXT_MAX
+    r.feed(b"GET / HTTP/1.1\r\nHost: h\r\n%s\r\n\r\n" % long_line.encode())
+    assert r.next_request().headers[-1] == ("x-long", "v" * known.TEXT_MAX)
+    assert long_line not in LINE_CACHE  # hashing it would cost more than parsing it
+
+
 def test_spaces_tabs_and_obs_text_in_values():
     data = b"GET / HTTP/1.1\r\nHost: x\r\nX-A: \t a \t b \t\r\nX-B: \xa0v\xa0\r\nX-C:\r\nX-D: \x80\xff\r\n\r\n"
     (request,), _ = requests_from(data)

@@ -55,7 +55,7 @@ def test_head_keeps_the_apps_own_content_length():
 def test_validation_caches_never_let_a_bad_status_or_header_through():
     """Statuses and header pairs found valid are remembered; whatever is new, or not exactly a str, is
     checked again, and a cache that fills up starts over."""
-    from forkwsgi.http import response as framing
+    from forkwsgi.http import known, response as framing
     assert framing.check_status("200 OK") == 200
     assert framing.check_status("200 OK") == 200  # from the cache
     framing.check_headers([("Content-Type", "text/plain")])
@@ -75,8 +75,8 @@ def test_validation_caches_never_let_a_bad_status_or_header_through():
                             ([("Content-Type", ["text/plain"])], "invalid value")):
         with pytest.raises(framing.InvalidResponse, match=needle):
             framing.check_headers(headers)
-    for number in range(framing._CACHE_MAX + 10):  # fills the cache: it starts over, still checking
+    for number in range(known.MAX + 10):  # fills the cache: it starts over, still checking
         framing.check_headers([("X-Id", str(number))])
-    assert len(framing._VALID_FIELDS) <= framing._CACHE_MAX
+    assert len(framing._VALID_FIELDS) <= known.MAX
     with pytest.raises(framing.InvalidResponse):
         framing.check_headers([("X-Id", "1\n")])

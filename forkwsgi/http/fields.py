@@ -8,6 +8,7 @@ after it, and each only ever sees one bounded line.
 import re
 
 from .errors import BadRequest
+from .known import remember
 
 OWS = " \t"  # str.strip() would also eat \xa0 and friends: a smuggling primitive (gunicorn #3364)
 TOKEN_CLASS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
@@ -18,11 +19,11 @@ BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # CTLs but HTAB; obs-text (
 # leaves only CRs, LFs and bad bytes, in one pass of C.
 HEAD_BYTES = bytes([9] + list(range(0x20, 0x7f)) + list(range(0x80, 0x100)))
 
-# Valid field names seen before, mapped to their lower-case form: most heads
-# repeat the same few names, so a dict hit replaces the token check and lower().
+# Valid field names seen before, mapped to their lower-case form, and whole field lines
+# accepted before, mapped to their (lower-case name, value): a client sends the same Host,
+# User-Agent, Accept and Accept-* lines with every request (known.py).
 NAME_CACHE = {}
-NAME_CACHE_MAX = 512
-_NAME_MAX = 64
+LINE_CACHE = {}
 
 # RFC 9110 section 6.5.1: fields that framing, routing, authentication,
 # request modifiers or response control depend on must never be trailers.
@@ -48,6 +49,18 @@ def checked_name(name):
     return lname
 
 
+def fast_field(line):
+    """(lower-case name, value) of a field line for a fast path, remembered in LINE_CACHE.
+
+    ValueError (no colon) or Doubt (not a token) hand over to the exact path.
+    The caller must have checked the line's bytes.
+    """
+    name, value = line.split(":", 1)
+    pair = (NAME_CACHE.get(name) or checked_name(name), value.strip(OWS))
+    remember(LINE_CACHE, line, pair, len(line))
+    return pair
+
+
 def field_name(name):
     """The lower-case form of a valid field name, or None if ``name`` is not a token."""
     lname = NAME_CACHE.get(name)
@@ -55,8 +68,7 @@ def field_name(name):
         if not name or NON_TOKEN.search(name):
             return None
         lname = name.lower()
-        if len(name) <= _NAME_MAX and len(NAME_CACHE) < NAME_CACHE_MAX:
-            NAME_CACHE[name] = lname
+        remember(NAME_CACHE, name, lname, len(name))
     return lname
 
 

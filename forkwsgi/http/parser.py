@@ -23,6 +23,10 @@ How a head is judged, whatever way its bytes are split across reads:
   hands over to the line-by-line path, which gives the verdict. Neither path
   rescans bytes it has already searched, and no regular expression here can
   backtrack, so parsing costs time linear in the bytes received.
+- The fast path remembers the request lines and field lines it accepted
+  (bounded, known.py). A head made only of such lines needs neither its bytes
+  checked nor its lines split again: the same text was valid before, and a
+  line with a stray CR, LF or bad byte is never one of them.
 - Up to MAX_EMPTY_LINES empty lines (CRLF) before a request line are ignored
   (RFC 9112 section 2.2), and do not count as a request in progress; one more
   is 400.
@@ -48,7 +52,8 @@ from .body import ChunkedBody, FixedLengthBody
 from .errors import (BadRequest, ExpectationFailed, HeaderFieldsTooLarge,
                      NotImplementedMethod, PayloadTooLarge, URITooLong,
                      VersionNotSupported)
-from .fields import HEAD_BYTES, NAME_CACHE, NON_TOKEN, OWS, Doubt, checked_name, parse_field
+from .fields import HEAD_BYTES, LINE_CACHE, NON_TOKEN, OWS, Doubt, fast_field, parse_field
+from .known import remember
 
 SPOOL_SIZE = 1 << 20
 MAX_EMPTY_LINES = 4  # CRLFs ignored before one request line; more is 400
@@ -111,8 +116,16 @@ def _digits(text):
     return text.isdigit() and text.isascii()  # isdigit alone accepts '²' and other digits
 
 
+# Request lines already found valid, mapped to (method, target, version): clients ask for the
+# same few paths again and again (known.py).
+_VALID_REQUEST_LINES = {}
+
+
 def parse_request_line(line):
     """``(method, target, version)`` of a request line (latin-1 text, no CRLF, length checked)."""
+    start = _VALID_REQUEST_LINES.get(line)
+    if start is not None:
+        return start
     parts = line.split(" ")
     if len(parts) != 3:
         raise BadRequest("invalid request line %r" % line[:100])
@@ -127,7 +140,9 @@ def parse_request_line(line):
     if not target or not target.isprintable() or not target.isascii():
         raise BadRequest("invalid request target in %r" % line[:100])
     _check_target_form(method, target)
-    return method, target, version
+    start = (method, target, version)
+    remember(_VALID_REQUEST_LINES, line, start, len(line))
+    return start
 
 
 def _check_target_form(method, target):
@@ -227,6 +242,15 @@ def _apply_framing(request, limits):
                 request.expect_continue = True
             elif item:  # RFC 9110 5.6.1: empty list elements are ignored
                 raise ExpectationFailed("unsupported expectation %r" % item[:40])
+
+
+KNOWN_HEAD_MAX = 2048  # heads up to this long look their lines up in the caches first
+
+
+def _only_crlf_between(raw, line_count):
+    """Whether only the CRLFs between ``line_count`` lines are left once the valid bytes are taken
+    out: any other CR, LF or bad byte leaves more."""
+    return len(raw.translate(None, HEAD_BYTES)) == 2 * line_count - 2
 
 
 class RequestReader:
@@ -392,37 +416,41 @@ class RequestReader:
         self._restart()
 
     def _fast_head(self, end):
-        """The Request for a head whose remaining lines are buf[_line_start:end]; None if in doubt."""
+        """The Request for a head whose remaining lines are buf[_line_start:end]; None if in doubt.
+
+        A line accepted before (in the caches of valid request lines and field lines) is valid by
+        its text alone; a head with any new line has its bytes checked whole first.
+        """
         limits = self.limits
-        start = self._line_start
-        raw = self.buf[start:end]
+        raw = self.buf[self._line_start:end]
         text = raw.decode("latin-1")
-        if not text:
-            lines = []
-        else:
-            lines = text.split("\r\n")
-            # Only the CRLFs between lines may be left: any other CR, LF or bad byte makes it longer.
-            if len(raw.translate(None, HEAD_BYTES)) != 2 * len(lines) - 2:
-                return None
+        lines = text.split("\r\n") if text else []
+        count = len(lines)
+        checked = False
         start_line = self._start
         if start_line is None:
             if not lines or len(lines[0]) > limits.request_line:
                 return None
-            start_line = parse_request_line(lines[0])  # the first line: its verdict is the verdict
+            start_line = _VALID_REQUEST_LINES.get(lines[0])
+            if start_line is None:
+                if not _only_crlf_between(raw, count):
+                    return None
+                checked = True
+                start_line = parse_request_line(lines[0])  # the first line: its verdict is the verdict
             del lines[0]
         if len(self._headers) + len(lines) > limits.fields:
             return None
         if len(text) > limits.field_size and max(map(len, lines), default=0) > limits.field_size:
             return None
-        headers = []
-        append = headers.append
-        get = NAME_CACHE.get
-        try:
-            for line in lines:
-                name, value = line.split(":", 1)
-                append((get(name) or checked_name(name), value.strip(OWS)))
-        except (ValueError, Doubt):  # no colon; not a token
-            return None
+        # Long heads skip the lookups: hashing a long line costs more than parsing it.
+        headers = list(map(LINE_CACHE.get, lines)) if len(text) <= KNOWN_HEAD_MAX else [None] * len(lines)
+        if not all(headers):
+            if not checked and not _only_crlf_between(raw, count):
+                return None
+            try:
+                headers = [pair or fast_field(line) for line, pair in zip(lines, headers)]
+            except (ValueError, Doubt):  # no colon; not a token
+                return None
         if self._headers:
             headers = self._headers + headers
         request = Request(start_line[0], start_line[1], start_line[2], headers)

@@ -3,6 +3,8 @@ import re
 import time
 from email.utils import formatdate
 
+from .known import remember
+
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _STATUS = re.compile(r"[1-9][0-9]{2} [^\x00-\x08\x0a-\x1f\x7f]*")
@@ -18,11 +20,9 @@ class InvalidResponse(Exception):
 
 
 # Statuses and (name, value) header pairs already found valid: an app answers with the same few
-# again and again, and a dict hit replaces the regular expressions (bounded caches).
+# again and again, and a dict hit replaces the regular expressions (known.py).
 _VALID_STATUSES = {}
 _VALID_FIELDS = {}
-_CACHE_MAX = 1024
-_CACHED_VALUE_MAX = 256
 
 
 def check_status(status):
@@ -34,8 +34,7 @@ def check_status(status):
     if type(status) is not str or _STATUS.fullmatch(status) is None:
         raise InvalidResponse("invalid status %r" % (status,))
     code = int(status[:3])
-    if len(_VALID_STATUSES) < _CACHE_MAX and len(status) <= _CACHED_VALUE_MAX:
-        _VALID_STATUSES[status] = code
+    remember(_VALID_STATUSES, status, code, len(status))
     return code
 
 
@@ -54,10 +53,7 @@ def check_headers(headers):
             raise InvalidResponse("invalid header name %r" % (name,))
         if type(value) is not str or _BAD_VALUE.search(value) is not None:
             raise InvalidResponse("invalid value for header %s: %r" % (name, value))
-        if len(value) <= _CACHED_VALUE_MAX:
-            if len(valid) >= _CACHE_MAX:
-                valid.clear()  # values that come and go (cookies, ids) filled it: start over
-            valid[item] = True
+        remember(valid, item, True, len(value))
 
 
 class DateCache:
