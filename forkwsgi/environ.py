@@ -75,7 +75,6 @@ def build_environ(request, base, trusted):
     environ["PATH_INFO"] = path
     environ["QUERY_STRING"] = query
     environ["SERVER_PROTOCOL"] = request.version
-    forwarded_for = forwarded_proto = None
     repeats = None  # key -> values of a header sent more than once, joined once at the end (linear)
     get = _HEADER_KEYS.get
     for name, value in request.headers:
@@ -95,10 +94,6 @@ def build_environ(request, base, trusted):
             values.append(value)
         else:
             environ[key] = value
-        if name == "x-forwarded-for":
-            forwarded_for = value
-        elif name == "x-forwarded-proto":
-            forwarded_proto = value
     if repeats:
         for key, values in repeats.items():
             environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
@@ -108,6 +103,9 @@ def build_environ(request, base, trusted):
     host = environ.get("HTTP_HOST")
     if host:
         environ["SERVER_NAME"], environ["SERVER_PORT"] = _split_host(host, environ["SERVER_PORT"])
+    # Repeated fields are one list (RFC 9110 5.3): the hops of every X-Forwarded-For line, in order.
+    forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
+    forwarded_proto = environ.get("HTTP_X_FORWARDED_PROTO")
     if (forwarded_for or forwarded_proto) and trusted.trusts(environ["REMOTE_ADDR"]):
         if forwarded_for:
             environ["REMOTE_ADDR"] = trusted.client_address(forwarded_for, environ["REMOTE_ADDR"])

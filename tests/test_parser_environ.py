@@ -73,6 +73,14 @@ def test_forwarded_headers_only_from_trusted_peers():
     assert untrusted["HTTP_X_FORWARDED_FOR"] == "203.0.113.9, 127.0.0.1"
 
 
+def test_repeated_forwarded_lines_are_one_list():
+    # Two X-Forwarded-For lines are one list of hops (RFC 9110 5.3), read right to left across both.
+    environ = environ_of([("host", "h"), ("x-forwarded-for", "203.0.113.9"), ("x-forwarded-for", "127.0.0.1"),
+                          ("x-forwarded-proto", "http"), ("x-forwarded-proto", "https")])
+    assert environ["HTTP_X_FORWARDED_FOR"] == "203.0.113.9,127.0.0.1"
+    assert (environ["REMOTE_ADDR"], environ["wsgi.url_scheme"]) == ("203.0.113.9", "https")
+
+
 def test_forwarded_values_lose_only_spaces_and_tabs():
     environ = environ_of([("host", "h"), ("x-forwarded-proto", "\xa0https"), ("x-forwarded-for", " \t10.0.0.1\t")])
     assert environ["wsgi.url_scheme"] == "http"
