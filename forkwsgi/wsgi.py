@@ -7,9 +7,8 @@ import io
 import os
 import stat
 
-from .http.response import (HOP_BY_HOP, LAST_CHUNK, NO_BODY_STATUSES,
-                            InvalidResponse, check_headers, check_status, chunk,
-                            head_bytes)
+from .http.response import (LAST_CHUNK, NO_BODY_STATUSES, InvalidResponse,
+                            check_status, chunk, response_fields)
 
 __all__ = ["FileWrapper", "Response"]
 
@@ -48,7 +47,7 @@ class Response:
     """One request's response: start_response, write(), and framing on the wire."""
 
     __slots__ = ("send", "sendfile", "is_head", "version11", "keep_alive", "extra", "closing",
-                 "status", "code", "headers", "head_sent", "chunked", "length", "sent")
+                 "status", "code", "headers", "fields", "app_closes", "head_sent", "chunked", "length", "sent")
 
     def __init__(self, send, sendfile, request, keep_alive, extra, closing=None):
         self.send = send
@@ -76,7 +75,7 @@ class Response:
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
         self.code = check_status(status)
-        check_headers(headers)
+        self.fields, self.length, self.app_closes = response_fields(headers)
         self.status = status
         self.headers = headers
         return self.write
@@ -85,19 +84,7 @@ class Response:
         """Decide framing, then the head's bytes. Called once, just before the first body byte."""
         if self.status is None:
             raise InvalidResponse("the application did not call start_response")
-        headers = []
-        for item in self.headers:
-            name = item[0].lower()
-            if name in HOP_BY_HOP:
-                if name == "connection" and "close" in item[1].lower():
-                    self.keep_alive = False
-                continue
-            if name == "content-length":
-                if not item[1].isdigit():
-                    raise InvalidResponse("invalid Content-Length %r from the application" % item[1])
-                self.length = int(item[1])
-            headers.append(item)
-        if self.closing is not None and self.closing():
+        if self.app_closes or (self.closing is not None and self.closing()):
             self.keep_alive = False
         framing = self.extra
         if self.is_head:
@@ -120,7 +107,7 @@ class Response:
         elif not self.version11:
             framing += "Connection: keep-alive\r\n"
         self.head_sent = True
-        return head_bytes("HTTP/1.1", self.status, headers, framing)
+        return ("HTTP/1.1 " + self.status + "\r\n" + self.fields + framing + "\r\n").encode("latin-1")
 
     def _frame(self, data):
         """The wire bytes for body ``data``: truncated to Content-Length, chunked, or nothing for HEAD."""

@@ -58,25 +58,37 @@ def test_validation_caches_never_let_a_bad_status_or_header_through():
     from forkwsgi.http import known, response as framing
     assert framing.check_status("200 OK") == 200
     assert framing.check_status("200 OK") == 200  # from the cache
-    framing.check_headers([("Content-Type", "text/plain")])
-    framing.check_headers([("Content-Type", "text/plain")])  # from the cache
+    headers = [("Content-Type", "text/plain"), ("Content-Length", "5"), ("Connection", "Close"), ("TE", "x")]
+    read = ("Content-Type: text/plain\r\nContent-Length: 5\r\n", 5, True)  # hop-by-hop fields left out
+    assert framing.response_fields(headers) == read
+    assert framing.response_fields(list(headers)) == read  # from the cache
 
     class Sneaky(str):
-        pass
+        """Hashes and compares like a pair already found valid."""
+        def __hash__(self):
+            return hash("text/plain")
+
+        def __eq__(self, other):
+            return True
 
     bad = [("200 OK\r\nX: y", "invalid status"), (200, "invalid status")]
     for status, needle in bad:
         with pytest.raises(framing.InvalidResponse, match=needle):
             framing.check_status(status)
     for headers, needle in (([("Content-Type", "text/plain\r\nX: y")], "invalid value"),
-                            ([("Content-Type", Sneaky("text/plain").encode())], "invalid value"),
+                            ([("Content-Type", Sneaky("text/plain\r\nX: y"))], "invalid value"),
+                            ([(Sneaky("Content-Type"), "text/plain")], "invalid header name"),
+                            ([("Content-Type", b"text/plain")], "invalid value"),
                             ([("Content Type", "text/plain")], "invalid header name"),
                             ([("Content-Type", "text/plain", "x")], "not a \\(name, value\\) tuple"),
-                            ([("Content-Type", ["text/plain"])], "invalid value")):
+                            ([["Content-Type", "text/plain"]], "not a \\(name, value\\) tuple"),
+                            ([("Content-Length", "5x")], "invalid Content-Length"),
+                            ([("Content-Type", ["text/plain"])], "invalid value"),
+                            ((("Content-Type", "text/plain"),), "must be a list")):
         with pytest.raises(framing.InvalidResponse, match=needle):
-            framing.check_headers(headers)
+            framing.response_fields(headers)
     for number in range(known.MAX + 10):  # fills the cache: it starts over, still checking
-        framing.check_headers([("X-Id", str(number))])
+        assert framing.response_fields([("X-Id", str(number))])[0] == "X-Id: %d\r\n" % number
     assert len(framing._VALID_FIELDS) <= known.MAX
     with pytest.raises(framing.InvalidResponse):
-        framing.check_headers([("X-Id", "1\n")])
+        framing.response_fields([("X-Id", "1\n")])

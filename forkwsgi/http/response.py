@@ -19,8 +19,9 @@ class InvalidResponse(Exception):
     """The application produced something that cannot go on the wire."""
 
 
-# Statuses and (name, value) header pairs already found valid: an app answers with the same few
-# again and again, and a dict hit replaces the regular expressions (known.py).
+# Statuses, and (name, value) header pairs with what the head needs of them, already found
+# valid: an app answers with the same few again and again, and a dict hit replaces the regular
+# expressions and the classification (known.py).
 _VALID_STATUSES = {}
 _VALID_FIELDS = {}
 
@@ -38,22 +39,62 @@ def check_status(status):
     return code
 
 
-def check_headers(headers):
-    """Validate WSGI response headers: a list of (str, str), no CR/LF smuggling."""
+def response_fields(headers):
+    """Check WSGI response headers (a list of (str, str), no CR/LF smuggling) and read them once.
+
+    Returns (their lines for the head, the app's Content-Length or None, whether the app asked
+    to close). Hop-by-hop fields are left out: the server frames the message itself.
+    """
     if type(headers) is not list:
         raise InvalidResponse("headers must be a list, not %s" % type(headers).__name__)
-    valid = _VALID_FIELDS
+    valid = _VALID_FIELDS.get
+    lines = []
+    length = None
+    close = False
     for item in headers:
-        if type(item) is not tuple or len(item) != 2:
-            raise InvalidResponse("header %r is not a (name, value) tuple" % (item,))
-        name, value = item
-        if type(name) is str and type(value) is str and item in valid:
-            continue
-        if type(name) is not str or _TOKEN.fullmatch(name) is None:
-            raise InvalidResponse("invalid header name %r" % (name,))
-        if type(value) is not str or _BAD_VALUE.search(value) is not None:
-            raise InvalidResponse("invalid value for header %s: %r" % (name, value))
-        remember(valid, item, True, len(value))
+        # Exactly a tuple of two exact strs: a subclass could hash like a valid pair it is not.
+        if type(item) is tuple and len(item) == 2 and type(item[0]) is str and type(item[1]) is str:
+            line, item_length, item_close = valid(item) or _read_field(item)
+        else:
+            _refuse_field(item)
+        if line:
+            lines.append(line)
+        if item_length is not None:
+            length = item_length
+        if item_close:
+            close = True
+    return "".join(lines), length, close
+
+
+def _read_field(item):
+    """(line for the head, or "" when hop-by-hop; Content-Length's value or None; asks to close) of a
+    (str, str) header, remembered once found valid."""
+    name, value = item
+    if _TOKEN.fullmatch(name) is None:
+        raise InvalidResponse("invalid header name %r" % (name,))
+    if _BAD_VALUE.search(value) is not None:
+        raise InvalidResponse("invalid value for header %s: %r" % (name, value))
+    lname = name.lower()
+    if lname in HOP_BY_HOP:
+        entry = ("", None, lname == "connection" and "close" in value.lower())
+    elif lname == "content-length":
+        if not value.isdigit():
+            raise InvalidResponse("invalid Content-Length %r from the application" % value)
+        entry = ("%s: %s\r\n" % item, int(value), False)
+    else:
+        entry = ("%s: %s\r\n" % item, None, False)
+    remember(_VALID_FIELDS, item, entry, len(value))
+    return entry
+
+
+def _refuse_field(item):
+    """Raise InvalidResponse for a header that is not a (str, str) tuple, saying what is wrong."""
+    if type(item) is not tuple or len(item) != 2:
+        raise InvalidResponse("header %r is not a (name, value) tuple" % (item,))
+    name, value = item
+    if type(name) is not str:
+        raise InvalidResponse("invalid header name %r" % (name,))
+    raise InvalidResponse("invalid value for header %s: %r" % (name, value))
 
 
 class DateCache:
@@ -74,16 +115,6 @@ class DateCache:
             self.value = formatdate(now, usegmt=True)
             self.headers = "Date: %s\r\nServer: forkwsgi\r\n" % self.value
         return self.headers
-
-
-def head_bytes(version, status, headers, extra):
-    """Serialize a response head; ``extra`` is pre-rendered header text (Date, Server, framing)."""
-    lines = [version, " ", status, "\r\n"]
-    for name, value in headers:
-        lines += (name, ": ", value, "\r\n")
-    lines.append(extra)
-    lines.append("\r\n")
-    return "".join(lines).encode("latin-1")
 
 
 def chunk(data):
