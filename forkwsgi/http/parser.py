@@ -57,6 +57,7 @@ from .known import remember
 
 SPOOL_SIZE = 1 << 20
 MAX_EMPTY_LINES = 4  # CRLFs ignored before one request line; more is 400
+KNOWN_HEAD_MAX = 2048  # heads up to this long look their lines up among those accepted before
 _KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"))
 
 
@@ -242,9 +243,6 @@ def _apply_framing(request, limits):
                 request.expect_continue = True
             elif item:  # RFC 9110 5.6.1: empty list elements are ignored
                 raise ExpectationFailed("unsupported expectation %r" % item[:40])
-
-
-KNOWN_HEAD_MAX = 2048  # heads up to this long look their lines up in the caches first
 
 
 def _only_crlf_between(raw, line_count):

@@ -83,7 +83,7 @@ def _read_field(item):
         entry = ("%s: %s\r\n" % item, int(value), False)
     else:
         entry = ("%s: %s\r\n" % item, None, False)
-    remember(_VALID_FIELDS, item, entry, len(value))
+    remember(_VALID_FIELDS, item, entry, len(name) + len(value))
     return entry
 
 
