@@ -35,10 +35,11 @@ class TrustedPeers:
 
     def client_address(self, forwarded_for, peer):
         """The client behind a chain of trusted proxies, read right to left from X-Forwarded-For."""
-        hops = [hop for hop in (hop.strip(" \t") for hop in forwarded_for.split(",")) if hop]  # OWS only
         client = peer
-        while hops:
-            client = hops.pop()
-            if not self.trusts(client):
-                break
+        for hop in reversed(forwarded_for.split(",")):
+            hop = hop.strip(" \t")  # OWS only
+            if hop:  # empty list elements are ignored
+                client = hop
+                if not self.trusts(client):
+                    break
         return client

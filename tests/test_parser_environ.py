@@ -73,6 +73,15 @@ def test_forwarded_headers_only_from_trusted_peers():
     assert untrusted["HTTP_X_FORWARDED_FOR"] == "203.0.113.9, 127.0.0.1"
 
 
+def test_forwarded_for_is_read_right_to_left_past_trusted_hops():
+    peers = TrustedPeers(["127.0.0.1", "10.0.0.0/8"])
+    assert peers.client_address("203.0.113.9, 10.1.2.3,127.0.0.1", "127.0.0.1") == "203.0.113.9"
+    assert peers.client_address("198.51.100.1, 203.0.113.9, 10.1.2.3", "127.0.0.1") == "203.0.113.9"
+    assert peers.client_address("10.0.0.1, 127.0.0.1", "127.0.0.1") == "10.0.0.1"  # all trusted: the leftmost
+    assert peers.client_address("203.0.113.9,,\t, ", "127.0.0.1") == "203.0.113.9"  # empty elements skipped
+    assert peers.client_address(" , \t,", "127.0.0.1") == "127.0.0.1"  # no hop at all: the peer
+
+
 def test_repeated_forwarded_lines_are_one_list():
     # Two X-Forwarded-For lines are one list of hops (RFC 9110 5.3), read right to left across both.
     environ = environ_of([("host", "h"), ("x-forwarded-for", "203.0.113.9"), ("x-forwarded-for", "127.0.0.1"),
