@@ -3,10 +3,10 @@ import re
 import time
 from email.utils import formatdate
 
+from .fields import BAD_VALUE
 from .known import remember
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _STATUS = re.compile(r"[1-9][0-9]{2} [^\x00-\x08\x0a-\x1f\x7f]*")
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "te",
                         "trailer", "upgrade", "proxy-connection"))
@@ -72,7 +72,7 @@ def _read_field(item):
     name, value = item
     if _TOKEN.fullmatch(name) is None:
         raise InvalidResponse("invalid header name %r" % (name,))
-    if _BAD_VALUE.search(value) is not None:
+    if BAD_VALUE.search(value) is not None:
         raise InvalidResponse("invalid value for header %s: %r" % (name, value))
     lname = name.lower()
     if lname in HOP_BY_HOP:
