@@ -19,6 +19,9 @@ def sweep(worker, now):
     if cfg.timeout and worker.executor.threads > 1:
         check_stuck_threads(worker)
     seen_idle = worker.resumed_at
+    # A connection is known to be idle only up to the last poll: after a long turn of the loop
+    # (many app calls, none long alone) its next request may be in the socket, unseen.
+    now = min(now, worker.polled_at)
     connections = worker.connections
     for conn in list(connections.values()):
         if connections.get(conn.fd) is not conn:

@@ -83,6 +83,7 @@ class Worker:
         self.executor = None
         self.lock = threading.Lock()  # held by the loop; free only while an inline app call runs
         self.resumed_at = 0.0
+        self.polled_at = 0.0  # when the last poll returned: input that came later is not seen yet
         self.hung = False
         self.stats = _stats.current  # shared-memory counters the master reads (None: observability off)
         if self.stats is not None:
@@ -241,7 +242,7 @@ class Worker:
             ready_listeners = []
             take_handoff = False
             events_ready = poll(timeout)
-            executor.turn_started = _monotonic()  # the watcher measures waits from here
+            executor.turn_started = self.polled_at = _monotonic()  # the watcher measures waits from here
             for fd, events in events_ready:
                 conn = connections.get(fd)
                 if conn is not None:
@@ -611,10 +612,14 @@ class Worker:
         conn.close()
 
     def close_idle(self, conn):
-        """Close a connection between requests, unless its next request has just arrived."""
-        self._on_readable(conn)  # take what is in the socket first: a request is served, not reset
-        if self.connections.get(conn.fd) is conn and not (conn.busy or conn.linger_until or conn.out
-                                                           or conn.reader.in_progress or conn.pending):
+        """Close a connection between requests, unless its next request has just arrived.
+
+        What is in the socket is taken first: a request found there is served, and the
+        connection it came on is not idle any more, so it stays open for the next one."""
+        last_io = conn.last_io
+        self._on_readable(conn)
+        if self.connections.get(conn.fd) is conn and conn.last_io == last_io \
+                and not (conn.busy or conn.linger_until or conn.out or conn.reader.in_progress or conn.pending):
             self._linger(conn)
 
     # ----- graceful stop

@@ -2,7 +2,7 @@
 import select
 import time
 
-from .conftest import ResponseReader, connect
+from .conftest import ResponseReader, connect, wait_for
 
 
 def test_empty_lines_do_not_keep_a_connection_alive(server_factory):
@@ -89,3 +89,32 @@ def test_a_client_that_pipelines_and_never_reads_is_held_to_a_bounded_buffer(ser
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         assert ResponseReader(sock).read()[0] == 200
     flood.close()
+
+
+def test_a_request_that_arrives_during_a_long_loop_turn_keeps_its_connection_open(server_factory, tmp_path):
+    """Many app calls, none long alone, make one long turn of the loop. A keep-alive request that
+    arrives meanwhile is served at the next turn, and its connection stays open for the one after."""
+    server = server_factory(["-w", "1", "--keepalive", "1"], env={"TEST_MARKER_DIR": str(tmp_path)})
+    marker = tmp_path / "sleeping"
+    with connect(server.port, timeout=20) as parked:
+        reader = ResponseReader(parked)
+        parked.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert reader.read()[0] == 200
+        busy = [connect(server.port, timeout=20) for _ in range(8)]
+        try:
+            for sock in busy:  # each accepted and served once: all are polled in one turn from now on
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert ResponseReader(sock).read()[0] == 200
+            for sock in busy:  # one turn of about 2.4 s: longer than --keepalive, no call long alone
+                sock.sendall(b"GET /sleep?0.3 HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert wait_for(marker.exists, 5.0)
+            parked.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, _ = reader.read()
+            assert status == 200 and headers.get("connection") != ["close"]
+            parked.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # at once, as a client reusing it does
+            assert reader.read()[0] == 200
+            for sock in busy:
+                assert ResponseReader(sock).read()[0] == 200
+        finally:
+            for sock in busy:
+                sock.close()
