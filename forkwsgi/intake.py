@@ -93,10 +93,16 @@ class Intake:
 
     # ----- taking connections
 
-    def accept(self, listener):
-        """Take one connection, then go back to polling: idle sibling workers get the next ones."""
+    def accept(self, listener, burst=False):
+        """Take one connection, then go back to polling: idle sibling workers get the next ones.
+
+        With ``burst`` (this turn of the loop also serves connections already here), take every
+        connection queued, as room allows: they queued while this worker served a whole turn,
+        and an idle sibling would have raced for them already. One a turn would let a few busy
+        keep-alive clients starve every new one."""
         if not self.polling_listeners:
             return
+        worker = self.worker
         while True:
             try:
                 sock, address = listener.sock.accept()
@@ -114,7 +120,19 @@ class Intake:
                 self.drain_quota -= 1
                 self.drained += 1
             self._adopt(sock, address, listener)
-            return
+            if not burst or (self.drain_until and self.drain_quota <= 0) or not self.listeners \
+                    or len(worker.connections) >= worker.cfg.worker_connections:
+                return
+
+    def accept_queued(self, events):
+        """Take every queued connection of the listeners among ``events`` (a turn that has
+        connections to serve too); True if there were any."""
+        ready = [self.by_fd[fd] for fd, _ in events if fd in self.by_fd]
+        if not ready or len(ready) == len(events):
+            return False
+        for listener in ready:
+            self.accept(listener, burst=True)
+        return True
 
     def _adopt(self, sock, address, listener):
         worker = self.worker

@@ -243,6 +243,9 @@ class Worker:
             take_handoff = False
             events_ready = poll(timeout)
             executor.turn_started = self.polled_at = _monotonic()  # the watcher measures waits from here
+            # A turn shared with connections here: what queued meanwhile is taken first, so that
+            # new connections do not wait a whole turn behind every keep-alive one.
+            burst = len(events_ready) > 1 and intake.polling_listeners and intake.accept_queued(events_ready)
             for fd, events in events_ready:
                 conn = connections.get(fd)
                 if conn is not None:
@@ -251,7 +254,8 @@ class Worker:
                     if events & ~WRITE and not conn.busy and connections.get(fd) is conn:
                         self._on_readable(conn)
                 elif fd in intake.by_fd:
-                    ready_listeners.append(intake.by_fd[fd])
+                    if not burst:
+                        ready_listeners.append(intake.by_fd[fd])
                 elif fd == done_fd:
                     for conn, keep_alive in executor.collect():
                         self._thread_done(conn, keep_alive)
@@ -262,8 +266,8 @@ class Worker:
                         os.read(self.wake_r, 512)
                     except OSError:
                         pass
-            # Connections first, listeners last: a worker that just ran the app
-            # may find the new connection already taken by an idle sibling.
+            # An idle turn takes one connection, last: a worker that just ran the app
+            # may find it already taken by an idle sibling.
             for listener in ready_listeners:
                 intake.accept(listener)
             if take_handoff and intake.polling_handoffs:
