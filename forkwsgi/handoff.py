@@ -43,8 +43,19 @@ class HandoffChannel:
         return self.receive_end.fileno()
 
     def reserve_fd(self):
-        """In the worker: hold one fd in reserve, so a connection received at the fd limit is not lost."""
-        self.spare_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        """In the worker: hold one fd in reserve, so a connection received at the fd limit is not lost.
+        True once held; at the fd limit it cannot be, and then nothing may be received (has_room)."""
+        if self.spare_fd < 0:
+            try:
+                self.spare_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                return False
+        return True
+
+    def has_room(self):
+        """Whether a connection can be received now: the reserved fd is there to give up for it.
+        A worker at its fd limit takes no hand-off until it has one again; a sibling takes it."""
+        return self.spare_fd >= 0
 
     def can_send(self, now):
         """False for a moment after the queue was full: every sibling is busy, and none will read it."""
@@ -78,18 +89,16 @@ class HandoffChannel:
 
     def receive(self):
         """(socket, message) of one handed-off connection, or None when there is none."""
-        if self.spare_fd >= 0:
-            os.close(self.spare_fd)  # room for the fd that arrives, even at the fd limit
-            self.spare_fd = -1
+        if not self.has_room():
+            return None  # the message waits in the channel for a sibling, or for an fd here
+        os.close(self.spare_fd)  # room for the fd that arrives, even at the fd limit
+        self.spare_fd = -1
         try:
             message, fds, flags, _ = socket.recv_fds(self.receive_end, MAX_MESSAGE, 1)
         except (BlockingIOError, InterruptedError):
             return None
         finally:
-            try:
-                self.spare_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                pass  # at the fd limit: the next receive may lose its connection, and says so
+            self.reserve_fd()  # at the fd limit it fails, and receiving stops until an fd frees
         if flags & socket.MSG_CTRUNC:
             log.error("a connection handed over by a sibling was lost: this worker is at its fd limit")
         if not fds:

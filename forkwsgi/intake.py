@@ -52,7 +52,8 @@ class Intake:
         worker = self.worker
         if worker.stopping and not self.drain_until:
             return False
-        if len(worker.connections) >= worker.cfg.worker_connections or now < self.paused_until:
+        if len(worker.connections) >= worker.cfg.worker_connections or now < self.paused_until \
+                or not self._fd_spare():
             return False
         if worker.executor.free > 0:
             self.all_busy_since = 0.0
@@ -67,7 +68,13 @@ class Intake:
         """Siblings with a free thread take waiting connections; a retiring worker gives, never takes."""
         worker = self.worker
         return (worker.handoff_enabled and not worker.retiring and worker.executor.free > 0
-                and len(worker.connections) < worker.cfg.worker_connections)
+                and len(worker.connections) < worker.cfg.worker_connections and self._fd_spare())
+
+    def _fd_spare(self):
+        """False while this worker is at its fd limit (its reserved fd could not be taken back):
+        it then neither accepts nor takes hand-offs, and siblings with room get them."""
+        handoff = self.worker.handoff
+        return handoff is None or not self.worker.handoff_enabled or handoff.reserve_fd()
 
     def refresh(self, now):
         poller = self.worker.poller
@@ -161,7 +168,7 @@ class Intake:
         """Adopt one connection a sibling handed over; True if there was one."""
         worker = self.worker
         if worker.handoff is None or worker.executor.free <= 0 \
-                or len(worker.connections) >= worker.cfg.worker_connections:
+                or len(worker.connections) >= worker.cfg.worker_connections or not worker.handoff.has_room():
             return False
         received = worker.handoff.receive()
         if received is None:

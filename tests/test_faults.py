@@ -483,6 +483,29 @@ def test_upload_with_fds_exhausted(start):
             sock.close()
 
 
+@pytest.mark.slow
+def test_handoff_to_a_worker_at_its_fd_limit_loses_nothing(start, loads):
+    """RLIMIT_NOFILE 64, -w 2, 60 idle connections and 40 clients: a worker that has no descriptor to
+    spare stops taking hand-offs (and accepts) until it has one again, so a sibling with room takes them."""
+    server = start(["-w", "2", "--keepalive", "60", "--header-timeout", "60"],
+                   command=[sys.executable, "-c", _WITH_FD_LIMIT])
+    server.wait_workers(2)
+    idle = []
+    try:
+        for _ in range(60):
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        client = loads(server.port, keepalive=20, fresh=20, slow_fraction=0.05, slow_secs=(0.2, 0.5),
+                       seconds=8.0)
+        assert client.join(40), "the load did not end"
+        counts = report("handoff fd limit", client)
+        assert counts["ok"] > 100
+        assert_clean(client, counts, refused_ok=True)
+        assert "at its fd limit" not in server.log()
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 # ----- 7: a slow reader must not hold the worker
 
 
