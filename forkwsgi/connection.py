@@ -151,7 +151,7 @@ class Connection:
     def handoff_message(self):
         state = {"environ": {key: self.base[key] for key in _HANDOFF_KEYS if key in self.base},
                  "peer": list(self.peer), "served": self.served, "proxy": self.proxy_pending,
-                 "started": self.started, "last_io": self.last_io}
+                 "started": self.started, "last_io": self.last_io, "waiting_since": self.waiting_since}
         header = json.dumps(state).encode()
         return len(header).to_bytes(4, "big") + header + bytes(self.reader.buf)
 
@@ -165,6 +165,7 @@ class Connection:
         conn.served = state["served"]
         conn.started = state["started"]  # CLOCK_MONOTONIC is one clock for every process
         conn.last_io = state["last_io"]
+        conn.waiting_since = state.get("waiting_since", 0.0)  # its place in line travels with it
         conn.reader.feed(message[4 + size:])
         return conn
 

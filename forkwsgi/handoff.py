@@ -12,6 +12,7 @@ will remain (WINCH), so that nothing is handed to a queue nobody will read.
 """
 import array
 import fcntl
+import mmap
 import os
 import socket
 import termios
@@ -23,6 +24,7 @@ MAX_MESSAGE = 1 << 17
 FULL_BACKOFF = 0.05  # after the queue was found full, seconds before trying to send again
 UNTAKEN_LIMIT = 4096  # bytes of hand-offs no sibling has taken yet, past which waiting ones stay put
 WARN_EVERY = 10.0
+SPARE_SLOTS = 4096  # bytes of the shared page where each worker says whether it has a thread to spare
 
 
 class HandoffChannel:
@@ -34,6 +36,12 @@ class HandoffChannel:
         self.full_until = 0.0
         self.warned_at = -WARN_EVERY
         self.spare_fd = -1
+        # One byte per worker (at its pid modulo the size), set while it has a free thread and
+        # nothing waiting: a busy worker hands a connection on only while some sibling says so.
+        self.spare_page = mmap.mmap(-1, SPARE_SLOTS + 8)
+        self.sent_at = memoryview(self.spare_page)[SPARE_SLOTS:].cast("d")  # [0]: the last send, monotonic
+        self.slot = -1
+        self.spare = False
 
     @property
     def open(self):
@@ -57,6 +65,29 @@ class HandoffChannel:
         A worker at its fd limit takes no hand-off until it has one again; a sibling takes it."""
         return self.spare_fd >= 0
 
+    def say_spare(self, spare):
+        """In the worker: publish whether it has a thread to spare (a store into shared memory)."""
+        if spare != self.spare:
+            if self.slot < 0:
+                self.slot = os.getpid() % SPARE_SLOTS
+            self.spare = spare
+            self.spare_page[self.slot] = 1 if spare else 0
+
+    def sibling_spare(self):
+        """Whether some other worker has said it has a thread to spare. Slots may collide or go
+        stale (a killed worker): then a connection waits in the channel, as before, and the
+        untaken bytes (siblings_busy) stop more from following it."""
+        page = self.spare_page
+        found = page.find(b"\x01", 0, SPARE_SLOTS)
+        if found >= 0 and found == self.slot:
+            found = page.find(b"\x01", found + 1, SPARE_SLOTS)
+        return found >= 0
+
+    def sent_lately(self, now):
+        """Whether some worker handed a connection on in the last second: only then is a receive
+        worth trying each time a thread frees (a syscall that otherwise finds nothing)."""
+        return now - self.sent_at[0] < 1.0
+
     def can_send(self, now):
         """False for a moment after the queue was full: every sibling is busy, and none will read it."""
         return now >= self.full_until
@@ -69,12 +100,13 @@ class HandoffChannel:
             fcntl.ioctl(self.send_end.fileno(), termios.TIOCOUTQ, queued, True)  # SIOCOUTQ: bytes untaken
         except OSError:
             return False
-        return queued[0] > UNTAKEN_LIMIT
+        return queued[0] > UNTAKEN_LIMIT or not self.sibling_spare()
 
     def send(self, message, fd):
         """Give the connection ``fd`` away; True if a sibling will get it (the caller then forgets it)."""
         try:
             socket.send_fds(self.send_end, [message], [fd], socket.MSG_DONTWAIT)
+            self.sent_at[0] = time.monotonic()
         except (BlockingIOError, InterruptedError):
             now = time.monotonic()
             self.full_until = now + FULL_BACKOFF

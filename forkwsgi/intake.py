@@ -87,6 +87,8 @@ class Intake:
                     poller.remove(fd)
             self.polling_listeners = want
         want = self._wants_handoffs()
+        if self.worker.handoff_enabled:
+            self.worker.handoff.say_spare(want and not self.worker.waiting)
         if want != self.polling_handoffs:
             if want:
                 poller.add(self.worker.handoff.fileno())
@@ -163,6 +165,17 @@ class Intake:
                 sock.close()
                 return
         worker.register(Connection(worker, sock, peer, environ, proxy, tls))
+
+    def take_handoffs(self, thread_freed=False):
+        """Adopt what siblings handed over while this worker has a free thread for it. Called when
+        the channel is readable or a thread has just freed (then only if a sibling handed one on
+        lately): a connection handed over has waited already, and takes a freed thread before
+        those that wait here (Worker._first_in_line)."""
+        if thread_freed and not self.worker.handoff.sent_lately(_monotonic()):
+            return
+        if self._wants_handoffs():
+            while self.worker.executor.free > 0 and self.take_handoff():
+                pass
 
     def take_handoff(self):
         """Adopt one connection a sibling handed over; True if there was one."""

@@ -90,6 +90,7 @@ class Worker:
             self.stats.setup_threads(cfg.threads)
         self.memory_guard = _stats.MemoryGuard(cfg.max_worker_memory) if cfg.max_worker_memory else None
         self.waiting = {}  # connection -> True, in arrival order: ready, but no thread is free
+        self.handoff_retry_at = 0.0  # no hand-off of a waiting connection before this: siblings were busy
         self.wake_r = self.wake_w = -1
 
     # ----- boot
@@ -240,7 +241,7 @@ class Worker:
             if self.waiting:
                 timeout = min(timeout, self.cfg.handoff_delay)
             ready_listeners = []
-            take_handoff = False
+            take_handoff = thread_freed = False
             events_ready = poll(timeout)
             executor.turn_started = self.polled_at = _monotonic()  # the watcher measures waits from here
             # A turn shared with connections here: what queued meanwhile is taken first, so that
@@ -259,6 +260,7 @@ class Worker:
                 elif fd == done_fd:
                     for conn, keep_alive in executor.collect():
                         self._thread_done(conn, keep_alive)
+                    thread_freed = self.handoff_enabled  # a sibling's waiting connection may take it
                 elif fd == handoff_fd:
                     take_handoff = True
                 elif fd == self.wake_r:
@@ -270,8 +272,8 @@ class Worker:
             # may find it already taken by an idle sibling.
             for listener in ready_listeners:
                 intake.accept(listener)
-            if take_handoff and intake.polling_handoffs:
-                intake.take_handoff()
+            if take_handoff or thread_freed:
+                intake.take_handoffs(thread_freed and not take_handoff)
             if self.waiting:
                 self._serve_waiting()
         executor.stop()
@@ -321,6 +323,7 @@ class Worker:
         """Connections ready while no thread was free: run them as threads free, else move them."""
         now = _monotonic()
         delay = self.cfg.handoff_delay
+        may_move = self.multiprocess and self.handoff is not None and now >= self.handoff_retry_at
         for conn in list(self.waiting):
             if self.connections.get(conn.fd) is not conn or conn.busy:
                 self.waiting.pop(conn, None)
@@ -328,9 +331,12 @@ class Worker:
             if self.executor.free > 0:
                 self._process(conn)
                 self._resume_reading(conn)
-            elif now - conn.waiting_since >= delay and self.multiprocess:
-                if self.handoff is None or self.handoff.siblings_busy() or not self.hand_off(conn):
-                    conn.waiting_since = now  # try again after another delay
+            elif not may_move:
+                return  # no thread, and no sibling to move to: all of them wait their turn here
+            elif now - conn.waiting_since >= delay:
+                if self.handoff.siblings_busy() or not self.hand_off(conn):
+                    self.handoff_retry_at = now + delay  # every sibling is busy too: try again later
+                    may_move = False
 
     # ----- connection I/O
 
@@ -442,8 +448,9 @@ class Worker:
         while not conn.busy and not conn.linger_until and not conn.out.segments \
                 and self.connections.get(conn.fd) is conn:
             request = conn.pending
-            # First come, first served: while connections wait for a thread, only the first may run.
-            queued = executor.free <= 0 or (self.waiting and next(iter(self.waiting)) is not conn)
+            # First come, first served: while connections wait for a thread, only the first may run,
+            # or one that has waited longer still (handed over by a sibling, with its wait).
+            queued = executor.free <= 0 or (self.waiting and not self._first_in_line(conn))
             if not queued and self.waiting:
                 self.waiting.pop(conn, None)  # its turn: whatever it meets now, it no longer holds the queue
             if request is None:
@@ -473,6 +480,7 @@ class Worker:
                     return
                 if request is None:
                     self.waiting.pop(conn, None)  # not a whole request yet: it reads on, and waits for nobody
+                    conn.waiting_since = 0.0
                     if conn.client_closed:
                         self._after_client_closed(conn)
                         return
@@ -503,8 +511,13 @@ class Worker:
 
     def _wait(self, conn):
         if conn not in self.waiting:
-            conn.waiting_since = _monotonic()
+            conn.waiting_since = conn.waiting_since or _monotonic()  # a sibling's wait counts too
             self.waiting[conn] = True
+
+    def _first_in_line(self, conn):
+        """Whether ``conn`` may take the free thread before the connections waiting here."""
+        first = next(iter(self.waiting))
+        return first is conn or 0.0 < conn.waiting_since < first.waiting_since
 
     def _dispatch(self, conn, request):
         if self.waiting:
@@ -686,6 +699,8 @@ def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, hando
         log.exception("worker %d crashed", worker.pid)
         code = 1
     finally:
+        if handoff is not None:
+            handoff.say_spare(False)  # a worker that is gone takes nothing
         try:
             cfg.call_hook("worker_exit", arbiter, worker)
         except Exception:

@@ -128,8 +128,11 @@ def tls_rows(args):
 
 
 def threads_hello_rows(args):
-    w = args.workers
+    """Every thread busy, 50 connections, two workers at least: hand-offs between saturated workers
+    must not make tails (the --no-handoff row is the reference)."""
+    w = max(2, args.workers)
     return [Server("forkwsgi", w, 4, label="forkwsgi -w %d --threads 4" % w),
+            Server("forkwsgi", w, 4, handoff=False, label="forkwsgi -w %d --threads 4 --no-handoff" % w),
             Server("gunicorn gthread", w, 4, label="gunicorn gthread -w %d --threads 4" % w),
             Server("forkwsgi", w, label="forkwsgi -w %d (event loop, no threads)" % w)]
 
@@ -167,7 +170,7 @@ SCENARIOS = [
     Scenario("slow-mix", "slow mix", rows=slow_mix_rows, driver="mix"),
     Scenario("threads-50ms", "threads, 50 ms app", path="/sleep?0.05", connections=32, rows=threads_db_rows,
              capacity_rps=16 / 0.05),
-    Scenario("threads-hello", "threads hello", rows=threads_hello_rows),
+    Scenario("threads-hello", "threads hello, 50 connections", connections=50, rows=threads_hello_rows),
     Scenario("tls-keepalive", "TLS keep-alive", rows=tls_rows, tls=True),
     Scenario("tls-close", "TLS new connection per request", rows=tls_rows, tls=True, close=True),
     Scenario("metrics-scrape", "hello keep-alive while scraping /metrics", rows=metrics_rows, driver="pairs"),

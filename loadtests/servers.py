@@ -35,6 +35,7 @@ class Server:
     label: str = ""                # the row's name; derived from the rest when empty
     metrics: bool = False          # forkwsgi with --metrics-bind on a port of its own
     scrape_hz: int = 0             # while the load runs, scrape that /metrics this many times a second
+    handoff: bool = True           # forkwsgi: False adds --no-handoff
 
     @property
     def name(self):
@@ -106,6 +107,8 @@ def command(server, port, workdir, metrics_port=None):
         argv = [py, "-m", "forkwsgi", "-w", str(server.workers), "-b", bind, "--log-level", "warning"] + tls
         if metrics_port:
             argv += ["--metrics-bind", "127.0.0.1:%d" % metrics_port]
+        if not server.handoff:
+            argv.append("--no-handoff")
         return argv + (["--threads", str(server.threads)] if server.threads else []) + [APP]
     if server.kind == "gunicorn sync":
         return [py, "-m", "gunicorn", "-w", str(server.workers), "-b", bind, "--log-level", "warning"] + tls + [APP]
