@@ -171,6 +171,27 @@ def test_hup_during_load_twice(start, loads):
 
 
 @pytest.mark.slow
+def test_hup_every_two_seconds_with_threads_under_load(start, loads):
+    """Each reload completes (its new workers take over) before the next HUP, and nothing is lost."""
+    server = start(["-w", "2", "--threads", "4"])
+    server.wait_workers(2)
+    client = loads(server.port, keepalive=16, fresh=4)
+    wait_ok(client, 150, what="before HUP")
+    for round_ in range(4):
+        before = set(server.worker_pids())
+        sent = time.monotonic()
+        server.send(signal.SIGHUP)
+        replaced = wait_for(lambda: len(server.worker_pids()) == 2 and not set(server.worker_pids()) & before, 5.0)
+        assert replaced, "HUP %d: the new workers did not take over: %r -> %r\n%s" % (
+            round_ + 1, sorted(before), server.worker_pids(), server.log()[-3000:])
+        time.sleep(max(0.0, sent + 2.0 - time.monotonic()))  # the next HUP 2 s after this one
+    wait_ok(client, 150, what="after the reloads")
+    client.stop()
+    assert "supersedes" not in server.log()
+    assert_clean(client, report("hup /2s threads", client))
+
+
+@pytest.mark.slow
 def test_ttin_then_ttou_twice(start, loads):
     server = start(["-w", "4"])
     server.wait_workers(4)
