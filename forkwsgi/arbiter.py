@@ -27,6 +27,8 @@ MAX_BOOT_FAILURES = 5
 KILL_GRACE = 1.0  # seconds a worker told to exit now (SIGABRT on timeout, SIGQUIT before boot) gets before SIGKILL
 MAX_SLEEP = 1.0  # the loop looks at its workers at least this often
 HANDLED_SIGNALS = ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH", "CHLD")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+MAX_QUEUED = 16  # queue entries of other signals; a flood beyond this is dropped, a stop signal never
 
 
 def _exit_before_boot(signum, frame):
@@ -115,17 +117,33 @@ class Arbiter:
         systemd.notify("READY=1\nMAINPID=%d\nSTATUS=serving" % self.pid)
 
     def _queue_signal(self, signum, frame):
+        self.enqueue(signum)
+
+    def enqueue(self, signum, count=1):
+        """Queue a signal for the loop: from a handler, the control socket (``count`` for add/remove N)
+        or the reloader's thread. Entries are [signum, count].
+
+        A stop signal is never dropped, so TERM from systemd or kill(1) always stops the master; only
+        a copy of it already queued makes it redundant. A signal like the last one queued joins that
+        entry (TTIN/TTOU add up their counts, HUPs are one reload). Anything else is dropped once
+        MAX_QUEUED entries wait, so a signal flood cannot grow the queue without bound.
+        """
         queue = self.signals
-        if signum in (signal.SIGHUP, signal.SIGCHLD) and queue and queue[-1] == signum:
-            return  # the same reload (or wake-up) is already pending
-        if len(queue) < 16:
-            queue.append(signum)
+        if signum in STOP_SIGNALS:
+            if not any(entry[0] == signum for entry in queue):
+                queue.append([signum, 1])
+            return
+        if queue and queue[-1][0] == signum:
+            queue[-1][1] += count
+        elif len(queue) < MAX_QUEUED:
+            queue.append([signum, count])
 
     def _coalesce_reloads(self):
         """Drop the HUPs queued right behind the one being handled: one reload serves them all."""
         merged = 0
-        while self.signals and self.signals[0] in (signal.SIGHUP, signal.SIGCHLD):
-            merged += self.signals.pop(0) == signal.SIGHUP
+        while self.signals and self.signals[0][0] in (signal.SIGHUP, signal.SIGCHLD):
+            signum, count = self.signals.pop(0)
+            merged += count if signum == signal.SIGHUP else 0
         return merged
 
     # ----- the loop
@@ -150,11 +168,15 @@ class Arbiter:
                         self.stop(graceful=True)
                         self.exit(0)
                     continue
-                signum = self.signals.pop(0)
+                signum, count = self.signals.pop(0)
                 if signum == signal.SIGCHLD:
                     continue
                 name = signal.Signals(signum).name[3:].lower()
-                merged = self._coalesce_reloads() if signum == signal.SIGHUP else 0
+                if signum in (signal.SIGTTIN, signal.SIGTTOU):
+                    log.info("Handling signal: %s%s", name, " (x%d)" % count if count > 1 else "")
+                    getattr(self, "on_" + name)(count)
+                    continue
+                merged = count - 1 + self._coalesce_reloads() if signum == signal.SIGHUP else 0
                 log.info("Handling signal: %s%s", name, " (and %d more queued: one reload)" % merged if merged else "")
                 getattr(self, "on_" + name)()
             except SystemExit:
@@ -228,13 +250,14 @@ class Arbiter:
     def on_hup(self):
         self.reload()
 
-    def on_ttin(self):
-        self.cfg.workers += 1
+    def on_ttin(self, count=1):
+        self.cfg.workers += count
         self.manage_workers()
 
-    def on_ttou(self):
-        if self.cfg.workers > 1:
-            self.cfg.workers -= 1
+    def on_ttou(self, count=1):
+        count = min(count, self.cfg.workers - 1)  # never the last worker (WINCH stops them all)
+        if count > 0:
+            self.cfg.workers -= count
             self.manage_workers()
 
     def on_winch(self):
@@ -533,7 +556,7 @@ class Arbiter:
             self.sleep(0.1)
             self.reap()
             while self.signals:
-                if self.signals.pop(0) in (signal.SIGINT, signal.SIGQUIT) and sig == signal.SIGTERM:
+                if self.signals.pop(0)[0] in (signal.SIGINT, signal.SIGQUIT) and sig == signal.SIGTERM:
                     sig = signal.SIGQUIT
                     log.info("fast stop requested during graceful stop")
                     self.kill_workers(sig)
