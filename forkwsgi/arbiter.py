@@ -82,6 +82,7 @@ class Arbiter:
         self.board = None
         self.shutdown_at = 0.0
         self.observer = None  # /metrics, the control socket, statsd (observe.py); None when all are off
+        self.reload_unannounced = False  # systemd was told RELOADING=1 and awaits READY=1
 
     # ----- start
 
@@ -336,6 +337,7 @@ class Arbiter:
             self.boot_failures = 0
         if booted >= self.cfg.workers:
             self.serving_generation = self.generation
+            self.announce_ready()
             for worker in list(self.workers.values()):
                 if worker.generation != self.generation and not worker.retiring:
                     self.retire(worker)
@@ -432,6 +434,7 @@ class Arbiter:
                     other.generation = self.generation
                 self.serving_generation = self.generation
                 self.boot_failures = 0
+                self.announce_ready()
                 return
             log.error("workers failed to boot %d times in a row; shutting down", self.boot_failures)
             self.halt(BOOT_ERROR)
@@ -441,14 +444,23 @@ class Arbiter:
 
     # ----- reload and upgrade
 
+    def announce_ready(self):
+        """After a reload, tell systemd READY=1 once the newest generation serves (or the failed one was given up),
+        not before: `systemctl reload` returns then, and what follows it meets the new code."""
+        if self.reload_unannounced and self.serving_generation == self.generation:
+            self.reload_unannounced = False
+            systemd.notify("READY=1")
+
     def reload(self):
+        # notify-reload: RELOADING=1 with the time it began (CLOCK_MONOTONIC, in microseconds); READY=1 follows
         systemd.notify("RELOADING=1\nMONOTONIC_USEC=%d" % (time.monotonic_ns() // 1000))
+        self.reload_unannounced = True
         try:
             cfg = self.reload_config()
             build_context(cfg)  # a renewed certificate that does not load keeps the workers serving
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
-            systemd.notify("READY=1")
+            self.announce_ready()  # nothing changes: ready again, unless an earlier reload still boots
             return
         old = self.cfg
         cfg.call_hook("on_reload", self)
@@ -458,7 +470,7 @@ class Arbiter:
                 listeners = create_listeners(cfg, [os.dup(l.fileno()) for l in self.listeners])
             except ConfigError as exc:
                 log.error("reload failed, keeping the running sockets: %s", exc)
-                systemd.notify("READY=1")
+                self.announce_ready()
                 return
             kept_paths = {l.path for l in listeners if l.path}
             for listener in self.listeners:
@@ -475,8 +487,7 @@ class Arbiter:
         self.boot_failures = 0
         self.next_spawn_at = 0.0
         self.retire_unfinished_generations()
-        self.manage_workers()
-        systemd.notify("READY=1")
+        self.manage_workers()  # READY=1 once the new generation has booted (announce_ready)
 
     def retire_unfinished_generations(self):
         """A reload supersedes an earlier reload's generation that has not finished booting.

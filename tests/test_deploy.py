@@ -5,6 +5,7 @@ import signal
 import socket
 import stat
 import sys
+import time
 
 import pytest
 import requests
@@ -123,6 +124,29 @@ def test_sd_notify_ready_reloading_stopping(server_factory, tmp_path):
         assert notify.recv(4096) == b"READY=1"
         server.send(signal.SIGTERM)
         assert notify.recv(4096) == b"STOPPING=1"
+
+
+def test_sd_notify_ready_after_a_reload_only_once_the_new_workers_serve(server_factory, tmp_path):
+    """notify-reload: RELOADING=1 with the monotonic time of the HUP, and READY=1 only when the new
+    generation has booted (the app takes a second to import), not while it is still booting."""
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(path)
+        notify.settimeout(20)
+        server = server_factory(["-w", "2"], app="tests.slow_boot_app:app",
+                                env={"NOTIFY_SOCKET": path, "SLOW_BOOT_SECONDS": "1.0"})
+        assert notify.recv(4096).startswith(b"READY=1\nMAINPID=")
+        server.wait_workers(2)
+        assert wait_for(lambda: server.log().count("booted (generation 0)") == 2, 15), server.log()
+        hup_usec = time.monotonic_ns() // 1000
+        server.send(signal.SIGHUP)
+        reloading = notify.recv(4096).decode()
+        assert reloading.startswith("RELOADING=1\nMONOTONIC_USEC="), reloading
+        assert 0 <= int(reloading.split("MONOTONIC_USEC=")[1].split()[0]) - hup_usec < 5_000_000
+        assert notify.recv(4096) == b"READY=1"
+        assert time.monotonic_ns() // 1000 - hup_usec >= 900_000  # not before the new app could import
+        assert server.log().count("booted (generation 1)") == 2, server.log()
+        assert requests.get(server.url("/"), timeout=5).status_code == 200
 
 
 def test_access_log_format_and_usr1_reopen(server_factory, tmp_path):
