@@ -28,12 +28,24 @@ KILL_GRACE = 1.0  # seconds a worker told to exit now (SIGABRT on timeout, SIGQU
 MAX_SLEEP = 1.0  # the loop looks at its workers at least this often
 HANDLED_SIGNALS = ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH", "CHLD")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# Starts FORKWSGI_FDS (the listeners a USR2 hands to the new master) when they came from socket activation:
+# the new master serves them as they are, whatever `bind` says (LISTEN_PID could not name it).
+ACTIVATED_MARK = "activated:"
 MAX_QUEUED = 16  # queue entries of other signals; a flood beyond this is dropped, a stop signal never
 
 
 def _exit_before_boot(signum, frame):
     """A worker's TERM/INT/QUIT handler between fork and its own: it holds no connection yet, so it just exits."""
     os._exit(0)
+
+
+def _passed_fds():
+    """(fds, came from socket activation) of the listeners the master we replace handed over (USR2)."""
+    passed = os.environ.pop("FORKWSGI_FDS", "")
+    activated = passed.startswith(ACTIVATED_MARK)
+    if activated:
+        passed = passed[len(ACTIVATED_MARK):]
+    return [int(fd) for fd in passed.split(",") if fd], activated
 
 
 class WorkerProcess:
@@ -90,8 +102,11 @@ class Arbiter:
         cfg = self.cfg
         cfg.call_hook("on_starting", self)
         self.ids = resolve_ids(cfg.user, cfg.group)
-        inherited = [int(fd) for fd in os.environ.pop("FORKWSGI_FDS", "").split(",") if fd]
-        systemd_fds = [] if inherited else systemd.listen_fds()
+        inherited, activated = _passed_fds()
+        if activated:
+            systemd_fds, inherited = inherited, []  # socket activation's listeners, passed on by a USR2
+        else:
+            systemd_fds = [] if inherited else systemd.listen_fds()
         self.systemd = bool(systemd_fds)
         self.listeners = create_listeners(cfg, inherited, systemd_fds)
         self.observer = Observer.create(self)  # refuses a bad or busy metrics address / control socket
@@ -531,7 +546,8 @@ class Arbiter:
             log.info("started new master %d; stop this one (WINCH, then QUIT or TERM) once it serves", pid)
             return
         environ = dict(os.environ)
-        environ["FORKWSGI_FDS"] = ",".join(str(l.fileno()) for l in self.listeners)
+        environ["FORKWSGI_FDS"] = (ACTIVATED_MARK if self.systemd else "") + ",".join(
+            str(l.fileno()) for l in self.listeners)
         environ["FORKWSGI_PARENT_PID"] = str(self.pid)
         if self.observer is not None:
             environ.update(self.observer.inherit_env())
