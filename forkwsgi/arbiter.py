@@ -19,7 +19,7 @@ from .observe import Observer
 from .process import PidFile, flush_std, resolve_ids, set_title
 from .reloader import start_reloader
 from .settings import ConfigError
-from .sockets import create_listeners
+from .sockets import create_listeners, mark_tls
 from .tls import build_context
 from .worker import BOOT_ERROR, run_worker
 
@@ -494,6 +494,7 @@ class Arbiter:
             for listener in listeners:
                 log.info("Listening at: %s", listener)
         self.cfg = cfg
+        mark_tls(self.listeners, cfg)  # --certfile may have been turned on or off
         setup_error_log(cfg)
         if self.reloader is not None:
             self.reloader.update(cfg)

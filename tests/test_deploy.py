@@ -1,6 +1,7 @@
 """Issue 3: sockets, systemd, logging, proxies and process options, with real files and processes."""
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -11,6 +12,7 @@ import pytest
 import requests
 
 from .conftest import ROOT, ResponseReader, Server, free_port, process_gone, request, wait_for
+from .test_tls import _tls_args, certs  # noqa: F401 (certs is a fixture)
 
 
 def unix_request(path, raw):
@@ -249,6 +251,18 @@ def test_sd_notify_ready_after_a_reload_only_once_the_new_workers_serve(server_f
         assert time.monotonic_ns() // 1000 - hup_usec >= 900_000  # not before the new app could import
         assert server.log().count("booted (generation 1)") == 2, server.log()
         assert requests.get(server.url("/"), timeout=5).status_code == 200
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes test certificates")
+def test_tls_listeners_are_named_https_in_the_log_and_ctl_status(server_factory, tmp_path, certs):
+    from forkwsgi.ctl import request as ctl_request
+    path = str(tmp_path / "ctl.sock")
+    server = server_factory(["-w", "1", "--control-socket", path] + _tls_args(certs))
+    assert "Listening at: https://127.0.0.1:%d" % server.port in server.log(), server.log()
+    assert [item["name"] for item in ctl_request(path, "status")["listeners"]] == [
+        "https://127.0.0.1:%d" % server.port]
+    plain = server_factory(["-w", "1"])
+    assert "Listening at: http://127.0.0.1:%d" % plain.port in plain.log()
 
 
 def test_access_log_format_and_usr1_reopen(server_factory, tmp_path):
