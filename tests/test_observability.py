@@ -412,3 +412,48 @@ def test_statsd_lines(server_factory):
         assert any(line.startswith("app1.workers.idle:") and line.endswith("|g") for line in lines), lines
     finally:
         receiver.close()
+
+
+def test_ctl_prints_one_error_line_when_the_connection_is_reset(tmp_path, capsys):
+    """A master that closes without reading the command resets the connection: no traceback, exit 1."""
+    from forkwsgi import ctl as ctl_module
+    path = str(tmp_path / "reset.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    listener.settimeout(10)
+
+    def reset_the_client():
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            conn.recv(1, socket.MSG_PEEK)  # the command has arrived, and stays unread: close() resets
+    thread = threading.Thread(target=reset_the_client, daemon=True)
+    thread.start()
+    try:
+        assert ctl_module.main(["--socket", path, "status"]) == 1
+    finally:
+        thread.join(10)
+        listener.close()
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith("forkwsgi ctl: error: ") and "reset" in err, err
+
+
+def test_ctl_top_json_prints_one_json_object_a_line(server_factory, tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    from forkwsgi import ctl as ctl_module
+    path = str(tmp_path / "ctl.sock")
+    server = server_factory(["-w", "1", "--control-socket", path])
+    refreshes = []
+
+    def sleep(seconds):  # stands in for Ctrl-C after the third refresh
+        refreshes.append(seconds)
+        if len(refreshes) == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(ctl_module, "time", SimpleNamespace(sleep=sleep, strftime=time.strftime))
+    assert ctl_module.main(["--socket", path, "--json", "top"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert all(json.loads(line)["master"]["pid"] == server.pid for line in lines), lines
