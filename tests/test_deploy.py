@@ -99,6 +99,17 @@ def _launcher(fd, env_code, unix=False):
 _ACTIVATED = "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))"
 
 
+def _unix_connection(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class RawTraffic:
     """Requests in a background thread over TCP or a unix socket, each on a new connection
     (Connection: close), recording every outcome: a status, or the error that lost the request."""
@@ -152,10 +163,11 @@ def test_usr2_upgrade_under_socket_activation_keeps_serving_the_passed_socket(se
                             port=port, bind=False, command=command, ready=False)
     if unix:
         wait_unix(server, path)
-        connect = lambda: _unix_connection(path)  # noqa: E731
     else:
         server.wait_ready()
-        connect = lambda: socket.create_connection(("127.0.0.1", port), timeout=10)  # noqa: E731
+
+    def connect():
+        return _unix_connection(path) if unix else socket.create_connection(("127.0.0.1", port), timeout=10)
     server.wait_workers(2)
     new_master = []
     traffic = RawTraffic(connect)
@@ -189,17 +201,6 @@ def test_usr2_upgrade_under_socket_activation_keeps_serving_the_passed_socket(se
             except ProcessLookupError:
                 pass
             assert wait_for(lambda: process_gone(new_master[0]), 20)
-
-
-def _unix_connection(path):
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(10)
-    try:
-        sock.connect(path)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def test_fd_bind_survives_a_reload_that_adds_a_bind(server_factory, tmp_path):
