@@ -19,7 +19,7 @@ from .observe import Observer
 from .process import PidFile, flush_std, resolve_ids, set_title
 from .reloader import start_reloader
 from .settings import ConfigError
-from .sockets import create_listeners
+from .sockets import create_listeners, mark_tls
 from .tls import build_context
 from .worker import BOOT_ERROR, run_worker
 
@@ -27,11 +27,25 @@ MAX_BOOT_FAILURES = 5
 KILL_GRACE = 1.0  # seconds a worker told to exit now (SIGABRT on timeout, SIGQUIT before boot) gets before SIGKILL
 MAX_SLEEP = 1.0  # the loop looks at its workers at least this often
 HANDLED_SIGNALS = ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH", "CHLD")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# Starts FORKWSGI_FDS (the listeners a USR2 hands to the new master) when they came from socket activation:
+# the new master serves them as they are, whatever `bind` says (LISTEN_PID could not name it).
+ACTIVATED_MARK = "activated:"
+MAX_QUEUED = 16  # queue entries of other signals; a flood beyond this is dropped, a stop signal never
 
 
 def _exit_before_boot(signum, frame):
     """A worker's TERM/INT/QUIT handler between fork and its own: it holds no connection yet, so it just exits."""
     os._exit(0)
+
+
+def _passed_fds():
+    """(fds, came from socket activation) of the listeners the master we replace handed over (USR2)."""
+    passed = os.environ.pop("FORKWSGI_FDS", "")
+    activated = passed.startswith(ACTIVATED_MARK)
+    if activated:
+        passed = passed[len(ACTIVATED_MARK):]
+    return [int(fd) for fd in passed.split(",") if fd], activated
 
 
 class WorkerProcess:
@@ -80,6 +94,7 @@ class Arbiter:
         self.board = None
         self.shutdown_at = 0.0
         self.observer = None  # /metrics, the control socket, statsd (observe.py); None when all are off
+        self.reload_unannounced = False  # systemd was told RELOADING=1 and awaits READY=1
 
     # ----- start
 
@@ -87,8 +102,11 @@ class Arbiter:
         cfg = self.cfg
         cfg.call_hook("on_starting", self)
         self.ids = resolve_ids(cfg.user, cfg.group)
-        inherited = [int(fd) for fd in os.environ.pop("FORKWSGI_FDS", "").split(",") if fd]
-        systemd_fds = [] if inherited else systemd.listen_fds()
+        inherited, activated = _passed_fds()
+        if activated:
+            systemd_fds, inherited = inherited, []  # socket activation's listeners, passed on by a USR2
+        else:
+            systemd_fds = [] if inherited else systemd.listen_fds()
         self.systemd = bool(systemd_fds)
         self.listeners = create_listeners(cfg, inherited, systemd_fds)
         self.observer = Observer.create(self)  # refuses a bad or busy metrics address / control socket
@@ -115,17 +133,33 @@ class Arbiter:
         systemd.notify("READY=1\nMAINPID=%d\nSTATUS=serving" % self.pid)
 
     def _queue_signal(self, signum, frame):
+        self.enqueue(signum)
+
+    def enqueue(self, signum, count=1):
+        """Queue a signal for the loop: from a handler, the control socket (``count`` for add/remove N)
+        or the reloader's thread. Entries are [signum, count].
+
+        A stop signal is never dropped, so TERM from systemd or kill(1) always stops the master; only
+        a copy of it already queued makes it redundant. A signal like the last one queued joins that
+        entry (TTIN/TTOU add up their counts, HUPs are one reload). Anything else is dropped once
+        MAX_QUEUED entries wait, so a signal flood cannot grow the queue without bound.
+        """
         queue = self.signals
-        if signum in (signal.SIGHUP, signal.SIGCHLD) and queue and queue[-1] == signum:
-            return  # the same reload (or wake-up) is already pending
-        if len(queue) < 16:
-            queue.append(signum)
+        if signum in STOP_SIGNALS:
+            if not any(entry[0] == signum for entry in queue):
+                queue.append([signum, 1])
+            return
+        if queue and queue[-1][0] == signum:
+            queue[-1][1] += count
+        elif len(queue) < MAX_QUEUED:
+            queue.append([signum, count])
 
     def _coalesce_reloads(self):
         """Drop the HUPs queued right behind the one being handled: one reload serves them all."""
         merged = 0
-        while self.signals and self.signals[0] in (signal.SIGHUP, signal.SIGCHLD):
-            merged += self.signals.pop(0) == signal.SIGHUP
+        while self.signals and self.signals[0][0] in (signal.SIGHUP, signal.SIGCHLD):
+            signum, count = self.signals.pop(0)
+            merged += count if signum == signal.SIGHUP else 0
         return merged
 
     # ----- the loop
@@ -150,11 +184,15 @@ class Arbiter:
                         self.stop(graceful=True)
                         self.exit(0)
                     continue
-                signum = self.signals.pop(0)
+                signum, count = self.signals.pop(0)
                 if signum == signal.SIGCHLD:
                     continue
                 name = signal.Signals(signum).name[3:].lower()
-                merged = self._coalesce_reloads() if signum == signal.SIGHUP else 0
+                if signum in (signal.SIGTTIN, signal.SIGTTOU):
+                    log.info("Handling signal: %s%s", name, " (x%d)" % count if count > 1 else "")
+                    getattr(self, "on_" + name)(count)
+                    continue
+                merged = count - 1 + self._coalesce_reloads() if signum == signal.SIGHUP else 0
                 log.info("Handling signal: %s%s", name, " (and %d more queued: one reload)" % merged if merged else "")
                 getattr(self, "on_" + name)()
             except SystemExit:
@@ -228,13 +266,14 @@ class Arbiter:
     def on_hup(self):
         self.reload()
 
-    def on_ttin(self):
-        self.cfg.workers += 1
+    def on_ttin(self, count=1):
+        self.cfg.workers += count
         self.manage_workers()
 
-    def on_ttou(self):
-        if self.cfg.workers > 1:
-            self.cfg.workers -= 1
+    def on_ttou(self, count=1):
+        count = min(count, self.cfg.workers - 1)  # never the last worker (WINCH stops them all)
+        if count > 0:
+            self.cfg.workers -= count
             self.manage_workers()
 
     def on_winch(self):
@@ -313,6 +352,7 @@ class Arbiter:
             self.boot_failures = 0
         if booted >= self.cfg.workers:
             self.serving_generation = self.generation
+            self.announce_ready()
             for worker in list(self.workers.values()):
                 if worker.generation != self.generation and not worker.retiring:
                     self.retire(worker)
@@ -409,6 +449,7 @@ class Arbiter:
                     other.generation = self.generation
                 self.serving_generation = self.generation
                 self.boot_failures = 0
+                self.announce_ready()
                 return
             log.error("workers failed to boot %d times in a row; shutting down", self.boot_failures)
             self.halt(BOOT_ERROR)
@@ -418,14 +459,23 @@ class Arbiter:
 
     # ----- reload and upgrade
 
+    def announce_ready(self):
+        """After a reload, tell systemd READY=1 once the newest generation serves (or the failed one was given up),
+        not before: `systemctl reload` returns then, and what follows it meets the new code."""
+        if self.reload_unannounced and self.serving_generation == self.generation:
+            self.reload_unannounced = False
+            systemd.notify("READY=1")
+
     def reload(self):
+        # notify-reload: RELOADING=1 with the time it began (CLOCK_MONOTONIC, in microseconds); READY=1 follows
         systemd.notify("RELOADING=1\nMONOTONIC_USEC=%d" % (time.monotonic_ns() // 1000))
+        self.reload_unannounced = True
         try:
             cfg = self.reload_config()
             build_context(cfg)  # a renewed certificate that does not load keeps the workers serving
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
-            systemd.notify("READY=1")
+            self.announce_ready()  # nothing changes: ready again, unless an earlier reload still boots
             return
         old = self.cfg
         cfg.call_hook("on_reload", self)
@@ -435,7 +485,7 @@ class Arbiter:
                 listeners = create_listeners(cfg, [os.dup(l.fileno()) for l in self.listeners])
             except ConfigError as exc:
                 log.error("reload failed, keeping the running sockets: %s", exc)
-                systemd.notify("READY=1")
+                self.announce_ready()
                 return
             kept_paths = {l.path for l in listeners if l.path}
             for listener in self.listeners:
@@ -444,6 +494,7 @@ class Arbiter:
             for listener in listeners:
                 log.info("Listening at: %s", listener)
         self.cfg = cfg
+        mark_tls(self.listeners, cfg)  # --certfile may have been turned on or off
         setup_error_log(cfg)
         if self.reloader is not None:
             self.reloader.update(cfg)
@@ -452,8 +503,7 @@ class Arbiter:
         self.boot_failures = 0
         self.next_spawn_at = 0.0
         self.retire_unfinished_generations()
-        self.manage_workers()
-        systemd.notify("READY=1")
+        self.manage_workers()  # READY=1 once the new generation has booted (announce_ready)
 
     def retire_unfinished_generations(self):
         """A reload supersedes an earlier reload's generation that has not finished booting.
@@ -497,7 +547,8 @@ class Arbiter:
             log.info("started new master %d; stop this one (WINCH, then QUIT or TERM) once it serves", pid)
             return
         environ = dict(os.environ)
-        environ["FORKWSGI_FDS"] = ",".join(str(l.fileno()) for l in self.listeners)
+        environ["FORKWSGI_FDS"] = (ACTIVATED_MARK if self.systemd else "") + ",".join(
+            str(l.fileno()) for l in self.listeners)
         environ["FORKWSGI_PARENT_PID"] = str(self.pid)
         if self.observer is not None:
             environ.update(self.observer.inherit_env())
@@ -533,7 +584,7 @@ class Arbiter:
             self.sleep(0.1)
             self.reap()
             while self.signals:
-                if self.signals.pop(0) in (signal.SIGINT, signal.SIGQUIT) and sig == signal.SIGTERM:
+                if self.signals.pop(0)[0] in (signal.SIGINT, signal.SIGQUIT) and sig == signal.SIGTERM:
                     sig = signal.SIGQUIT
                     log.info("fast stop requested during graceful stop")
                     self.kill_workers(sig)

@@ -33,7 +33,7 @@ def answer(observer, raw):
         return dict(status(observer), ok=True)
     if command in CONTROL_SIGNALS and not args:
         signum, text = CONTROL_SIGNALS[command]
-        _enqueue(arbiter, signum, 1)
+        arbiter.enqueue(signum)
         return {"ok": True, "message": text}
     if command in ("add", "remove"):
         count = args[0] if len(args) == 1 else "1" if not args else ""
@@ -44,15 +44,11 @@ def answer(observer, raw):
             count = min(count, arbiter.cfg.workers - 1)
             if count <= 0:
                 return {"ok": False, "error": "cannot remove the last worker (use stop)"}
-        _enqueue(arbiter, signal.SIGTTIN if command == "add" else signal.SIGTTOU, count)
+        arbiter.enqueue(signal.SIGTTIN if command == "add" else signal.SIGTTOU, count)  # one entry, not N
         return {"ok": True, "message": "%s %d worker(s): %d wanted" % (
             "adding" if command == "add" else "removing", count,
             arbiter.cfg.workers + (count if command == "add" else -count))}
     return {"ok": False, "error": "unknown command %r (expected %s)" % (" ".join(words)[:80], CONTROL_HELP)}
-
-
-def _enqueue(arbiter, signum, count):
-    arbiter.signals.extend([signum] * count)
 
 
 def status(observer):

@@ -38,8 +38,12 @@ def request(path, command, timeout=5.0):
             data += chunk
     except socket.timeout:
         raise ControlError("no answer from %s within %gs" % (path, timeout)) from None
+    except OSError as exc:  # reset or broken pipe: the master went away, or refused the connection
+        raise ControlError("connection to %s failed: %s" % (path, exc.strerror or exc)) from None
     finally:
         sock.close()
+    if not data:
+        raise ControlError("%s closed the connection without an answer" % path)
     try:
         return json.loads(data)
     except ValueError:
@@ -149,14 +153,17 @@ def _main(argv):
 
 
 def top(path, as_json):
-    """Status, refreshed every second until Ctrl-C."""
+    """Status, refreshed every second until Ctrl-C. With ``as_json``, one JSON object a line and nothing
+    else, so the stream can be piped into a JSON-lines reader."""
     try:
         while True:
             answer = request(path, "status")
-            text = json.dumps(answer) if as_json else format_status(answer)
-            if sys.stdout.isatty() and not as_json:
-                sys.stdout.write("\x1b[H\x1b[2J")
-            sys.stdout.write(time.strftime("%H:%M:%S") + "\n" + text + "\n")
+            if as_json:
+                sys.stdout.write(json.dumps(answer) + "\n")
+            else:
+                if sys.stdout.isatty():
+                    sys.stdout.write("\x1b[H\x1b[2J")
+                sys.stdout.write(time.strftime("%H:%M:%S") + "\n" + format_status(answer) + "\n")
             sys.stdout.flush()
             time.sleep(1.0)
     except KeyboardInterrupt:

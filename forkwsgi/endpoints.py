@@ -2,14 +2,18 @@
 
 Every socket here is non-blocking and served between two select() calls of
 the master: accept, read, answer, flush. Each connection may read a bounded
-request (READ_LIMIT) and lives a bounded time (CONN_TIMEOUT), and there are at
-most MAX_CONNECTIONS, so a slow or stuck scraper never holds the master. This
-module frames the answers (one HTTP/1.1 response, one JSON line) and closes
-after each, but for a /metrics answer on HTTP/1.1, whose connection stays open
-for the next scrape (as Prometheus reuses it), idle for at most
-KEEPALIVE_TIMEOUT; when all MAX_CONNECTIONS are taken, the longest-idle kept
-connection makes room for a new one. One request is answered per read: bytes
-pipelined behind it, or a request body, close the connection after the answer.
+request (READ_LIMIT) and lives a bounded time (CONN_TIMEOUT), and each listener
+has its own MAX_CONNECTIONS slots, so a slow or stuck scraper never holds the
+master, and a flood of the metrics port never locks out the control socket.
+This module frames the answers (one HTTP/1.1 response, one JSON line) and
+closes after each, but for a /metrics answer on HTTP/1.1, whose connection
+stays open for the next scrape (as Prometheus reuses it), idle for at most
+KEEPALIVE_TIMEOUT. When a listener's slots are all taken, a new connection
+gets the slot of the longest-idle kept connection, else of the one that has
+waited longest, over EVICT_AFTER, for its request to arrive whole (a client
+trickling bytes: a real one sends its request at once). One request is
+answered per read: bytes pipelined behind it, or a request body, close the
+connection after the answer.
 What they say comes from the callables it is given (metrics.py, control.py).
 Across a USR2 re-exec the listeners pass to the new master as inherited fds
 (FORKWSGI_OBSERVE_FDS), so their addresses stay bound throughout.
@@ -28,7 +32,8 @@ from .sockets import parse_address
 READ_LIMIT = 8192  # bytes of a request (HTTP head, control line) before it is refused
 CONN_TIMEOUT = 5.0  # seconds a metrics or control connection may wait for a request or answer
 KEEPALIVE_TIMEOUT = 30.0  # seconds a kept metrics connection waits for the next scrape (Prometheus: every 15 s)
-MAX_CONNECTIONS = 64  # open metrics + control connections; more are closed at once
+MAX_CONNECTIONS = {"metrics": 64, "control": 16}  # open connections of each listener; more are closed at once
+EVICT_AFTER = 1.0  # seconds without a whole request after which a connection's slot may go to a newcomer
 INHERIT_ENV = "FORKWSGI_OBSERVE_FDS"
 
 
@@ -133,14 +138,15 @@ def _head_end(buf):
 
 
 class _Client:
-    __slots__ = ("sock", "kind", "inbuf", "out", "deadline", "linger", "keep", "idle")
+    __slots__ = ("sock", "kind", "inbuf", "out", "deadline", "waiting_since", "linger", "keep", "idle")
 
     def __init__(self, sock, kind):
         self.sock = sock
         self.kind = kind
         self.inbuf = b""
         self.out = b""
-        self.deadline = time.monotonic() + CONN_TIMEOUT
+        self.waiting_since = time.monotonic()  # since when its request has been awaited
+        self.deadline = self.waiting_since + CONN_TIMEOUT
         self.linger = False  # refused for its size: after the answer, read and discard until EOF (no reset)
         self.keep = False  # the answer being sent leaves the connection open for another request
         self.idle = False  # kept open after an answer, and no byte of the next request yet
@@ -222,7 +228,7 @@ class Endpoints:
             except OSError as exc:
                 log.warning("observability: accept failed: %s", exc)
                 return
-            if len(self.clients) >= MAX_CONNECTIONS and not self._evict_idle():
+            if not self._has_room(kind):
                 sock.close()
                 continue
             sock.setblocking(False)
@@ -230,13 +236,23 @@ class Endpoints:
             self.clients[sock.fileno()] = client
             self._read(client)
 
-    def _evict_idle(self):
-        """Close the kept connection idle longest, to make room; False when none is idle."""
-        idle = [client for client in self.clients.values() if client.idle]
-        if not idle:
-            return False
-        self._drop(min(idle, key=lambda client: client.deadline))
-        return True
+    def _has_room(self, kind):
+        """Whether a new ``kind`` connection may stay, closing another of its kind to make room if one may go:
+        the kept connection idle longest, else the one whose request has been arriving for longest, past
+        EVICT_AFTER. False when every slot holds a client that is being answered or has just come."""
+        mine = [client for client in self.clients.values() if client.kind == kind]
+        if len(mine) < MAX_CONNECTIONS[kind]:
+            return True
+        idle = [client for client in mine if client.idle]
+        if idle:
+            self._drop(min(idle, key=lambda client: client.deadline))
+            return True
+        now = time.monotonic()
+        slow = [client for client in mine if not client.out and now - client.waiting_since >= EVICT_AFTER]
+        if slow:
+            self._drop(min(slow, key=lambda client: client.waiting_since))
+            return True
+        return False
 
     def _read(self, client):
         try:
@@ -252,7 +268,8 @@ class Endpoints:
             return
         if client.idle:  # the next request begins: it has CONN_TIMEOUT to arrive whole
             client.idle = False
-            client.deadline = time.monotonic() + CONN_TIMEOUT
+            client.waiting_since = time.monotonic()
+            client.deadline = client.waiting_since + CONN_TIMEOUT
         client.inbuf += data
         self._answer(client)
 

@@ -12,9 +12,10 @@ class Listener:
 
     def __init__(self, sock, name, path=None, owned=True):
         self.sock = sock
-        self.name = name
+        self.name = name  # HOST:PORT or unix:PATH, then " (fd N)" when inherited; see __repr__
         self.path = path  # unix socket path we created, to unlink on exit
         self.owned = owned  # bound from our own bind setting (here or by the master before a USR2)
+        self.tls = False  # the workers serve TLS on it (--certfile): a TCP one is shown as https://
 
     def fileno(self):
         return self.sock.fileno()
@@ -45,7 +46,10 @@ class Listener:
                 pass
 
     def __repr__(self):
-        return self.name
+        """How logs, `ctl status` and metric labels name it: a URL for TCP, unix:PATH for a unix socket."""
+        if self.sock.family == socket.AF_UNIX:
+            return self.name
+        return ("https://" if self.tls else "http://") + self.name
 
 
 _SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
@@ -108,11 +112,12 @@ def _tcp_sockaddr(host, port):
 
 
 def _display(family, sockaddr):
+    """The name of a bound address, without a scheme: Listener adds http:// or https:// to a TCP one."""
     if family == socket.AF_UNIX:
         return "unix:" + (sockaddr if isinstance(sockaddr, str) else repr(sockaddr))
     if family == socket.AF_INET6:
-        return "http://[%s]:%d" % sockaddr[:2]
-    return "http://%s:%d" % sockaddr[:2]
+        return "[%s]:%d" % sockaddr[:2]
+    return "%s:%d" % sockaddr[:2]
 
 
 def _remove_stale_unix_socket(path):
@@ -205,10 +210,17 @@ def _bound_key(sock):
     return address if isinstance(address, str) else address[:2]
 
 
+def mark_tls(listeners, cfg):
+    """Record whether the workers serve TLS on these sockets (at start, and at a reload that may change it)."""
+    for listener in listeners:
+        listener.tls = bool(cfg.certfile)
+    return listeners
+
+
 def create_listeners(cfg, inherited_fds=(), systemd_fds=()):
     """The listening sockets for ``cfg.bind``, reusing inherited ones where the address matches."""
     if systemd_fds:
-        return [adopt_fd(fd, cfg) for fd in systemd_fds]
+        return mark_tls([adopt_fd(fd, cfg) for fd in systemd_fds], cfg)
     inherited = [adopt_fd(fd, cfg) for fd in inherited_fds]
     listeners = []
     try:
@@ -229,4 +241,4 @@ def create_listeners(cfg, inherited_fds=(), systemd_fds=()):
         raise
     for leftover in inherited:
         leftover.close(unlink=False)
-    return listeners
+    return mark_tls(listeners, cfg)

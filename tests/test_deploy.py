@@ -1,15 +1,18 @@
 """Issue 3: sockets, systemd, logging, proxies and process options, with real files and processes."""
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
 import sys
+import time
 
 import pytest
 import requests
 
 from .conftest import ROOT, ResponseReader, Server, free_port, process_gone, request, wait_for
+from .test_tls import _tls_args, certs  # noqa: F401 (certs is a fixture)
 
 
 def unix_request(path, raw):
@@ -79,22 +82,125 @@ def test_ipv6_loopback(server_factory):
     assert "Listening at: http://[::1]:%d" % port in server.log()
 
 
-def _launcher(fd, env_code):
-    """A python -c program that opens a listening socket on ``fd`` and execs forkwsgi, as systemd would."""
-    return [sys.executable, "-c",
-            "import os, socket, sys\n"
+def _launcher(fd, env_code, unix=False):
+    """A python -c program that opens a listening socket on ``fd`` and execs forkwsgi, as systemd would.
+
+    Its first argument is the TCP port on 127.0.0.1 or, with ``unix``, the socket's path.
+    """
+    make = ("s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" if unix else
             "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-            "s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(16)\n"
+            "s.bind(('127.0.0.1', int(sys.argv[1])))")
+    return [sys.executable, "-c",
+            "import os, socket, sys\n%s; s.listen(128)\n"
             "os.dup2(s.fileno(), %d); os.set_inheritable(%d, True)\n%s\n"
-            "os.execv(sys.executable, [sys.executable, '-m', 'forkwsgi'] + sys.argv[2:])" % (fd, fd, env_code)]
+            "os.execv(sys.executable, [sys.executable, '-m', 'forkwsgi'] + sys.argv[2:])" % (make, fd, fd, env_code)]
+
+
+_ACTIVATED = "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))"
+
+
+def _unix_connection(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(10)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class RawTraffic:
+    """Requests in a background thread over TCP or a unix socket, each on a new connection
+    (Connection: close), recording every outcome: a status, or the error that lost the request."""
+
+    def __init__(self, connect, limit=200000, seconds=40.0):
+        import threading
+        self.connect, self.limit, self.seconds = connect, limit, seconds
+        self.results = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        deadline = time.monotonic() + self.seconds
+        while not self._stop.is_set() and len(self.results) < self.limit and time.monotonic() < deadline:
+            try:
+                with self.connect() as sock:
+                    sock.settimeout(10)
+                    sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    self.results.append(ResponseReader(sock).read()[0])
+            except (OSError, EOFError) as exc:
+                self.results.append(repr(exc))
+
+    def wait_count(self, count, timeout=15.0):
+        assert wait_for(lambda: len(self.results) >= count, timeout), "traffic stalled at %d" % len(self.results)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(15)
+        return self.results
 
 
 def test_systemd_socket_activation(server_factory):
     port = free_port()
-    command = _launcher(3, "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid()))") + [str(port)]
+    command = _launcher(3, _ACTIVATED) + [str(port)]
     server = server_factory(["-b", "127.0.0.1:1"], port=port, bind=False, command=command)
     assert requests.get(server.url("/")).text == "hello"
     assert "(fd 3)" in server.log()  # the bind setting was ignored in favour of the passed socket
+
+
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+def test_usr2_upgrade_under_socket_activation_keeps_serving_the_passed_socket(server_factory, tmp_path, family):
+    """USR2, WINCH and QUIT of the old master, with the listener from LISTEN_FDS: the new master serves
+    that same socket (not `bind`), and no request is lost, before, during or after the old one goes."""
+    port, ignored = free_port(), free_port()
+    path = str(tmp_path / "app.sock")
+    pidfile = tmp_path / "app.pid"
+    unix = family == "unix"
+    command = _launcher(3, _ACTIVATED, unix=unix) + [path if unix else str(port)]
+    server = server_factory(["-w", "2", "--pid", str(pidfile), "-b", "127.0.0.1:%d" % ignored],
+                            port=port, bind=False, command=command, ready=False)
+    if unix:
+        wait_unix(server, path)
+    else:
+        server.wait_ready()
+
+    def connect():
+        return _unix_connection(path) if unix else socket.create_connection(("127.0.0.1", port), timeout=10)
+    server.wait_workers(2)
+    new_master = []
+    traffic = RawTraffic(connect)
+    try:
+        traffic.wait_count(50)
+        server.send(signal.SIGUSR2)
+        assert wait_for(lambda: (tmp_path / "app.pid.oldbin").exists() and pidfile.exists(), 15), server.log()
+        new_master.append(int(pidfile.read_text()))
+        assert wait_for(lambda: server.log().count("booted (generation 0)") == 4, 20), server.log()
+        server.send(signal.SIGWINCH)
+        assert wait_for(lambda: server.worker_pids() == new_master, 20), server.log()
+        seen = len(traffic.results)
+        traffic.wait_count(seen + 50)
+        server.send(signal.SIGQUIT)
+        assert server.proc.wait(20) == 0
+        seen = len(traffic.results)
+        traffic.wait_count(seen + 100)
+        results = traffic.stop()
+        assert results and all(status == 200 for status in results), [r for r in results if r != 200][:5]
+        log = server.log()
+        assert log.count("(fd 3)") >= 2, log  # both masters served the passed socket
+        assert "127.0.0.1:%d" % ignored not in log.replace("-b 127.0.0.1:%d" % ignored, "")
+        with connect() as sock:
+            sock.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert ResponseReader(sock).read()[0] == 200  # the new master alone serves
+    finally:
+        traffic.stop()
+        if new_master:
+            try:
+                os.kill(new_master[0], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            assert wait_for(lambda: process_gone(new_master[0]), 20)
 
 
 def test_fd_bind_survives_a_reload_that_adds_a_bind(server_factory, tmp_path):
@@ -123,6 +229,41 @@ def test_sd_notify_ready_reloading_stopping(server_factory, tmp_path):
         assert notify.recv(4096) == b"READY=1"
         server.send(signal.SIGTERM)
         assert notify.recv(4096) == b"STOPPING=1"
+
+
+def test_sd_notify_ready_after_a_reload_only_once_the_new_workers_serve(server_factory, tmp_path):
+    """notify-reload: RELOADING=1 with the monotonic time of the HUP, and READY=1 only when the new
+    generation has booted (the app takes a second to import), not while it is still booting."""
+    path = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(path)
+        notify.settimeout(20)
+        server = server_factory(["-w", "2"], app="tests.slow_boot_app:app",
+                                env={"NOTIFY_SOCKET": path, "SLOW_BOOT_SECONDS": "1.0"})
+        assert notify.recv(4096).startswith(b"READY=1\nMAINPID=")
+        server.wait_workers(2)
+        assert wait_for(lambda: server.log().count("booted (generation 0)") == 2, 15), server.log()
+        hup_usec = time.monotonic_ns() // 1000
+        server.send(signal.SIGHUP)
+        reloading = notify.recv(4096).decode()
+        assert reloading.startswith("RELOADING=1\nMONOTONIC_USEC="), reloading
+        assert 0 <= int(reloading.split("MONOTONIC_USEC=")[1].split()[0]) - hup_usec < 5_000_000
+        assert notify.recv(4096) == b"READY=1"
+        assert time.monotonic_ns() // 1000 - hup_usec >= 900_000  # not before the new app could import
+        assert server.log().count("booted (generation 1)") == 2, server.log()
+        assert requests.get(server.url("/"), timeout=5).status_code == 200
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes test certificates")
+def test_tls_listeners_are_named_https_in_the_log_and_ctl_status(server_factory, tmp_path, certs):
+    from forkwsgi.ctl import request as ctl_request
+    path = str(tmp_path / "ctl.sock")
+    server = server_factory(["-w", "1", "--control-socket", path] + _tls_args(certs))
+    assert "Listening at: https://127.0.0.1:%d" % server.port in server.log(), server.log()
+    assert [item["name"] for item in ctl_request(path, "status")["listeners"]] == [
+        "https://127.0.0.1:%d" % server.port]
+    plain = server_factory(["-w", "1"])
+    assert "Listening at: http://127.0.0.1:%d" % plain.port in plain.log()
 
 
 def test_access_log_format_and_usr1_reopen(server_factory, tmp_path):

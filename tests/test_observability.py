@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -412,3 +413,116 @@ def test_statsd_lines(server_factory):
         assert any(line.startswith("app1.workers.idle:") and line.endswith("|g") for line in lines), lines
     finally:
         receiver.close()
+
+
+def test_ctl_prints_one_error_line_when_the_connection_is_reset(tmp_path, capsys):
+    """A master that closes without reading the command resets the connection: no traceback, exit 1."""
+    from forkwsgi import ctl as ctl_module
+    path = str(tmp_path / "reset.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    listener.settimeout(10)
+
+    def reset_the_client():
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(10)
+            conn.recv(1, socket.MSG_PEEK)  # the command has arrived, and stays unread: close() resets
+    thread = threading.Thread(target=reset_the_client, daemon=True)
+    thread.start()
+    try:
+        assert ctl_module.main(["--socket", path, "status"]) == 1
+    finally:
+        thread.join(10)
+        listener.close()
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.startswith("forkwsgi ctl: error: ") and "reset" in err, err
+
+
+def test_ctl_top_json_prints_one_json_object_a_line(server_factory, tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    from forkwsgi import ctl as ctl_module
+    path = str(tmp_path / "ctl.sock")
+    server = server_factory(["-w", "1", "--control-socket", path])
+    refreshes = []
+
+    def sleep(seconds):  # stands in for Ctrl-C after the third refresh
+        refreshes.append(seconds)
+        if len(refreshes) == 3:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(ctl_module, "time", SimpleNamespace(sleep=sleep, strftime=time.strftime))
+    assert ctl_module.main(["--socket", path, "--json", "top"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    assert all(json.loads(line)["master"]["pid"] == server.pid for line in lines), lines
+
+
+class Trickle:
+    """``count`` connections to a port, each sending one byte of a request every ``interval`` seconds, and
+    reconnecting whenever the server closes one: a slowloris that keeps every slot it can get busy."""
+
+    def __init__(self, port, count=70, interval=0.5, seconds=20.0):
+        self.port, self.count, self.interval, self.seconds = port, count, interval, seconds
+        self.request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+        self.connects = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _connect(self):
+        try:
+            sock = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+        except OSError:
+            return None
+        self.connects += 1
+        return [sock, 0]
+
+    def _run(self):
+        conns = [self._connect() for _ in range(self.count)]
+        deadline = time.monotonic() + self.seconds
+        while not self._stop.wait(self.interval) and time.monotonic() < deadline:
+            for i, conn in enumerate(conns):
+                if conn is not None:
+                    sock, sent = conn
+                    try:
+                        sock.sendall(self.request[sent % len(self.request):][:1])
+                        conn[1] += 1
+                        continue
+                    except OSError:
+                        sock.close()
+                conns[i] = self._connect()
+        for conn in conns:
+            if conn is not None:
+                conn[0].close()
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(15)
+
+
+@pytest.mark.slow
+def test_control_socket_and_scrapes_work_while_trickling_clients_flood_the_metrics_port(server_factory, tmp_path):
+    """70 connections trickling a byte every 0.5 s to --metrics-bind, reconnecting when closed, take every
+    metrics slot they can: `ctl status` still answers (the control socket has its own slots), and so does a
+    scrape (a connection still short of a whole request after a second gives its slot to a newcomer)."""
+    from forkwsgi.ctl import request as ctl_request
+    metrics_port = free_port()
+    path = str(tmp_path / "ctl.sock")
+    server = server_factory(["-w", "1", "--metrics-bind", "127.0.0.1:%d" % metrics_port, "--control-socket", path])
+    trickle = Trickle(metrics_port)
+    try:
+        assert wait_for(lambda: trickle.connects >= 70, 10)
+        time.sleep(1.5)  # every slot taken, and each trickler older than a second
+        for _ in range(3):
+            answer = ctl_request(path, "status", timeout=5)
+            assert answer["ok"] and answer["master"]["pid"] == server.pid
+            assert "forkwsgi_requests_total" in requests.get(
+                "http://127.0.0.1:%d/metrics" % metrics_port, timeout=5).text
+            time.sleep(0.5)
+        assert trickle._thread.is_alive() and trickle.connects > 70  # the flood went on throughout
+    finally:
+        trickle.stop()
+    assert requests.get(server.url("/"), timeout=5).status_code == 200
