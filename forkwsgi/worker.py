@@ -32,7 +32,7 @@ from .poller import READ, WRITE, Poller
 from .process import drop_privileges, flush_std, set_title
 from .reloader import load_app_reloading
 from .timers import sweep
-from .tls import WOULD_BLOCK, build_context
+from .tls import WOULD_BLOCK, RefusalLog, build_context, is_plain_http, plain_http_answer, refusal_reason
 from . import stats as _stats
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
@@ -55,6 +55,7 @@ class Worker:
         self.board_page = board.page if board is not None else bytearray(2)  # read per request: no calls
         self.health_path = cfg.health_path
         self.ssl_context = None
+        self.tls_refusals = RefusalLog()
         # A probe is answered even while every thread is busy: recognised before it is parsed.
         self.health_prefixes = tuple(b"%s %s%s" % (method, cfg.health_path.encode("latin-1"), end)
                                      for method in (b"GET", b"HEAD") for end in (b" ", b"?")) \
@@ -407,12 +408,31 @@ class Worker:
             self._watch(conn, write=True)
             return False
         except (OSError, ValueError) as exc:
-            log.debug("TLS handshake with %s:%s failed: %s", conn.peer[0], conn.peer[1], exc)
-            self.close(conn)
+            self._handshake_failed(conn, exc)
             return False
         conn.handshaking = False
         self._watch(conn)
         return True
+
+    def _handshake_failed(self, conn, exc):
+        """A refused client gets its TLS alert (or, for plain HTTP, a plain 400) and a gentle close:
+        a close with its bytes unread would be a reset, which can overtake the alert."""
+        reason = refusal_reason(exc)
+        if reason is None:  # the client went away: nobody to tell
+            log.debug("TLS handshake with %s:%s failed: %s", conn.peer[0], conn.peer[1], exc)
+            self.close(conn)
+            return
+        self.tls_refusals.refused(conn.peer, reason)
+        conn.handshaking = False  # the alert went out with the failure; from here on, plain bytes
+        if is_plain_http(exc):
+            try:
+                self.dates.get()
+                os.write(conn.fd, plain_http_answer(self.dates.value))  # past TLS: the client speaks none
+            except OSError:
+                pass
+        self._linger(conn)
+        if self.connections.get(conn.fd) is conn:
+            self._watch(conn)
 
     def _on_writable(self, conn):
         if conn.handshaking:
