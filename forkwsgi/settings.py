@@ -223,6 +223,12 @@ SETTINGS = [
     Setting("output_buffer_max", positive_int, 64 << 20, ("--output-buffer-max",),
             "Most bytes of unsent response a connection buffers (memory and spill file); beyond this "
             "the app's writes wait for the client.", "Limits", "BYTES"),
+    Setting("output_spill_budget", non_negative_int, 256 << 20, ("--output-spill-budget",),
+            "Most bytes of response output one worker keeps spilled in spool_dir, all its connections "
+            "together; past it, output waits in memory up to output_buffer_memory, then the app's "
+            "writes wait for the client. 0 never spills. The default, 256 MiB, is four connections at "
+            "output_buffer_max: clients that never read cannot fill the disk (RAM on a tmpfs /tmp); "
+            "workers times this must fit in spool_dir.", "Limits", "BYTES"),
     Setting("spool_dir", optional_string, None, ("--spool-dir",),
             "Directory for request bodies over 1 MiB and spilled response output; default: the "
             "system temp directory.", "Limits", "DIR"),

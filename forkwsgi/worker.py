@@ -28,6 +28,7 @@ from .http.proxy import parse_proxy_v1
 from .http.response import CONTINUE, DateCache, error_response
 from .intake import Intake
 from .logs import AccessLog, log, reopen_error_log
+from .outbuf import SpillBudget
 from .poller import READ, WRITE, Poller
 from .process import drop_privileges, flush_std, set_title
 from .reloader import load_app_reloading
@@ -75,6 +76,7 @@ class Worker:
         self.limits = Limits(cfg.limit_request_line, cfg.limit_request_fields,
                              cfg.limit_request_field_size, cfg.limit_request_body, cfg.spool_dir)
         self.trusted = TrustedPeers(cfg.forwarded_allow_ips)
+        self.spill_budget = SpillBudget(cfg.output_spill_budget)  # shared by the connections' output
         self.proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         self.keepalive = cfg.keepalive > 0
         self.poll_interval = min(1.0, cfg.timeout / 4) if cfg.timeout else 1.0
