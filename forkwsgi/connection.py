@@ -171,6 +171,7 @@ class Connection:
 
     def close(self):
         self.out.close()
+        self.reader.discard()  # a body cut off mid-way: its spool file closes with the connection
         try:
             self.sock.close()
         except OSError:

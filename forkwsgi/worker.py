@@ -620,7 +620,7 @@ class Worker:
         except OSError:
             self.close(conn)
             return
-        conn.reader.buf.clear()
+        conn.reader.discard()  # closes the file of a body refused mid-way now, not after the linger
         conn.linger_until = _monotonic() + LINGER_SECONDS
         self.waiting.pop(conn, None)
 

@@ -6,10 +6,56 @@ import time
 
 import pytest
 
-from .conftest import ResponseReader, connect, wait_for
+from forkwsgi.http.errors import PayloadTooLarge
+from forkwsgi.http.parser import Limits, RequestReader
+
+from .conftest import ResponseReader, connect, request, wait_for
 from .spool_apps import CHUNK
 
 APP = "tests.spool_apps:app"
+MIB = 1 << 20
+CHUNKED_HEAD = b"POST /consume HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def chunk(size):
+    return b"%x\r\n" % size + b"z" * size + b"\r\n"
+
+
+# ----- in-process: the body reader closes its file as soon as nobody will read it
+
+def test_a_chunked_body_refused_past_the_limit_closes_its_spool_file(tmp_path):
+    reader = RequestReader(Limits(body=3 * MIB, spool_dir=str(tmp_path)))
+    reader.feed(CHUNKED_HEAD + chunk(2 * MIB))
+    assert reader.next_request() is None
+    sink = reader.body.sink
+    assert sink._rolled  # past 1 MiB: in a file in the spool dir
+    reader.feed(chunk(2 * MIB))
+    with pytest.raises(PayloadTooLarge):
+        reader.next_request()
+    assert sink.closed
+
+
+def test_a_body_the_spool_cannot_take_closes_its_sink(tmp_path):
+    reader = RequestReader(Limits(spool_dir=str(tmp_path / "missing")))
+    reader.feed(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (2 * MIB))
+    assert reader.next_request() is None
+    sink = reader.body.sink
+    reader.feed(b"z" * (2 * MIB))
+    with pytest.raises(OSError):  # the worker answers 503
+        reader.next_request()
+    assert sink.closed
+
+
+def test_discarding_the_input_closes_the_body_being_received(tmp_path):
+    reader = RequestReader(Limits(spool_dir=str(tmp_path)))
+    reader.feed(CHUNKED_HEAD + chunk(2 * MIB) + b"more")
+    assert reader.next_request() is None
+    sink = reader.body.sink
+    reader.discard()
+    assert sink.closed and reader.request is None and reader.body is None and not reader.buf
+
+
+# ----- end to end
 
 
 def spool_files(pid, spool):
@@ -64,3 +110,32 @@ def test_clients_that_never_read_spill_no_more_than_the_budget(server_factory, t
         for sock in clients:
             sock.close()
     assert wait_for(lambda: spool_files(pid, spool) == (0, 0), 15), spool_files(pid, spool)
+
+
+def test_a_body_refused_mid_way_leaves_no_spool_file_open(server_factory, tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    server = server_factory(["-w", "1", "--spool-dir", str(spool), "--limit-request-body", str(3 * MIB)], app=APP)
+    pid = server.wait_workers(1)[0]
+    with connect(server.port) as sock:
+        sock.sendall(CHUNKED_HEAD + chunk(2 * MIB))
+        assert wait_for(lambda: spool_files(pid, spool)[0] == 1, 5)  # spooled past 1 MiB
+        sock.sendall(b"%x\r\n" % (2 * MIB))  # a chunk that takes it past the limit
+        assert ResponseReader(sock).read()[0] == 413
+        assert wait_for(lambda: spool_files(pid, spool) == (0, 0), 1.0), spool_files(pid, spool)  # not after the linger
+
+
+def test_a_body_cut_off_by_a_reset_leaves_no_spool_file_open(server_factory, tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    server = server_factory(["-w", "1", "--spool-dir", str(spool)], app=APP)
+    pid = server.wait_workers(1)[0]
+    sock = connect(server.port)
+    sock.sendall(CHUNKED_HEAD + chunk(2 * MIB))
+    assert wait_for(lambda: spool_files(pid, spool)[0] == 1, 5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    sock.close()  # a reset, and no other event follows to wake the worker
+    assert wait_for(lambda: spool_files(pid, spool) == (0, 0), 2.0), spool_files(pid, spool)
+    status, _, body = request(server.port, b"POST /consume HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n12345")
+    assert (status, body) == (200, b"5")
+
