@@ -215,8 +215,11 @@ SETTINGS = [
             "Most header fields in a request (431 beyond).", "Limits", "INT"),
     Setting("limit_request_field_size", positive_int, 8190, ("--limit-request-field-size",),
             "Longest header field line in bytes (431 beyond).", "Limits", "INT"),
-    Setting("limit_request_body", non_negative_int, 0, ("--limit-request-body",),
-            "Largest request body in bytes (413 beyond); 0 means no limit.", "Limits", "INT"),
+    Setting("limit_request_body", non_negative_int, 1 << 30, ("--limit-request-body",),
+            "Largest request body in bytes (413 beyond); 0 means no limit. The default, 1 GiB (Apache "
+            "httpd's LimitRequestBody default since 2.4.54), lets large uploads through (nginx's 1 MB "
+            "is too small for an app server) while one request cannot fill the spool without end.",
+            "Limits", "INT"),
     Setting("output_buffer_memory", non_negative_int, 1 << 20, ("--output-buffer-memory",),
             "Bytes of a response the client has not taken yet that a connection keeps in memory; "
             "beyond this they spill to a file in spool_dir.", "Limits", "BYTES"),

@@ -139,3 +139,11 @@ def test_a_body_cut_off_by_a_reset_leaves_no_spool_file_open(server_factory, tmp
     status, _, body = request(server.port, b"POST /consume HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n12345")
     assert (status, body) == (200, b"5")
 
+
+def test_a_body_over_the_default_limit_of_1_gib_gets_413(server_factory):
+    server = server_factory(["-w", "1"], app=APP)
+    status, _, _ = request(server.port, b"POST /consume HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                           % ((1 << 30) + 1), timeout=5)
+    assert status == 413
+    status, _, body = request(server.port, CHUNKED_HEAD + chunk(3 * MIB) + b"0\r\n\r\n")
+    assert (status, body) == (200, b"%d" % (3 * MIB))  # big uploads still pass
