@@ -83,7 +83,6 @@ def non_reading_client(port, path):
     return sock
 
 
-@pytest.mark.slow
 def test_clients_that_never_read_spill_no_more_than_the_budget(server_factory, tmp_path):
     spool = tmp_path / "spool"
     spool.mkdir()

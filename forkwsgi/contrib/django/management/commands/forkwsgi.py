@@ -34,7 +34,10 @@ def split_django_options(args):
     parser = CommandParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--settings")
     parser.add_argument("--pythonpath")
-    options, rest = parser.parse_known_args(args)
+    try:
+        options, rest = parser.parse_known_args(args)
+    except CommandError as exc:  # --settings with no value: one line, as Django's commands say it
+        raise SystemExit("manage.py forkwsgi: %s" % exc) from None
     return options.settings, options.pythonpath, rest
 
 
