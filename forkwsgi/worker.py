@@ -425,7 +425,7 @@ class Worker:
             self.close(conn)
             return
         self.tls_refusals.refused(conn.peer, reason)
-        conn.handshaking = False  # the alert went out with the failure; from here on, plain bytes
+        conn.handshaking = False  # over: OpenSSL wrote its alert as the handshake failed; plain bytes now
         if is_plain_http(exc):
             try:
                 self.dates.get()
