@@ -34,7 +34,8 @@ class Connection:
         self.fd = sock.fileno()
         self.reader = RequestReader(worker.limits)
         cfg = worker.cfg
-        self.out = OutputBuffer(cfg.output_buffer_memory, cfg.output_buffer_max, cfg.spool_dir, tls)
+        self.out = OutputBuffer(cfg.output_buffer_memory, cfg.output_buffer_max, cfg.spool_dir, tls,
+                                worker.spill_budget)
         self.base = base
         self.peer = peer
         self.started = self.last_io = _monotonic()
@@ -171,6 +172,7 @@ class Connection:
 
     def close(self):
         self.out.close()
+        self.reader.discard()  # a body cut off mid-way: its spool file closes with the connection
         try:
             self.sock.close()
         except OSError:

@@ -215,14 +215,23 @@ SETTINGS = [
             "Most header fields in a request (431 beyond).", "Limits", "INT"),
     Setting("limit_request_field_size", positive_int, 8190, ("--limit-request-field-size",),
             "Longest header field line in bytes (431 beyond).", "Limits", "INT"),
-    Setting("limit_request_body", non_negative_int, 0, ("--limit-request-body",),
-            "Largest request body in bytes (413 beyond); 0 means no limit.", "Limits", "INT"),
+    Setting("limit_request_body", non_negative_int, 1 << 30, ("--limit-request-body",),
+            "Largest request body in bytes (413 beyond); 0 means no limit. The default, 1 GiB (Apache "
+            "httpd's LimitRequestBody default since 2.4.54), lets large uploads through (nginx's 1 MB "
+            "is too small for an app server) while one request cannot fill the spool without end.",
+            "Limits", "INT"),
     Setting("output_buffer_memory", non_negative_int, 1 << 20, ("--output-buffer-memory",),
             "Bytes of a response the client has not taken yet that a connection keeps in memory; "
             "beyond this they spill to a file in spool_dir.", "Limits", "BYTES"),
     Setting("output_buffer_max", positive_int, 64 << 20, ("--output-buffer-max",),
             "Most bytes of unsent response a connection buffers (memory and spill file); beyond this "
             "the app's writes wait for the client.", "Limits", "BYTES"),
+    Setting("output_spill_budget", non_negative_int, 256 << 20, ("--output-spill-budget",),
+            "Most bytes of response output one worker keeps spilled in spool_dir, all its connections "
+            "together; past it, output waits in memory up to output_buffer_memory, then the app's "
+            "writes wait for the client. 0 never spills. The default, 256 MiB, is four connections at "
+            "output_buffer_max: clients that never read cannot fill the disk (RAM on a tmpfs /tmp); "
+            "workers times this must fit in spool_dir.", "Limits", "BYTES"),
     Setting("spool_dir", optional_string, None, ("--spool-dir",),
             "Directory for request bodies over 1 MiB and spilled response output; default: the "
             "system temp directory.", "Limits", "DIR"),

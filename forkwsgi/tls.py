@@ -6,8 +6,11 @@ event loop, so a slow or half-open TLS client costs a file descriptor, never
 the worker, and --header-timeout bounds the handshake like a request head.
 """
 import ssl
+import time
 
 from .errors import ConfigError
+from .http.response import error_response
+from .logs import log
 
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 # What "cannot go on now" looks like on a non-blocking TLS socket: like EAGAIN on a plain one.
@@ -16,6 +19,9 @@ WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLW
 # be called again with the same bytes. Writing one record (16 KiB) at a time keeps every retry the same
 # bytes, whether they come from memory or from the spill file.
 TLS_WRITE = 16384
+# What OpenSSL says when the first bytes are a plain HTTP request (or a proxy's CONNECT), not a hello.
+PLAIN_HTTP_REASONS = ("HTTP_REQUEST", "HTTPS_PROXY_REQUEST")
+PLAIN_HTTP_TEXT = "400 Bad Request: this port speaks HTTPS; send the request to an https:// URL.\n"
 
 
 def cert_reqs(value):
@@ -49,3 +55,52 @@ def build_context(cfg):
     if cfg.ssl_context is not None:
         context = cfg.ssl_context(cfg, context)
     return context
+
+
+def refusal_reason(exc):
+    """Why the server refused a failed handshake (no or an untrusted client certificate, plain
+    HTTP, no common protocol...); None when the client just went away (reset, EOF)."""
+    if not isinstance(exc, ssl.SSLError) or isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError,
+                                                             ssl.SSLSyscallError)):
+        return None
+    if is_plain_http(exc):
+        return "plain HTTP sent to the TLS port (%s)" % exc.reason
+    reason = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+    return "%s (%s)" % (exc.reason, reason) if exc.reason and reason != exc.reason else reason
+
+
+def is_plain_http(exc):
+    """True when the client spoke plain HTTP to the TLS port."""
+    return isinstance(exc, ssl.SSLError) and exc.reason in PLAIN_HTTP_REASONS
+
+
+def plain_http_answer(date):
+    """A plain-text 400 for a client that sent plain HTTP to the TLS port (nginx's 497 idea): it
+    tells the person at the other end what to fix instead of a bare close."""
+    return error_response(400, "Bad Request", date, text=PLAIN_HTTP_TEXT)
+
+
+class RefusalLog:
+    """Warns of refused TLS handshakes, at most one line a second per worker.
+
+    A refusal is worth a warning (a client without its certificate, a health
+    check speaking plain HTTP), but a scanner or a misconfigured fleet must not
+    flood the log: the lines between two warnings are counted, not written.
+    """
+
+    INTERVAL = 1.0
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.quiet_until = 0.0
+        self.unlogged = 0
+
+    def refused(self, peer, reason):
+        now = self.clock()
+        if now < self.quiet_until:
+            self.unlogged += 1
+            return
+        more = "; %d more refused since the last line like this" % self.unlogged if self.unlogged else ""
+        log.warning("refused TLS handshake from %s:%s: %s%s", peer[0], peer[1], reason, more)
+        self.quiet_until = now + self.INTERVAL
+        self.unlogged = 0

@@ -28,11 +28,12 @@ from .http.proxy import parse_proxy_v1
 from .http.response import CONTINUE, DateCache, error_response
 from .intake import Intake
 from .logs import AccessLog, log, reopen_error_log
+from .outbuf import SpillBudget
 from .poller import READ, WRITE, Poller
 from .process import drop_privileges, flush_std, set_title
 from .reloader import load_app_reloading
 from .timers import sweep
-from .tls import WOULD_BLOCK, build_context
+from .tls import WOULD_BLOCK, RefusalLog, build_context, is_plain_http, plain_http_answer, refusal_reason
 from . import stats as _stats
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
@@ -55,6 +56,7 @@ class Worker:
         self.board_page = board.page if board is not None else bytearray(2)  # read per request: no calls
         self.health_path = cfg.health_path
         self.ssl_context = None
+        self.tls_refusals = RefusalLog()
         # A probe is answered even while every thread is busy: recognised before it is parsed.
         self.health_prefixes = tuple(b"%s %s%s" % (method, cfg.health_path.encode("latin-1"), end)
                                      for method in (b"GET", b"HEAD") for end in (b" ", b"?")) \
@@ -74,6 +76,7 @@ class Worker:
         self.limits = Limits(cfg.limit_request_line, cfg.limit_request_fields,
                              cfg.limit_request_field_size, cfg.limit_request_body, cfg.spool_dir)
         self.trusted = TrustedPeers(cfg.forwarded_allow_ips)
+        self.spill_budget = SpillBudget(cfg.output_spill_budget)  # shared by the connections' output
         self.proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         self.keepalive = cfg.keepalive > 0
         self.poll_interval = min(1.0, cfg.timeout / 4) if cfg.timeout else 1.0
@@ -418,12 +421,31 @@ class Worker:
             self._watch(conn, write=True)
             return False
         except (OSError, ValueError) as exc:
-            log.debug("TLS handshake with %s:%s failed: %s", conn.peer[0], conn.peer[1], exc)
-            self.close(conn)
+            self._handshake_failed(conn, exc)
             return False
         conn.handshaking = False
         self._watch(conn)
         return True
+
+    def _handshake_failed(self, conn, exc):
+        """A refused client gets its TLS alert (or, for plain HTTP, a plain 400) and a gentle close:
+        a close with its bytes unread would be a reset, which can overtake the alert."""
+        reason = refusal_reason(exc)
+        if reason is None:  # the client went away: nobody to tell
+            log.debug("TLS handshake with %s:%s failed: %s", conn.peer[0], conn.peer[1], exc)
+            self.close(conn)
+            return
+        self.tls_refusals.refused(conn.peer, reason)
+        conn.handshaking = False  # over: OpenSSL wrote its alert as the handshake failed; plain bytes now
+        if is_plain_http(exc):
+            try:
+                self.dates.get()
+                os.write(conn.fd, plain_http_answer(self.dates.value))  # past TLS: the client speaks none
+            except OSError:
+                pass
+        self._linger(conn)
+        if self.connections.get(conn.fd) is conn:
+            self._watch(conn)
 
     def _on_writable(self, conn):
         if conn.handshaking:
@@ -616,7 +638,7 @@ class Worker:
         except OSError:
             self.close(conn)
             return
-        conn.reader.buf.clear()
+        conn.reader.discard()  # closes the file of a body refused mid-way now, not after the linger
         conn.linger_until = _monotonic() + LINGER_SECONDS
         self.waiting.pop(conn, None)
 

@@ -94,3 +94,20 @@ def test_forwarded_values_lose_only_spaces_and_tabs():
     environ = environ_of([("host", "h"), ("x-forwarded-proto", "\xa0https"), ("x-forwarded-for", " \t10.0.0.1\t")])
     assert environ["wsgi.url_scheme"] == "http"
     assert environ["REMOTE_ADDR"] == "10.0.0.1"
+
+
+def test_forwarded_for_hops_must_be_addresses():
+    peers = TrustedPeers(["127.0.0.1", "10.0.0.0/8"])
+    assert peers.client_address("<script>x</script>", "127.0.0.1") == "127.0.0.1"
+    assert peers.client_address("unknown, 10.1.2.3", "127.0.0.1") == "127.0.0.1"
+    assert peers.client_address("203.0.113.7:5555", "127.0.0.1") == "203.0.113.7"  # the port is dropped
+    assert peers.client_address("[2001:DB8::7]:443, 10.1.2.3", "127.0.0.1") == "2001:db8::7"
+    assert peers.client_address("2001:db8::7", "127.0.0.1") == "2001:db8::7"
+    for bad in ("203.0.113.7:", "203.0.113.7:x", "[2001:db8::7", "[2001:db8::7]x", "[2001:db8::7]:",
+                "[203.0.113.7]:80x", "999.1.1.1", "example.com", "203.0.113.7:5555:1", "1.2.3.4:\u0665"):
+        assert peers.client_address(bad, "127.0.0.1") == "127.0.0.1", bad
+
+
+def test_a_forwarded_for_that_is_no_address_leaves_the_peer_in_the_environ():
+    environ = environ_of([("host", "h"), ("x-forwarded-for", "<script>x</script>")])
+    assert environ["REMOTE_ADDR"] == "127.0.0.1"

@@ -8,6 +8,7 @@ import hashlib
 import os
 import random
 import signal
+import sys
 
 import pytest
 import requests
@@ -292,6 +293,25 @@ def test_redirect_is_followed_on_the_same_connection(app_server):
     assert response.history[0].headers["Location"] in ("/target", app_server.url("/target"))
     assert response.history[0].headers["X-Remote-Port"] == response.headers["X-Remote-Port"]
 
+
+
+# --- manage.py forkwsgi -------------------------------------------------------------------------
+
+def test_manage_py_forkwsgi_takes_djangos_settings_and_pythonpath(tmp_path):
+    """--settings and --pythonpath, which every manage.py command takes, reach the served project."""
+    pytest.importorskip("django", reason="django is not installed (it is in the [test] extra)")
+    site, extra = tmp_path / "site", tmp_path / "extra"
+    site.mkdir()
+    extra.mkdir()
+    (site / "manage.py").write_text("import sys\nfrom django.core.management import execute_from_command_line\n"
+                                    "execute_from_command_line(sys.argv)\n")
+    (extra / "cmdsettings.py").write_text("from tests.realapps.djangoproj.settings import *  # noqa\n"
+                                          "INSTALLED_APPS = ['forkwsgi.contrib.django']\n")
+    command = [sys.executable, str(site / "manage.py"), "forkwsgi", "--settings", "cmdsettings"]
+    with Server(["-w", "1", "--pythonpath=%s" % extra], app=None, cwd=str(site), command=command) as server:
+        server.wait_ready()
+        response = requests.get(server.url("/text"), timeout=TIMEOUT)
+        assert (response.status_code, response.content) == (200, text_body()), server.log()
 
 # --- nginx in front, with upstream keep-alive -------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Issue 14: TLS served by the workers themselves, with certificates the tests make."""
+"""TLS served by the workers themselves, with certificates the tests make."""
+import collections
 import shutil
 import signal
 import socket
@@ -37,6 +38,8 @@ def certs(tmp_path_factory):
     _issue(directory, "server", "ca", 1001)
     _issue(directory, "server2", "ca", 2002)
     _issue(directory, "client", "ca", 3003)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out", "rogue.pem",
+             "-days", "2", "-subj", "/CN=rogue", cwd=directory)  # signed by nobody the server trusts
     return directory
 
 
@@ -79,15 +82,50 @@ def test_a_half_open_tls_client_pins_nothing_and_times_out(server_factory, certs
     assert "TLS handshake with" in server.log()
 
 
-def test_plain_http_to_a_tls_port_is_dropped_without_harm(server_factory, certs):
+def test_plain_http_to_a_tls_port_gets_a_plain_400_and_a_clean_close(server_factory, certs):
     server = server_factory(["-w", "1"] + _tls_args(certs))
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        try:
-            assert sock.recv(100) == b""
-        except ConnectionResetError:
-            pass
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000)
+            reader = ResponseReader(sock)
+            status, headers, body = reader.read()  # a reset would raise here
+            assert status == 400 and b"https://" in body and headers["connection"] == ["close"]
+            assert sock.recv(100) == b""  # then a clean close
     assert requests.get("https://127.0.0.1:%d/" % server.port, verify=str(certs / "ca.pem")).status_code == 200
+    assert "refused TLS handshake from 127.0.0.1" in server.log() and "plain HTTP" in server.log()
+
+
+def _refusal_alerts(port, certs, client_cert, tries):
+    """How each of ``tries`` clients learned it was refused: the TLS alert's reason, or the error."""
+    outcomes = collections.Counter()
+    for _ in range(tries):
+        context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        if client_cert:
+            context.load_cert_chain(str(certs / ("%s.pem" % client_cert)), str(certs / ("%s.key" % client_cert)))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+                with context.wrap_socket(raw, server_hostname="localhost") as sock:
+                    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # TLS 1.3: sent before the verdict
+                    outcomes["answered: %r" % sock.recv(12)] += 1
+        except ssl.SSLError as exc:
+            outcomes[exc.reason or repr(exc)] += 1
+        except OSError as exc:
+            outcomes[repr(exc)] += 1
+    return outcomes
+
+
+def test_every_refused_mutual_tls_client_gets_the_alert_not_a_reset(server_factory, certs):
+    server = server_factory(["-w", "1", "--cert-reqs", "required", "--ca-certs", str(certs / "ca.pem")]
+                            + _tls_args(certs))
+    started = time.monotonic()
+    assert _refusal_alerts(server.port, certs, None, 100) == {"TLSV13_ALERT_CERTIFICATE_REQUIRED": 100}
+    assert _refusal_alerts(server.port, certs, "rogue", 40) == {"TLSV1_ALERT_UNKNOWN_CA": 40}
+    seconds = time.monotonic() - started
+    assert _refusal_alerts(server.port, certs, "client", 1) == {"answered: b'HTTP/1.1 200'": 1}
+    log_text = server.log()
+    warnings = log_text.count("refused TLS handshake from 127.0.0.1")
+    assert 1 <= warnings <= seconds + 2, log_text  # at most one a second
+    assert "PEER_DID_NOT_RETURN_A_CERTIFICATE" in log_text
 
 
 def test_mutual_tls_requires_a_client_certificate(server_factory, certs):
@@ -164,3 +202,17 @@ def test_a_large_response_reaches_a_slow_tls_reader_whole(server_factory, certs)
             reader = ResponseReader(sock)
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # the connection is still in step
             assert reader.read()[0] == 200
+
+
+def test_refused_handshakes_are_warned_at_most_once_a_second(caplog):
+    from forkwsgi.tls import RefusalLog
+    now = [100.0]
+    refusals = RefusalLog(clock=lambda: now[0])
+    with caplog.at_level("WARNING", logger="forkwsgi"):
+        for step in range(30):  # three seconds of ten refusals a second
+            now[0] = 100.0 + step * 0.1
+            refusals.refused(("203.0.113.7", 4000 + step), "PEER_DID_NOT_RETURN_A_CERTIFICATE")
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 3, lines
+    assert lines[0] == "refused TLS handshake from 203.0.113.7:4000: PEER_DID_NOT_RETURN_A_CERTIFICATE"
+    assert lines[1].endswith("; 9 more refused since the last line like this")

@@ -10,6 +10,10 @@ complete is never searched twice, and chunk lines are checked piece by piece
 by expressions that cannot backtrack. Lines end at the first LF, as in the
 head: a bare LF is 400, and a line too long is refused as soon as it is
 provably so (not counting a last CR that may start the CRLF).
+
+A receiver owns its sink until the body is complete: a body refused on the
+way (413, bad framing, a spool write that fails) closes it at once, and so
+does ``close()`` for one abandoned, so that no spool file stays open.
 """
 import re
 
@@ -39,12 +43,20 @@ class FixedLengthBody:
     def rescan(self):
         pass
 
+    def close(self):
+        """The body will not be read: close its sink (and any spool file)."""
+        self.sink.close()
+
     def feed(self, buf):
         """Consume body bytes from ``buf``; return True once complete."""
         if self.remaining:
             take = min(self.remaining, len(buf))
             if take:
-                self.sink.write(buf[:take] if take < len(buf) else buf)
+                try:
+                    self.sink.write(buf[:take] if take < len(buf) else buf)
+                except BaseException:  # the spool cannot take it (disk full): nobody will read the rest
+                    self.sink.close()
+                    raise
                 del buf[:take]
                 self.remaining -= take
         return self.remaining == 0
@@ -117,6 +129,10 @@ class ChunkedBody:
         """The buffer was changed from outside: search the current line from its start again."""
         self._scan = 0
 
+    def close(self):
+        """The body will not be read: close its sink (and any spool file)."""
+        self.sink.close()
+
     def feed(self, buf):
         """Consume chunked bytes from ``buf``; return True once the last chunk and trailers are in."""
         # Consumed bytes are deleted once, on the way out: pos walks the buffer meanwhile.
@@ -175,6 +191,9 @@ class ChunkedBody:
                     parse_trailer(line.decode("latin-1"))
                 else:
                     return True
+        except BaseException:  # refused (413, bad framing) or not spooled: nobody will read this body
+            self.sink.close()
+            raise
         finally:
             self.state = state
             if pos:

@@ -330,9 +330,19 @@ class RequestReader:
             if request.body is not None:
                 request.body.close()
         if scratch.request is not None:
+            scratch.discard()
             raise BadRequest("connection closed before the request body was complete")
         if scratch.in_progress:
             raise BadRequest("connection closed before the request head was complete")
+
+    def discard(self):
+        """Nothing more of this input will be served (a refusal, a close): drop it, and close the
+        file of a body being received now rather than whenever the reader is collected."""
+        if self.body is not None:
+            self.body.close()
+            self.body = None
+        self.request = None
+        self.buf.clear()
 
     def needs_continue(self):
         """True once: the head asked for 100-continue and the body has not come."""
