@@ -26,7 +26,8 @@ class ClientGone(Exception):
 class Connection:
     __slots__ = ("worker", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io",
                  "served", "proxy_pending", "linger_until", "busy", "waiting_since", "pending",
-                 "close_after", "send_progress_at", "tls", "handshaking", "client_closed", "running", "read_paused")
+                 "close_after", "send_progress_at", "tls", "handshaking", "client_closed", "running", "read_paused",
+                 "suspended")
 
     def __init__(self, worker, sock, peer, base, proxy_pending, tls=False):
         self.worker = worker
@@ -52,11 +53,14 @@ class Connection:
         self.client_closed = False  # the client shut its side: serve what it sent, then close
         self.running = None  # (method, target, wall-clock start, monotonic start) while in the app
         self.read_paused = False  # too much unparsed input while it cannot be served: not polled for input
+        self.suspended = None  # the request (handler.RequestRun) whose body waits for this client to read
 
     # ----- output, called by the owner while a response is written
 
-    def send(self, data):
-        """Write through while the client keeps up; queue the rest for the event loop."""
+    def send(self, data, wait=True):
+        """Write through while the client keeps up; queue the rest for the event loop. Past the
+        buffer's limits, wait for the client (bounded), unless the caller can stop instead
+        (``wait`` False: it asks has_room, and leaves the rest for later)."""
         out = self.out
         if not out.segments:
             try:
@@ -70,8 +74,17 @@ class Connection:
             data = memoryview(data)[sent:]
             self.send_progress_at = _monotonic()
         out.append(data)
-        if out.full or out.memory > out.memory_limit:
+        if wait and out.full:
             self._wait_drained()
+
+    def has_room(self):
+        """Whether a body may go on: the output buffer is within its limits."""
+        return not self.out.full
+
+    def drained_enough(self):
+        """Whether a suspended body may go on: the client took half of what filled the buffer."""
+        out = self.out
+        return out.size <= out.max_size // 2 and out.memory <= out.memory_limit
 
     def _send_tls(self, data):
         """What the TLS socket takes now, one record at a time (see tls.TLS_WRITE)."""

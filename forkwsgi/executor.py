@@ -17,7 +17,6 @@ import threading
 import time
 from collections import deque
 
-from .handler import run_request
 from .logs import log
 
 _monotonic = time.monotonic
@@ -45,7 +44,8 @@ class InlineExecutor:
             self.watching = True
             threading.Thread(target=self._watch, name="forkwsgi-handoff-watcher", daemon=True).start()
 
-    def submit(self, conn, request):
+    def submit(self, conn, job):
+        """Run ``job`` (handler.RequestRun) for ``conn`` now, in the loop's thread."""
         worker = self.worker
         lock = worker.lock if self.watching else None
         self.current = conn
@@ -54,7 +54,7 @@ class InlineExecutor:
         if lock is not None:
             lock.release()  # the watcher may move other connections meanwhile
         try:
-            keep_alive = run_request(worker, conn, request)
+            keep_alive = job.run()
         finally:
             if lock is not None:
                 lock.acquire()
@@ -110,22 +110,21 @@ class ThreadPoolExecutor:
         for number in range(self.threads):
             threading.Thread(target=self._run, name="forkwsgi-app-%d" % number, daemon=True).start()
 
-    def submit(self, conn, request):
+    def submit(self, conn, job):
         self.in_flight += 1
         self.free -= 1
-        self.jobs.put((conn, request))
+        self.jobs.put((conn, job))
 
     def _run(self):
-        worker = self.worker
         while True:
             job = self.jobs.get()
             if job is None:
                 return
-            conn, request = job
+            conn, run = job
             keep_alive = False
             try:
-                keep_alive = run_request(worker, conn, request)
-            except BaseException:  # run_request handles app errors; this is the server's own bug
+                keep_alive = run.run()
+            except BaseException:  # RequestRun handles app errors; this is the server's own bug
                 log.exception("request thread failed")
             self.done.append((conn, keep_alive))
             try:

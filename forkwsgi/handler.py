@@ -2,6 +2,11 @@
 
 Called by the event loop's thread (one thread per worker) or by a pool
 thread (--threads); it touches only its own connection.
+
+A response body the client does not take as fast as the app makes it is not
+waited for: once the connection's output buffer is full, the app's iterable
+is left where it is (the request is *suspended*) and the thread goes back to
+serve others. The loop resumes it when the client has taken enough.
 """
 import time
 
@@ -12,37 +17,87 @@ from .logs import log
 from .wsgi import Response
 
 _monotonic = time.monotonic
+SUSPENDED = "suspended"  # what RequestRun.run returns while its body waits for the client
 
 
-def run_request(worker, conn, request):
-    """Run the app for ``request`` and write its response. True if the connection stays open."""
-    cfg = worker.cfg
-    environ = build_environ(request, conn.base, worker.trusted)
-    response = Response(conn.send, conn.send_file, request, worker.keeps_alive(conn, request),
-                        worker.dates.get(), worker.closing_check)
-    started = time.time()
-    conn.running = (request.method, request.target, started, _monotonic())  # for --timeout reports
-    stats = worker.stats  # shared-memory counters (stats.py); None when nothing reads them
-    slot = stats.begin(request.method, request.target, started) if stats is not None else -1
-    result = None
-    try:
+class RequestRun:
+    """One request's way through the app, in one call or in several when its body waits."""
+
+    __slots__ = ("worker", "conn", "request", "environ", "response", "result", "started", "slot")
+
+    def __init__(self, worker, conn, request):
+        self.worker = worker
+        self.conn = conn
+        self.request = request
+        self.environ = None
+        self.response = None
+        self.result = None
+        self.started = 0.0
+        self.slot = -1
+
+    def run(self):
+        """Start the request, or go on with its body; True/False: done, keep the connection open
+        or not; SUSPENDED: the client must take some of the body first (Connection.has_room)."""
+        conn = self.conn
+        request = self.request
+        conn.running = (request.method, request.target, time.time(), _monotonic())  # for --timeout
+        try:
+            behind = self._start() if self.response is None else self.response.write_more(conn.has_room)
+            if behind:
+                conn.running = None
+                conn.suspended = self  # the loop takes it up again as the client reads (Worker._resume)
+                return SUSPENDED
+        except ClientGone as exc:
+            log.debug("client %s:%s went away: %s", conn.peer[0], conn.peer[1], exc)
+            self.response.keep_alive = False
+        except Exception:
+            self._failed()
+        return self.finish()
+
+    def _start(self):
+        """Call the app and write what its body gives while the client keeps up; True if suspended."""
+        worker = self.worker
+        request = self.request
+        conn = self.conn
+        cfg = worker.cfg
+        self.response = response = Response(conn.send, conn.send_file, request, worker.keeps_alive(conn, request),
+                                            worker.dates.get(), worker.closing_check)
+        self.environ = environ = build_environ(request, conn.base, worker.trusted)
+        self.started = started = time.time()
+        stats = worker.stats  # shared-memory counters (stats.py); None when nothing reads them
+        if stats is not None:
+            self.slot = stats.begin(request.method, request.target, started)
         if cfg.pre_request is not None:
             cfg.pre_request(worker, environ)
-        result = worker.app(environ, response.start_response)
-        response.write_result(result)
-    except ClientGone as exc:
-        log.debug("client %s:%s went away: %s", conn.peer[0], conn.peer[1], exc)
-        response.keep_alive = False
-    except Exception:
+        self.result = worker.app(environ, response.start_response)
+        return response.write_result(self.result, conn.has_room)
+
+    def _failed(self):
+        request = self.request
+        response = self.response
         log.exception("error handling %s %s", request.method, request.target[:200])
         response.keep_alive = False
         if not response.head_sent:
             response.status = "500 Internal Server Error"
             try:
-                conn.send(error_response(500, "Internal Server Error", worker.dates.value))
+                self.conn.send(error_response(500, "Internal Server Error", self.worker.dates.value))
             except ClientGone:
                 pass
-    finally:
+
+    def abandon(self):
+        """The connection closes under a suspended body: finish the request, the rest unsent."""
+        self.response.keep_alive = False
+        self.finish()
+
+    def finish(self):
+        """Close the app's iterable and the body, count, log and run post_request: once, whether
+        the body was all written or the connection is closed under it. True to keep it open."""
+        worker = self.worker
+        request = self.request
+        response = self.response
+        conn = self.conn
+        conn.running = None
+        result, self.result = self.result, None
         if result is not None and hasattr(result, "close"):
             try:
                 result.close()
@@ -51,20 +106,21 @@ def run_request(worker, conn, request):
                 response.keep_alive = False
         if request.body is not None:
             request.body.close()
-        conn.running = None
+        elapsed = time.time() - self.started
+        stats = worker.stats
         if stats is not None:  # counted before the next request: exact even if the worker is killed then
-            stats.end(slot, request.method,
+            stats.end(self.slot, request.method,
                       response.code if response.head_sent else int(response.status[:3]) if response.status else 0,
-                      request.content_length or 0, response.sent, time.time() - started)
-    if worker.access_log is not None:
-        worker.access_log.write(environ, response.status, response.headers or [], response.sent,
-                                time.time() - started)
-    if cfg.post_request is not None:
-        try:
-            cfg.post_request(worker, environ, response.status, response.sent)
-        except Exception:
-            log.exception("post_request hook failed")
-    return response.keep_alive
+                      request.content_length or 0, response.sent, elapsed)
+        if worker.access_log is not None:
+            worker.access_log.write(self.environ or {}, response.status, response.headers or [], response.sent, elapsed)
+        cfg = worker.cfg
+        if cfg.post_request is not None:
+            try:
+                cfg.post_request(worker, self.environ, response.status, response.sent)
+            except Exception:
+                log.exception("post_request hook failed")
+        return response.keep_alive
 
 
 def answer_health(worker, conn, request):

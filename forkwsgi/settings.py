@@ -196,9 +196,9 @@ SETTINGS = [
     Setting("body_timeout", non_negative_float, 30.0, ("--body-timeout",),
             "Seconds a request body may stall without a byte arriving.", "Timeouts", "SECONDS"),
     Setting("send_timeout", non_negative_float, 30.0, ("--send-timeout",),
-            "Seconds a response may wait for the client to take a byte before the connection is dropped. "
-            "An app writing more than output_buffer_max waits at most this long for the client to take "
-            "half of it.", "Timeouts", "SECONDS"),
+            "Seconds a response may wait for the client to take a byte before the connection is dropped "
+            "(a body suspended past output_buffer_max too; an app using write() waits at most this long for "
+            "the client to take half of it).", "Timeouts", "SECONDS"),
     Setting("shutdown_delay", non_negative_float, 0.0, ("--shutdown-delay",),
             "On TERM, keep accepting and serving for this many seconds (health checks fail, responses say "
             "Connection: close) before the graceful stop: load balancers stop sending first.",
@@ -225,7 +225,8 @@ SETTINGS = [
             "beyond this they spill to a file in spool_dir.", "Limits", "BYTES"),
     Setting("output_buffer_max", positive_int, 64 << 20, ("--output-buffer-max",),
             "Most bytes of unsent response a connection buffers (memory and spill file); beyond this "
-            "the app's writes wait for the client.", "Limits", "BYTES"),
+            "the app's body is suspended until the client has taken half (write() waits instead).",
+            "Limits", "BYTES"),
     Setting("output_spill_budget", non_negative_int, 256 << 20, ("--output-spill-budget",),
             "Most bytes of response output one worker keeps spilled in spool_dir, all its connections "
             "together; past it, output waits in memory up to output_buffer_memory, then the app's "

@@ -26,8 +26,8 @@ def sweep(worker, now):
     for conn in list(connections.values()):
         if connections.get(conn.fd) is not conn:
             continue  # closed or handed off while an earlier one ran its request
-        if conn.busy or conn in worker.waiting or conn.pending is not None:
-            continue  # waiting for us, never the client's fault
+        if (conn.busy and conn.suspended is None) or conn in worker.waiting or conn.pending is not None:
+            continue  # waiting for us, never the client's fault (a suspended body waits for the client)
         reader = conn.reader
         if conn.linger_until:
             if now > conn.linger_until:

@@ -21,7 +21,7 @@ from .environ import base_environ
 from .errors import ConfigError
 from .executor import InlineExecutor, ThreadPoolExecutor
 from .forwarded import TrustedPeers
-from .handler import answer_health
+from .handler import RequestRun, answer_health
 from .http.errors import HTTPError
 from .http.parser import Limits
 from .http.proxy import parse_proxy_v1
@@ -400,7 +400,7 @@ class Worker:
     def _watch(self, conn, write=False):
         """Poll ``conn`` for input (until its client closed, or while it is paused) and, while output
         is queued, for room."""
-        reading = not (conn.client_closed or conn.read_paused)
+        reading = not (conn.client_closed or conn.read_paused or conn.suspended is not None)
         self.poller.modify(conn.fd, (READ if reading else 0) | (WRITE if write else 0))
 
     def _resume_reading(self, conn):
@@ -456,6 +456,10 @@ class Worker:
         except ClientGone as exc:
             log.debug("client %s:%s went away: %s", conn.peer[0], conn.peer[1], exc)
             self.close(conn)
+            return
+        if conn.suspended is not None:
+            if conn.drained_enough():
+                self._resume(conn)
             return
         if done:
             conn.last_io = _monotonic()  # idle from when the response has left, not from when it was queued
@@ -554,7 +558,14 @@ class Worker:
             self._retire_soon(_stats.RETIRE_MAX_REQUESTS)
         if self.executor.threads > 1:
             self.poller.remove(conn.fd)  # its thread owns it until done
-        self.executor.submit(conn, request)
+        self.executor.submit(conn, RequestRun(self, conn, request))
+
+    def _resume(self, conn):
+        """A suspended body goes on: its client has taken enough of what was queued."""
+        run, conn.suspended = conn.suspended, None
+        if self.executor.threads > 1:
+            self.poller.remove(conn.fd)  # its thread owns it until done, or suspended again
+        self.executor.submit(conn, run)
 
     def _check_memory(self):
         """--max-worker-memory: past the limit, retire gracefully as for max-requests (one pread per request)."""
@@ -580,11 +591,16 @@ class Worker:
             self._resume_reading(conn)
 
     def request_done(self, conn, keep_alive, now=None):
-        """A response is written (or queued); in the loop's thread."""
-        conn.busy = False
-        conn.started = conn.last_io = now = now or _monotonic()
+        """A response is written (or queued), or its body waits for the client; in the loop's thread."""
+        now = now or _monotonic()
         if not self.hung:
             self.heartbeat.beat(now)  # a pipelined burst of requests is not silence
+        if conn.suspended is not None:  # still busy: the loop drains, then resumes it (_on_writable)
+            conn.send_progress_at = now
+            self._watch(conn, write=True)
+            return
+        conn.busy = False
+        conn.started = conn.last_io = now
         if self.memory_guard is not None and not self.retire_requested and not self.stopping:
             self._check_memory()
         if conn.out.segments:
@@ -648,6 +664,9 @@ class Worker:
         del self.connections[conn.fd]
         self.waiting.pop(conn, None)
         self.poller.remove(conn.fd)
+        if conn.suspended is not None:  # its client stopped reading, or the worker stops
+            run, conn.suspended = conn.suspended, None
+            run.abandon()
         conn.close()
 
     def close_idle(self, conn):

@@ -47,7 +47,8 @@ class Response:
     """One request's response: start_response, write(), and framing on the wire."""
 
     __slots__ = ("send", "sendfile", "is_head", "version11", "keep_alive", "extra", "closing",
-                 "status", "code", "headers", "fields", "app_closes", "head_sent", "chunked", "length", "sent")
+                 "status", "code", "headers", "fields", "app_closes", "head_sent", "chunked", "length", "sent",
+                 "rest")
 
     def __init__(self, send, sendfile, request, keep_alive, extra, closing=None):
         self.send = send
@@ -64,6 +65,7 @@ class Response:
         self.chunked = False
         self.length = None
         self.sent = 0
+        self.rest = None  # the app's iterator, while its body waits for the client (write_more)
 
     def start_response(self, status, headers, exc_info=None):
         if exc_info is not None:
@@ -122,37 +124,55 @@ class Response:
             return chunk(data)
         return data
 
-    def write(self, data):
-        """The ``write()`` callable, and the path for every streamed body chunk."""
+    def write(self, data, wait=True):
+        """The ``write()`` callable (which waits while the client is behind: it cannot be left and
+        taken up again), and the path for every streamed body chunk (which need not wait)."""
         if type(data) is not bytes:
             raise InvalidResponse("response body must be bytes, got %s" % type(data).__name__)
         if not data:
             return
         if not self.head_sent:
-            self.send(self._render_head(None) + self._frame(data))
+            self.send(self._render_head(None) + self._frame(data), wait)
         else:
             framed = self._frame(data)
             if framed:
-                self.send(framed)
+                self.send(framed, wait)
 
-    def write_result(self, result):
-        """Send the app's return value, then finish the message."""
+    def write_result(self, result, room=None):
+        """Send the app's return value, then finish the message.
+
+        With ``room`` (a callable saying whether the client keeps up), an iterable is not written
+        past a full output buffer: True then, and write_more goes on once the client has taken
+        some. A list is in memory already: it is queued whole."""
         if type(result) is list or type(result) is tuple:
             if not self.head_sent:
                 for item in result:
                     if type(item) is not bytes:
                         raise InvalidResponse("response body must be bytes, got %s" % type(item).__name__)
                 body = result[0] if len(result) == 1 else b"".join(result)
-                self.send(self._render_head(len(body)) + self._frame(body))
+                self.send(self._render_head(len(body)) + self._frame(body), room is None)
             else:
                 for item in result:
-                    self.write(item)
+                    self.write(item, room is None)
         elif isinstance(result, FileWrapper) and not self.head_sent and result.sendfile_span():
             self._send_file(*result.sendfile_span())
         else:
-            for item in result:
-                self.write(item)
+            self.rest = iter(result)
+            return self.write_more(room)
         self.finish()
+        return False
+
+    def write_more(self, room=None):
+        """Go on with the app's iterable (see write_result); True if the client is behind again."""
+        write = self.write
+        wait = room is None
+        for item in self.rest:
+            write(item, wait)
+            if not wait and not room():
+                return True
+        self.rest = None
+        self.finish()
+        return False
 
     def _send_file(self, fd, offset, size):
         """Head, then the file straight from the page cache with os.sendfile."""
@@ -165,9 +185,9 @@ class Response:
     def finish(self):
         """End the message; a body shorter than its Content-Length forces the connection closed."""
         if not self.head_sent:
-            self.send(self._render_head(0))
+            self.send(self._render_head(0), False)
         elif self.chunked:
-            self.send(LAST_CHUNK)
+            self.send(LAST_CHUNK, False)
         if (self.length is not None and self.sent < self.length and not self.is_head
                 and self.code not in NO_BODY_STATUSES):
             self.keep_alive = False

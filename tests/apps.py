@@ -74,6 +74,9 @@ def app(environ, start_response):
     if path == "/tracked":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Tracked([b"tracked"], query or "tracked")
+    if path == "/tracked-big":  # 64 MiB in 64 KiB chunks, closed with a marker
+        start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(64 << 20))])
+        return Tracked((b"x" * 65536 for _ in range(1024)), query or "tracked-big")
     if path == "/raise":
         raise RuntimeError("boom before start_response")
     if path == "/raise-tracked":

@@ -573,6 +573,39 @@ def test_slow_reader_does_not_hold_the_worker(start, loads):
     assert worst < 1.0, "a request waited %.2fs behind the slow reader" % worst
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_clients_that_never_read_a_big_body_hold_no_worker(start, threads):
+    """Two clients ask for 200 MB each and stop reading: once their buffers are full, the app's
+    body waits (suspended), not the worker; a fresh GET is answered at once."""
+    server = start(["-w", "2", "--threads", threads])
+    stuck = []
+    try:
+        for _ in range(2):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(b"GET /big?size=%d HTTP/1.1\r\nHost: x\r\n\r\n" % (200 * 1000 * 1000))
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")  # the body is under way; now never read
+            stuck.append(sock)
+        latencies = []
+        deadline = time.monotonic() + 4.0  # long enough for both output buffers to fill
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            with connect(server.port, timeout=10) as fresh:
+                status = get_on(fresh, ResponseReader(fresh), "/pid")[0]
+            latencies.append(time.monotonic() - started)
+            assert status == 200
+            time.sleep(0.25)
+        print("\n[faults] never-reading clients, --threads %s: %d fresh GETs, worst %.3fs"
+              % (threads, len(latencies), max(latencies)), flush=True)
+        assert max(latencies) < 0.5, latencies
+    finally:
+        for sock in stuck:
+            sock.close()
+
+
 # ----- 8, 9: a stopped worker, a killed worker
 
 

@@ -8,7 +8,7 @@ from forkwsgi.wsgi import Response
 def _run(method, result, headers=(), version="HTTP/1.1"):
     sent = []
     request = Request(method, "/", version, [("host", "x")])
-    response = Response(sent.append, None, request, True, "")
+    response = Response(lambda data, wait=True: sent.append(data), None, request, True, "")
     response.start_response("200 OK", list(headers))
     response.write_result(result)
     return b"".join(sent), response
@@ -92,3 +92,37 @@ def test_validation_caches_never_let_a_bad_status_or_header_through():
     assert len(framing._VALID_FIELDS) <= known.MAX
     with pytest.raises(framing.InvalidResponse):
         framing.response_fields([("X-Id", "1\n")])
+
+
+def test_a_streamed_body_stops_while_the_client_is_behind_and_goes_on_where_it_stopped():
+    sent = []
+    waits = []
+
+    def send(data, wait=True):
+        sent.append(data)
+        waits.append(wait)
+    request = Request("GET", "/", "HTTP/1.1", [("host", "x")])
+    response = Response(send, None, request, True, "")
+    response.start_response("200 OK", [("Content-Length", "6")])
+    produced = []
+
+    def body():
+        for part in (b"ab", b"cd", b"ef"):
+            produced.append(part)
+            yield part
+    room = iter([True, False, True, True])
+    assert response.write_result(body(), lambda: next(room)) is True
+    assert produced == [b"ab", b"cd"], "nothing is taken from the app past a full buffer"
+    assert response.write_more(lambda: next(room)) is False
+    assert produced == [b"ab", b"cd", b"ef"]
+    assert b"".join(sent).endswith(b"\r\n\r\nabcdef") and response.keep_alive
+    assert not any(waits), "a body that can stop never waits for the client"
+
+
+def test_a_list_body_is_queued_whole_without_waiting():
+    sent = []
+    request = Request("GET", "/", "HTTP/1.1", [("host", "x")])
+    response = Response(lambda data, wait=True: sent.append((data, wait)), None, request, True, "")
+    response.start_response("200 OK", [])
+    assert response.write_result([b"x" * 100], lambda: False) is False
+    assert len(sent) == 1 and sent[0][1] is False and sent[0][0].endswith(b"x" * 100)

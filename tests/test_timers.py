@@ -118,3 +118,18 @@ def test_a_request_that_arrives_during_a_long_loop_turn_keeps_its_connection_ope
         finally:
             for sock in busy:
                 sock.close()
+
+
+def test_a_body_waiting_for_a_client_that_stopped_reading_ends_at_the_send_timeout(server_factory, tmp_path):
+    """The app's iterable is closed (its close() runs) and the connection dropped; the worker serves on."""
+    import socket
+    server = server_factory(["-w", "1", "--send-timeout", "1", "--output-buffer-max", "1048576",
+                             "--output-buffer-memory", "262144"], env={"TEST_MARKER_DIR": str(tmp_path)})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as stuck:
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        stuck.sendall(b"GET /tracked-big?never-read HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert stuck.recv(1024).startswith(b"HTTP/1.1 200")
+        with connect(server.port) as other:  # served while that body waits
+            other.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert ResponseReader(other).read()[0] == 200
+        assert wait_for((tmp_path / "never-read").exists, 10.0), "the app's iterable was never closed"
