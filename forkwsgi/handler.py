@@ -8,6 +8,7 @@ waited for: once the connection's output buffer is full, the app's iterable
 is left where it is (the request is *suspended*) and the thread goes back to
 serve others. The loop resumes it when the client has taken enough.
 """
+import threading
 import time
 
 from .connection import ClientGone
@@ -23,7 +24,8 @@ SUSPENDED = "suspended"  # what RequestRun.run returns while its body waits for 
 class RequestRun:
     """One request's way through the app, in one call or in several when its body waits."""
 
-    __slots__ = ("worker", "conn", "request", "environ", "response", "result", "started", "slot")
+    __slots__ = ("worker", "conn", "request", "environ", "response", "result", "started", "slot", "began",
+                 "thread", "timed_out")
 
     def __init__(self, worker, conn, request):
         self.worker = worker
@@ -32,15 +34,19 @@ class RequestRun:
         self.environ = None
         self.response = None
         self.result = None
-        self.started = 0.0
+        self.started = 0.0  # wall clock, when the app was first called
         self.slot = -1
+        self.began = 0.0  # monotonic, when this turn in the app began (for --timeout)
+        self.thread = 0  # the thread running it now
+        self.timed_out = False  # answered 504 past --timeout: counted and logged then, not again
 
     def run(self):
         """Start the request, or go on with its body; True/False: done, keep the connection open
         or not; SUSPENDED: the client must take some of the body first (Connection.has_room)."""
         conn = self.conn
-        request = self.request
-        conn.running = (request.method, request.target, time.time(), _monotonic())  # for --timeout
+        self.began = _monotonic()
+        self.thread = threading.get_ident()
+        conn.running = self  # for --timeout
         try:
             behind = self._start() if self.response is None else self.response.write_more(conn.has_room)
             if behind:
@@ -106,21 +112,43 @@ class RequestRun:
                 response.keep_alive = False
         if request.body is not None:
             request.body.close()
+        if self.timed_out:  # its 504 was counted and logged when it was cut loose
+            return False
+        self._account(response.code if response.head_sent else int(response.status[:3]) if response.status else 0)
+        return response.keep_alive
+
+    def time_out(self):
+        """Past --timeout: answer 504 if nothing of the response has gone yet, count and log it now.
+        Called from another thread (the loop) or a signal handler while the app call runs on."""
+        self.timed_out = True
+        response = self.response
+        response.keep_alive = False
+        if not response.head_sent:
+            response.status = "504 Gateway Timeout"
+            try:
+                self.conn.send(error_response(504, "Gateway Timeout", self.worker.dates.value), False)
+            except ClientGone:
+                pass
+        self._account(response.code if response.head_sent else 504)
+
+    def _account(self, code):
+        """Counters, access log and post_request hook for the finished request."""
+        worker = self.worker
+        request = self.request
+        response = self.response
         elapsed = time.time() - self.started
         stats = worker.stats
         if stats is not None:  # counted before the next request: exact even if the worker is killed then
-            stats.end(self.slot, request.method,
-                      response.code if response.head_sent else int(response.status[:3]) if response.status else 0,
-                      request.content_length or 0, response.sent, elapsed)
+            stats.end(self.slot, request.method, code, request.content_length or 0, response.sent, elapsed)
         if worker.access_log is not None:
-            worker.access_log.write(self.environ or {}, response.status, response.headers or [], response.sent, elapsed)
+            worker.access_log.write(self.environ or {}, response.status, response.headers or [],
+                                    response.sent, elapsed)
         cfg = worker.cfg
         if cfg.post_request is not None:
             try:
                 cfg.post_request(worker, self.environ, response.status, response.sent)
             except Exception:
                 log.exception("post_request hook failed")
-        return response.keep_alive
 
 
 def answer_health(worker, conn, request):

@@ -184,7 +184,8 @@ SETTINGS = [
             "Server", "DIR"),
     # Timeouts and limits
     Setting("timeout", non_negative_int, 30, ("-t", "--timeout"),
-            "Seconds a worker may stay silent (stuck in the app) before it is killed and replaced; 0 disables.",
+            "Seconds a request may run in the app before it is answered 504 and its worker replaced (with "
+            "--threads, after its other threads finish); 0 disables.",
             "Timeouts", "INT"),
     Setting("graceful_timeout", non_negative_int, 30, ("--graceful-timeout",),
             "Seconds workers get to finish in-flight and queued requests on graceful stop.", "Timeouts", "INT"),

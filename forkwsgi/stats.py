@@ -16,7 +16,7 @@ Layout (native byte order, 8-byte words; ``w`` = word index):
     w 579, 580   connections handed to a sibling, taken from one
     w 581        gauge: open connections (stored once per loop turn)
     w 582        gauge: 1 once the worker is stopping
-    w 583        why the worker retires itself: 0, RETIRE_MAX_REQUESTS, RETIRE_MEMORY
+    w 583        why the worker retires itself: 0, RETIRE_MAX_REQUESTS, RETIRE_MEMORY, RETIRE_TIMEOUT
     w 584        number of request slots that follow
 
     bytes 8192 + 288*i: request slot i (one per app thread, at most MAX_SLOTS):
@@ -65,8 +65,8 @@ STOPPING = CONNECTIONS + 1
 RETIRE_REASON = STOPPING + 1
 SLOT_COUNT = RETIRE_REASON + 1
 
-RETIRE_MAX_REQUESTS, RETIRE_MEMORY = 1, 2
-RETIRE_NAMES = {RETIRE_MAX_REQUESTS: "max-requests", RETIRE_MEMORY: "memory"}
+RETIRE_MAX_REQUESTS, RETIRE_MEMORY, RETIRE_TIMEOUT = 1, 2, 3
+RETIRE_NAMES = {RETIRE_MAX_REQUESTS: "max-requests", RETIRE_MEMORY: "memory", RETIRE_TIMEOUT: "timeout"}
 
 MAX_SLOTS = 16
 PATH_BYTES = 256

@@ -58,12 +58,13 @@ def sweep(worker, now):
 
 
 def check_stuck_threads(worker):
-    """--threads: the loop beats on while a thread is stuck; past --timeout it stops beating, so the
-    master aborts the worker as any silent one, and the log names the request."""
+    """--threads: the loop beats on while a thread is stuck; past --timeout the worker cuts the
+    oldest such request loose itself (Worker.cut_loose) and retires. Its other threads' requests
+    are spared: they finish within --graceful-timeout, as on any graceful stop."""
+    if worker.stopping or worker.retire_requested:
+        return
     timeout = worker.cfg.timeout
     now = time.monotonic()  # not the wall clock: an NTP step must not look like a stuck request
-    for method, target, _, started in worker.running_requests():
-        if now - started > timeout and not worker.hung:
-            log.critical("worker %d: %s %s has run %.1fs, past --timeout %ds; the master will abort "
-                         "this worker", worker.pid, method, target[:200], now - started, timeout)
-            worker.hung = True
+    runs = [run for run in worker.running_requests() if now - run.began > timeout]
+    if runs:
+        worker.cut_loose(min(runs, key=lambda run: run.began))

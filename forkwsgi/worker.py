@@ -11,8 +11,10 @@ import random
 import signal
 import socket
 import ssl
+import sys
 import threading
 import time
+import traceback
 
 from .appload import AppImportError, load_app
 from .board import DRAINING
@@ -79,7 +81,9 @@ class Worker:
         self.spill_budget = SpillBudget(cfg.output_spill_budget)  # shared by the connections' output
         self.proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         self.keepalive = cfg.keepalive > 0
-        self.poll_interval = min(1.0, cfg.timeout / 4) if cfg.timeout else 1.0
+        # With app threads the loop times requests out itself: it looks often enough to cut one
+        # within a quarter second of --timeout.
+        self.poll_interval = min(1.0 if cfg.threads == 1 else 0.25, cfg.timeout / 4) if cfg.timeout else 1.0
         self.dates = DateCache()
         self.access_log = None
         self.poller = None
@@ -87,7 +91,7 @@ class Worker:
         self.lock = threading.Lock()  # held by the loop; free only while an inline app call runs
         self.resumed_at = 0.0
         self.polled_at = 0.0  # when the last poll returned: input that came later is not seen yet
-        self.hung = False
+        self.cut_loose_conns = set()  # connections of requests past --timeout whose threads run on, abandoned
         self.stats = _stats.current  # shared-memory counters the master reads (None: observability off)
         if self.stats is not None:
             self.stats.setup_threads(cfg.threads)
@@ -137,8 +141,7 @@ class Worker:
         self.heartbeat.mark_booted()
 
     def beat(self, now):
-        if not self.hung:
-            self.heartbeat.beat(now)
+        self.heartbeat.beat(now)
 
     # ----- signals: handlers only record; the loop acts
 
@@ -152,11 +155,16 @@ class Worker:
         raise SystemExit(0)
 
     def _abort(self, signum, frame):
+        """The master found this worker silent past --timeout (an inline app call that does not
+        return): answer 504 where nothing was sent yet, then exit."""
         now = _monotonic()
-        running = ", ".join("%s %s (%.1fs)" % (method, target[:200], now - started)
-                            for method, target, _, started in self.running_requests())
+        runs = self.running_requests()
+        running = ", ".join("%s %s (%.1fs)" % (run.request.method, run.request.target[:200], now - run.began)
+                            for run in runs)
         log.error("worker %d: aborted by the master (timeout)%s", self.pid,
                   "; running: " + running if running else "")
+        for run in runs:
+            run.time_out()
         self.cfg.call_hook("worker_abort", self)
         raise SystemExit(1)
 
@@ -198,8 +206,30 @@ class Worker:
                 and self.board_page[DRAINING] == 0 and not (self.retiring and conn.tls))
 
     def running_requests(self):
-        """(method, target, wall-clock start, monotonic start) of each request in the app now."""
+        """The handler.RequestRun of each request in the app now."""
         return [conn.running for conn in list(self.connections.values()) if conn.running is not None]
+
+    def cut_loose(self, run):
+        """A thread's request is past --timeout: log where it is stuck, answer its client 504 (if
+        nothing was sent yet), let go of its connection, and retire. The other threads finish
+        their requests and idle connections move to siblings; only the stuck thread is abandoned."""
+        conn = run.conn
+        frame = sys._current_frames().get(run.thread)
+        log.critical("worker %d: %s %s has run %.1fs, past --timeout %gs; answering 504 and replacing this "
+                     "worker once its other requests are done. Stuck at:\n%s", self.pid, run.request.method,
+                     run.request.target[:200], _monotonic() - run.began, self.cfg.timeout,
+                     "".join(traceback.format_stack(frame)) if frame is not None else "(thread gone)")
+        run.time_out()
+        try:
+            conn.sock.shutdown(socket.SHUT_RDWR)  # the thread's next write fails; the fd stays its own
+        except OSError:
+            pass
+        if self.connections.get(conn.fd) is conn:
+            del self.connections[conn.fd]
+            self.waiting.pop(conn, None)
+            self.poller.remove(conn.fd)
+        self.cut_loose_conns.add(conn)
+        self._retire_soon(_stats.RETIRE_TIMEOUT)
 
     # ----- the loop
 
@@ -232,12 +262,15 @@ class Worker:
                     self.begin_stop()
             if intake.drain_until and intake.drain_done(now):
                 intake.close_listeners()
-            if self.stopping and not connections and not executor.in_flight and not intake.drain_until:
+            if self.stopping and not connections and executor.in_flight <= len(self.cut_loose_conns) \
+                    and not intake.drain_until:
                 if self.retiring or not intake.take_handoff():  # a full stop serves what was handed over
                     break
             if self.stopping and now >= self.stop_deadline:
                 log.warning("worker %d: --graceful-timeout reached with %d connection(s) and %d request(s) "
                             "still open; closing them", self.pid, len(connections), executor.in_flight)
+                for run in self.running_requests():
+                    run.time_out()  # a 504 where nothing was sent yet, rather than a bare close
                 break
             intake.refresh(now)
             timeout = intake.poll_timeout(self.poll_interval)
@@ -584,6 +617,10 @@ class Worker:
             self.closing_connections = True  # the response under way already says Connection: close
 
     def _thread_done(self, conn, keep_alive):
+        if conn in self.cut_loose_conns:  # its thread came back after all: only the fd is left to close
+            self.cut_loose_conns.discard(conn)
+            conn.close()
+            return
         self.poller.add(conn.fd, 0 if conn.client_closed else READ)
         self.request_done(conn, keep_alive)
         if not conn.busy and self.connections.get(conn.fd) is conn and not conn.out.segments:
@@ -593,8 +630,7 @@ class Worker:
     def request_done(self, conn, keep_alive, now=None):
         """A response is written (or queued), or its body waits for the client; in the loop's thread."""
         now = now or _monotonic()
-        if not self.hung:
-            self.heartbeat.beat(now)  # a pipelined burst of requests is not silence
+        self.heartbeat.beat(now)  # a pipelined burst of requests is not silence
         if conn.suspended is not None:  # still busy: the loop drains, then resumes it (_on_writable)
             conn.send_progress_at = now
             self._watch(conn, write=True)

@@ -4,6 +4,7 @@ import signal
 import threading
 import time
 
+import pytest
 import requests
 
 from .conftest import ResponseReader, connect, wait_for
@@ -67,14 +68,39 @@ def test_concurrent_connections_never_interleave_responses(server_factory):
     assert _parallel(8, client) == [True] * 8
 
 
-def test_a_stuck_thread_trips_the_timeout_and_the_log_names_its_request(server_factory):
+def test_a_stuck_thread_gets_504_at_the_timeout_and_its_worker_is_replaced(server_factory):
     server = server_factory(["-w", "1", "--threads", "2", "--timeout", "2"])
     pid = requests.get(server.url("/pid")).text
     with connect(server.port, timeout=20) as sock:
+        sent = time.monotonic()
         sock.sendall(b"GET /sleep?30 HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert server.wait_log("GET /sleep?30 has run", 10), server.log()
+        assert ResponseReader(sock).read()[0] == 504
+        assert 1.9 < time.monotonic() - sent < 2.5, "cut at --timeout, not later"
+        assert "GET /sleep?30 has run" in server.log() and "Stuck at:" in server.log()
         assert wait_for(lambda: requests.get(server.url("/pid"), timeout=5).text != pid, 10)
-    assert "WORKER TIMEOUT" in server.log()
+    assert "WORKER TIMEOUT" not in server.log(), "the worker replaced itself; the master had no one to kill"
+
+
+@pytest.mark.slow
+def test_a_request_past_the_timeout_spares_its_sibling_threads(server_factory, tmp_path):
+    """One request stuck for 60 s, then three of 5 s on one worker: the three are served, the stuck
+    one answered 504 at --timeout, the worker replaced, and a request sent right after served."""
+    server = server_factory(["-w", "1", "--threads", "4", "--timeout", "2"], env={"TEST_MARKER_DIR": str(tmp_path)})
+    pid = requests.get(server.url("/pid")).text
+
+    def call(i):
+        with connect(server.port, timeout=30) as sock:
+            if i:  # the stuck one is the first to run: the oldest past --timeout is the one cut
+                assert wait_for((tmp_path / "sleeping").exists, 5.0)
+            started = time.monotonic()
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % (b"/sleep?5" if i else b"/sleep?60"))
+            return ResponseReader(sock).read()[0], time.monotonic() - started
+    results = _parallel(4, call)
+    assert results[0][0] == 504 and results[0][1] < 2.5, results
+    assert [status for status, _ in results[1:]] == [200, 200, 200], results
+    after = requests.get(server.url("/pid"), timeout=15)
+    assert after.status_code == 200 and after.text != pid
+    assert "WORKER TIMEOUT" not in server.log()
 
 
 def test_term_serves_every_request_in_flight(server_factory, tmp_path):
@@ -138,3 +164,15 @@ def test_hooks_run_for_threaded_requests(server_factory, tmp_path):
     lines = marker.read_text().splitlines()
     assert lines.count("pre") == 4
     assert [json.loads(line) for line in lines if line != "pre"] == [["200 OK", 5]] * 4
+
+
+def test_an_inline_request_killed_by_the_timeout_gets_a_504(server_factory):
+    """Without threads the master aborts the silent worker; the request in it still gets an answer."""
+    server = server_factory(["-w", "1", "--timeout", "2"])
+    with connect(server.port, timeout=20) as sock:
+        sent = time.monotonic()
+        sock.sendall(b"GET /sleep?30 HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, _ = ResponseReader(sock).read()
+        assert status == 504 and headers.get("connection") == ["close"]
+        assert time.monotonic() - sent < 3.5
+    assert requests.get(server.url("/"), timeout=10).status_code == 200
