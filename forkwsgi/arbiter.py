@@ -230,16 +230,19 @@ class Arbiter:
 
     def on_ttin(self):
         self.cfg.workers += 1
+        self.cfg.call_hook("nworkers_changed", self, self.cfg.workers, self.cfg.workers - 1)
         self.manage_workers()
 
     def on_ttou(self):
         if self.cfg.workers > 1:
             self.cfg.workers -= 1
+            self.cfg.call_hook("nworkers_changed", self, self.cfg.workers, self.cfg.workers + 1)
             self.manage_workers()
 
     def on_winch(self):
         log.info("WINCH: stopping all workers gracefully; the master stays (HUP brings them back)")
-        self.cfg.workers = 0
+        old_workers, self.cfg.workers = self.cfg.workers, 0
+        self.cfg.call_hook("nworkers_changed", self, 0, old_workers)
         self.manage_workers()
 
     def on_usr1(self):

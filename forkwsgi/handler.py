@@ -27,7 +27,7 @@ def run_request(worker, conn, request):
     result = None
     try:
         if cfg.pre_request is not None:
-            cfg.pre_request(worker, environ)
+            cfg.pre_request(worker, environ, request)
         result = worker.app(environ, response.start_response)
         response.write_result(result)
     except ClientGone as exc:
@@ -61,7 +61,7 @@ def run_request(worker, conn, request):
                                 time.time() - started)
     if cfg.post_request is not None:
         try:
-            cfg.post_request(worker, environ, response.status, response.sent)
+            cfg.post_request(worker, environ, request, response)
         except Exception:
             log.exception("post_request hook failed")
     return response.keep_alive

@@ -139,11 +139,12 @@ class AccessLog:
             "H": environ["SERVER_PROTOCOL"],
             "s": status.split(" ", 1)[0] if status else "-",
             "B": length,
-            "b": length or "-",
+            "b": "-" if length is None else length,  # 0 for an empty body (HEAD, 204), as gunicorn prints
             "f": environ.get("HTTP_REFERER", "-"),
             "a": environ.get("HTTP_USER_AGENT", "-"),
             "T": int(seconds),
             "D": int(seconds * 1_000_000),
+            "M": int(seconds * 1000),
             "L": "%.6f" % seconds,
             "p": "<%d>" % os.getpid(),
         }, environ, response_headers)

@@ -1,0 +1,304 @@
+"""A config file, command line and hooks written for gunicorn run unchanged (unit tests, in-process)."""
+import io
+import logging
+import ssl
+
+import pytest
+
+gunicorn_config = pytest.importorskip("gunicorn.config")
+
+from forkwsgi.cli import build_parser, parse_settings  # noqa: E402
+from forkwsgi.config import Config, build_config  # noqa: E402
+from forkwsgi.errors import ConfigError  # noqa: E402
+from forkwsgi.hookapi import HookRequest, note_forked_worker  # noqa: E402
+from forkwsgi.http.parser import Limits, RequestReader  # noqa: E402
+from forkwsgi.logs import AccessLog  # noqa: E402
+from forkwsgi.settings import BY_NAME, SETTINGS, audit  # noqa: E402
+
+
+def make_config(**values):
+    """A Config of the defaults plus ``values`` (hooks adapted as at load)."""
+    merged = {setting.name: setting.default for setting in SETTINGS}
+    merged.update(values)
+    return Config(merged, {})
+
+
+def parse(raw):
+    reader = RequestReader(Limits(4094, 100, 8190, 0, None))
+    reader.feed(raw)
+    return reader.next_request()
+
+
+class FakeResponse:
+    def __init__(self, status, headers, sent):
+        self.status, self.headers, self.sent, self.head_sent = status, headers, sent, True
+
+
+class Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def recorded():
+    handler = Recorder()
+    logger = logging.getLogger("forkwsgi")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler.lines
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+class Arbiter:
+    pid = 4242
+
+
+class WorkerRecord:
+    def __init__(self, age, pid):
+        self.age, self.pid = age, pid
+
+
+class Worker:
+    """What the worker process passes to its hooks: no age of its own."""
+    pid = 99
+
+
+# ----- hooks receive gunicorn's objects
+
+def test_server_and_worker_hooks_get_log_cfg_pid_and_age(recorded):
+    def on_starting(server):
+        server.log.info("starting %d workers, master %d", server.cfg.workers, server.pid)
+
+    def pre_fork(server, worker):
+        server.log.warning("forking age %d", worker.age)
+
+    def worker_exit(server, worker):
+        worker.log.error("worker %d (age %s) exits; timeout %d", worker.pid, worker.age, worker.cfg.timeout)
+
+    cfg = make_config(workers=3, on_starting=on_starting, pre_fork=pre_fork, worker_exit=worker_exit)
+    cfg.call_hook("on_starting", Arbiter())
+    cfg.call_hook("pre_fork", Arbiter(), WorkerRecord(7, 0))
+    cfg.call_hook("post_fork", Arbiter(), WorkerRecord(8, 99))  # in the new worker: no hook set, age noted
+    cfg.call_hook("worker_exit", Arbiter(), Worker())
+    assert recorded == ["starting 3 workers, master 4242", "forking age 7", "worker 99 (age 8) exits; timeout 30"]
+
+
+def test_log_has_gunicorns_methods(recorded):
+    def when_ready(server):
+        log = server.log
+        log.debug("d")
+        log.info("i")
+        log.warning("w")
+        log.error("e")
+        log.critical("c")
+        try:
+            raise ValueError("x")
+        except ValueError:
+            log.exception("x")
+        log.log(logging.INFO, "l")
+    make_config(when_ready=when_ready).call_hook("when_ready", Arbiter())
+    assert recorded == ["d", "i", "w", "e", "c", "x", "l"]
+
+
+def test_pre_request_req_has_gunicorns_attributes_and_is_the_environ():
+    request = parse(b"POST /a%20b/c?x=1&y=2 HTTP/1.1\r\nHost: example.com\r\nX-Trace: t1\r\n"
+                    b"Content-Length: 0\r\n\r\n")
+    environ = {"REMOTE_ADDR": "10.0.0.7", "REMOTE_PORT": "5123", "PATH_INFO": "/a b/c", "wsgi.url_scheme": "http"}
+    seen = {}
+
+    def pre_request(worker, req):
+        seen.update(method=req.method, path=req.path, query=req.query, uri=req.uri, version=req.version,
+                    headers=req.headers, remote_addr=req.remote_addr, scheme=req.scheme,
+                    path_info=req["PATH_INFO"], worker_pid=worker.pid)
+        req["app.tag"] = "set by the hook"  # forkwsgi's earlier form: the environ, through the same object
+
+    make_config(pre_request=pre_request).pre_request(Worker(), environ, request)
+    assert seen == {"method": "POST", "path": "/a%20b/c", "query": "x=1&y=2", "uri": "/a%20b/c?x=1&y=2",
+                    "version": (1, 1), "headers": [("HOST", "example.com"), ("X-TRACE", "t1"),
+                                                   ("CONTENT-LENGTH", "0")],
+                    "remote_addr": ("10.0.0.7", 5123), "scheme": "http", "path_info": "/a b/c", "worker_pid": 99}
+    assert environ["app.tag"] == "set by the hook"
+
+
+def test_post_request_in_each_form_gunicorn_takes_and_in_forkwsgis_earlier_form():
+    request = parse(b"GET /p?q HTTP/1.0\r\n\r\n")
+    environ = {"PATH_INFO": "/p"}
+    response = FakeResponse("404 Not Found", [("Content-Type", "text/plain")], 9)
+    calls = []
+
+    def four(worker, req, environ, resp):
+        calls.append(("four", req.path, environ["PATH_INFO"], resp.status, resp.status_code, resp.headers,
+                      resp.sent))
+
+    def three(worker, req, environ):
+        calls.append(("three", req.version, environ["PATH_INFO"]))
+
+    def two(worker, req):
+        calls.append(("two", req.query))
+
+    def earlier(worker, environ, status, length):
+        calls.append(("earlier", environ["PATH_INFO"], status, length))
+
+    for hook in (four, three, two, earlier):
+        make_config(post_request=hook).post_request(Worker(), environ, request, response)
+    assert calls == [("four", "/p", "/p", "404 Not Found", 404, [("Content-Type", "text/plain")], 9),
+                     ("three", (1, 0), "/p"), ("two", "q"), ("earlier", "/p", "404 Not Found", 9)]
+
+
+def test_no_request_hook_costs_nothing_per_request():
+    cfg = make_config()
+    assert cfg.pre_request is None and cfg.post_request is None
+
+
+def test_ssl_context_hook_gets_a_factory_of_the_default_context():
+    default = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+
+    def gunicorn_form(conf, default_ssl_context_factory):
+        context = default_ssl_context_factory()
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        return context
+
+    def earlier_form(config, context):
+        context.check_hostname = False
+        return context
+
+    assert make_config(ssl_context=gunicorn_form).ssl_context(None, default) is default
+    assert default.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert make_config(ssl_context=earlier_form).ssl_context(None, default) is default
+
+
+def test_nworkers_changed_gets_server_and_both_counts(recorded):
+    def nworkers_changed(server, new_value, old_value):
+        server.log.info("workers %d -> %d", old_value, new_value)
+    make_config(nworkers_changed=nworkers_changed).call_hook("nworkers_changed", Arbiter(), 3, 2)
+    assert recorded == ["workers 2 -> 3"]
+
+
+def test_hook_named_by_dotted_path_is_imported():
+    assert BY_NAME["on_exit"].validate("posixpath.basename") is __import__("posixpath").basename
+
+
+def test_request_view_reads_as_a_mapping():
+    environ = {"A": 1}
+    req = HookRequest(environ, parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert dict(req) == environ and len(req) == 1 and req.get("B") is None
+
+
+# ----- every gunicorn setting has an answer
+
+def gunicorn_settings():
+    return list(gunicorn_config.KNOWN_SETTINGS)
+
+
+def test_every_gunicorn_setting_name_is_mapped_ignored_or_refused():
+    for setting in gunicorn_settings():
+        assert setting.name in BY_NAME, "gunicorn's %s has no answer in forkwsgi's settings table" % setting.name
+        verdict = BY_NAME[setting.name].gunicorn
+        assert verdict and verdict.split(":")[0] in ("same", "ignored", "refused"), (setting.name, verdict)
+
+
+def test_refused_settings_name_what_to_use_instead():
+    refused = [s for s in SETTINGS if (s.gunicorn or "").startswith("refused")]
+    assert refused
+    for setting in refused:
+        assert len(setting.gunicorn.partition(": ")[2]) > 10, setting.name
+        value = "something else" if not setting.is_hook else (lambda *args: None)
+        verdict, note = audit(setting.name, value)
+        assert verdict == "refused" and note, setting.name
+
+
+def test_gunicorn_defaults_are_taken_without_warning():
+    """A config that spells out gunicorn's defaults of the settings that have no effect here is quiet."""
+    for setting in SETTINGS:
+        if (setting.gunicorn or "").startswith(("ignored", "refused")):
+            assert audit(setting.name, setting.default)[0] == "mapped", setting.name
+
+
+def test_every_gunicorn_flag_is_accepted():
+    parser = build_parser()
+    for setting in gunicorn_settings():
+        for flag in setting.cli or ():
+            if setting.name in ("check_config", "print_config"):
+                continue
+            action = getattr(setting, "action", None)
+            args = [flag] if action in ("store_true", "store_const") else [flag, _sample(setting)]
+            try:
+                parse_settings(parser, args, "command line")
+            except ConfigError as exc:  # known, and refused with what to use instead
+                assert BY_NAME[setting.name].gunicorn.startswith("refused"), (flag, str(exc))
+                assert "unrecognized" not in str(exc)
+
+
+def _sample(setting):
+    samples = {"worker_class": "gthread", "bind": "127.0.0.1:8000", "user": "0", "group": "0",
+               "umask": "0o22", "proxy_protocol": "v2", "reload_engine": "poll", "raw_env": "A=1",
+               "cert_reqs": "0", "loglevel": "info", "statsd_host": "127.0.0.1:8125", "http_protocols": "h1",
+               "protocol": "http", "header_map": "drop", "logger_class": "gunicorn.glogging.Logger",
+               "dirty_workers": "0", "control_socket_mode": "0o600"}
+    if setting.name in samples:
+        return samples[setting.name]
+    default = setting.default
+    if isinstance(default, bool) or default is None or isinstance(default, (list, dict)):
+        return "x"
+    return str(default) if not isinstance(default, int) or default else "1"
+
+
+@pytest.mark.parametrize("value,expected", [("sync", "sync"), ("gthread", "gthread"),
+                                            ("gunicorn.workers.gthread.ThreadWorker", "gthread")])
+def test_worker_class_sync_and_gthread_are_taken(value, expected):
+    assert BY_NAME["worker_class"].validate(value) == expected
+
+
+@pytest.mark.parametrize("value,hint", [("uvicorn.workers.UvicornWorker", "uvicorn"), ("gevent", "threads")])
+def test_other_worker_classes_are_refused_naming_an_alternative(value, hint):
+    with pytest.raises(ValueError, match=hint):
+        BY_NAME["worker_class"].validate(value)
+
+
+def test_integer_user_and_group_are_taken():
+    values, _ = parse_settings(build_parser(), ["-u", "1000", "-g", "1000", "-m", "0o27"], "command line")
+    assert values["user"] == "1000" and values["group"] == "1000" and values["umask"] == 0o27
+    assert BY_NAME["user"].validate(1000) == "1000" and BY_NAME["group"].validate(0) == "0"
+
+
+@pytest.mark.parametrize("value,mode", [(True, "auto"), (False, None), ("off", None), ("v1", "v1"),
+                                        ("V2", "v2"), ("auto", "auto"), ("true", "auto")])
+def test_proxy_protocol_modes(value, mode):
+    assert BY_NAME["proxy_protocol"].validate(value) == mode
+
+
+def test_tmp_upload_dir_is_the_spool_dir(tmp_path):
+    cfg = build_config({"tmp_upload_dir": str(tmp_path)}, {}, lambda args, origin: {})
+    assert cfg.spool_dir == str(tmp_path)
+
+
+def test_ignored_setting_gives_one_warning_line_saying_why():
+    cfg = make_config(worker_tmp_dir="/dev/shm")
+    assert cfg.ignored_warnings() == ["setting worker_tmp_dir = '/dev/shm' has no effect in forkwsgi: "
+                                      "heartbeats are shared memory here, there is no file to place"]
+    assert make_config().ignored_warnings() == []
+
+
+# ----- access log atoms as gunicorn prints them
+
+def access_line(fmt, method, length, seconds):
+    log = AccessLog("-", fmt)
+    log.stream = io.StringIO()
+    environ = {"REQUEST_METHOD": method, "RAW_URI": "/", "PATH_INFO": "/", "SERVER_PROTOCOL": "HTTP/1.1",
+               "REMOTE_ADDR": "127.0.0.1"}
+    log.write(environ, "200 OK", [], length, seconds)
+    return log.stream.getvalue().strip()
+
+
+def test_access_log_milliseconds_atom():
+    assert access_line("%(M)s %(D)s %(T)s", "GET", 5, 1.2345) == "1234 1234500 1"
+
+
+def test_access_log_body_size_is_zero_for_an_empty_body():
+    assert access_line("%(b)s %(B)s", "HEAD", 0, 0.0) == "0 0"
