@@ -73,7 +73,7 @@ class Worker:
         self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter) if cfg.max_requests else 0
         self.limits = Limits(cfg.limit_request_line, cfg.limit_request_fields,
                              cfg.limit_request_field_size, cfg.limit_request_body, cfg.spool_dir)
-        self.trusted = TrustedPeers(cfg.forwarded_allow_ips)
+        self.trusted = TrustedPeers(cfg.forwarded_allow_ips, cfg.secure_scheme_headers, cfg.forwarder_headers)
         self.proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         self.keepalive = cfg.keepalive > 0
         self.poll_interval = min(1.0, cfg.timeout / 4) if cfg.timeout else 1.0

@@ -302,3 +302,56 @@ def test_access_log_milliseconds_atom():
 
 def test_access_log_body_size_is_zero_for_an_empty_body():
     assert access_line("%(b)s %(B)s", "HEAD", 0, 0.0) == "0 0"
+
+
+# ----- what a trusted proxy may tell: secure_scheme_headers, forwarder_headers
+
+def proxied_environ(headers, trusted, target="/app/page"):
+    from forkwsgi.environ import build_environ
+    from forkwsgi.http.parser import Request
+    base = {"SCRIPT_NAME": "", "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_PORT": "5555", "wsgi.url_scheme": "http"}
+    return build_environ(Request("GET", target, "HTTP/1.1", headers), base, trusted)
+
+
+@pytest.mark.parametrize("headers,scheme", [
+    ([("x-forwarded-ssl", "on")], "https"),
+    ([("x-forwarded-protocol", "ssl")], "https"),
+    ([("x-forwarded-proto", "https")], "https"),
+    ([("x-forwarded-proto", "http")], "http"),
+    ([("x-forwarded-ssl", "off")], "http"),
+    ([("x-forwarded-proto", "https"), ("x-forwarded-ssl", "on")], "https"),
+    ([("x-forwarded-proto", "https"), ("x-forwarded-ssl", "off")], "http"),  # they disagree: unchanged
+])
+def test_default_secure_scheme_headers_are_gunicorns(headers, scheme):
+    from forkwsgi.forwarded import TrustedPeers
+    assert proxied_environ([("host", "h")] + headers, TrustedPeers(["127.0.0.1"]))["wsgi.url_scheme"] == scheme
+    assert proxied_environ([("host", "h")] + headers, TrustedPeers([]))["wsgi.url_scheme"] == "http"
+
+
+def test_custom_secure_scheme_header():
+    from forkwsgi.forwarded import TrustedPeers
+    trusted = TrustedPeers(["127.0.0.1"], BY_NAME["secure_scheme_headers"].validate({"X-Scheme": "https"}))
+    assert proxied_environ([("host", "h"), ("x-scheme", "https")], trusted)["wsgi.url_scheme"] == "https"
+    assert proxied_environ([("host", "h"), ("x-forwarded-ssl", "on")], trusted)["wsgi.url_scheme"] == "http"
+
+
+def test_forwarder_headers_with_underscores_only_from_trusted_peers():
+    from forkwsgi.forwarded import TrustedPeers
+    names = BY_NAME["forwarder_headers"].validate("SCRIPT_NAME,REMOTE_USER")
+    headers = [("host", "h"), ("script_name", "/app"), ("remote_user", "alice"), ("other_name", "x")]
+    trusted = proxied_environ(headers, TrustedPeers(["127.0.0.1"], None, names))
+    assert (trusted["SCRIPT_NAME"], trusted["PATH_INFO"], trusted["HTTP_REMOTE_USER"]) == ("/app", "/page", "alice")
+    assert "HTTP_OTHER_NAME" not in trusted
+    untrusted = proxied_environ(headers, TrustedPeers([], None, names))
+    assert (untrusted["SCRIPT_NAME"], untrusted["PATH_INFO"]) == ("", "/app/page")
+    assert "HTTP_REMOTE_USER" not in untrusted
+
+
+def test_sendfile_off_reads_files_instead(tmp_path):
+    from forkwsgi.environ import base_environ
+    (tmp_path / "f").write_bytes(b"x")
+    with open(tmp_path / "f", "rb") as on, open(tmp_path / "f", "rb") as off:
+        assert base_environ(make_config(), True)["wsgi.file_wrapper"](on).sendfile_span() is not None
+        wrapper = base_environ(make_config(sendfile=False), True)["wsgi.file_wrapper"](off)
+        assert wrapper.sendfile_span() is None and list(wrapper) == [b"x"]
