@@ -148,8 +148,12 @@ def main(argv=None):
         print("forkwsgi: error: %s" % exc, file=sys.stderr)
         return 1
     if cfg.daemon and "FORKWSGI_FDS" not in os.environ:
-        daemonize()
-    setup_error_log(cfg)
+        daemonize(keep_output=cfg.enable_stdio_inheritance)
+    try:
+        setup_error_log(cfg)
+    except ConfigError as exc:
+        print("forkwsgi: error: %s" % exc, file=sys.stderr)
+        return 2
     for line in cfg.ignored_warnings():
         log.warning("%s", line)
     arbiter = Arbiter(cfg, lambda: load_config(argv, os.environ)[0], argv)

@@ -11,7 +11,7 @@ SEEN_KEYS = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERV
 
 def app(environ, start_response):
     """/seen: the environ keys above and the process environment variables the test names (?env=A,B);
-    /sleep?S: sleep S seconds; /status/N: answer N with a short body; anything else: hello."""
+    /print: print to stdout and stderr; /sleep?S: sleep S seconds; /status/N: answer N with a short body; anything else: hello."""
     path = environ["PATH_INFO"]
     if path.endswith("/seen"):
         names = [n for n in environ.get("QUERY_STRING", "").partition("env=")[2].split(",") if n]
@@ -22,6 +22,12 @@ def app(environ, start_response):
                           sort_keys=True).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
+    if path == "/print":
+        print("the app printed this", flush=True)
+        sys.stderr.write("and wrote this to stderr\n")
+        sys.stderr.flush()
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "7")])
+        return [b"printed"]
     if path == "/sleep":
         time.sleep(float(environ.get("QUERY_STRING") or 0.5))
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])

@@ -355,3 +355,122 @@ def test_sendfile_off_reads_files_instead(tmp_path):
         assert base_environ(make_config(), True)["wsgi.file_wrapper"](on).sendfile_span() is not None
         wrapper = base_environ(make_config(sendfile=False), True)["wsgi.file_wrapper"](off)
         assert wrapper.sendfile_span() is None and list(wrapper) == [b"x"]
+
+
+# ----- logging configs and syslog, as gunicorn applies them
+
+@pytest.fixture
+def logging_state():
+    """setup_error_log changes process-wide loggers: put them back afterwards."""
+    from forkwsgi import logs
+    names = ("forkwsgi", "gunicorn.error", "gunicorn.access", None)
+    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers), logging.getLogger(n).level,
+              logging.getLogger(n).propagate) for n in names]
+    routed = dict(logs._routed)
+    yield
+    for logger, handlers, level, propagate in saved:
+        for handler in list(logger.handlers):
+            if handler not in handlers:
+                logger.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    logs._routed.update(routed)
+
+
+def test_syslog_gets_the_error_and_access_logs(logging_state):
+    import socket
+    from forkwsgi.logs import setup_error_log
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(5)
+        cfg = make_config(syslog=True, syslog_addr="udp://127.0.0.1:%d" % receiver.getsockname()[1],
+                          syslog_prefix="myapp", syslog_facility="local0", errorlog="/dev/null",
+                          accesslog="/dev/null", wsgi_app="x:app")
+        setup_error_log(cfg)
+
+        def when_ready(server):
+            server.log.error("hook said %s", "this")
+        make_config(when_ready=when_ready).call_hook("when_ready", Arbiter())
+        error = receiver.recv(4096).decode()
+        assert error.startswith("<131>myapp.error: [") and error.endswith("[ERROR] hook said this\x00")
+        access_line("%(m)s %(U)s %(s)s", "GET", 5, 0.0)
+        access = receiver.recv(4096).decode()
+        assert access.startswith("<134>myapp.access: [") and access.endswith("[INFO] GET / 200\x00")
+
+
+def test_syslog_can_keep_access_lines_out(logging_state):
+    import socket
+    from forkwsgi.logs import setup_error_log
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(0.5)
+        setup_error_log(make_config(syslog=True, syslog_addr="udp://127.0.0.1:%d" % receiver.getsockname()[1],
+                                    disable_redirect_access_to_syslog=True, errorlog="/dev/null"))
+        access_line("%(m)s", "GET", 5, 0.0)
+        with pytest.raises(socket.timeout):
+            receiver.recv(4096)
+
+
+@pytest.mark.parametrize("kind", ["ini", "json"])
+def test_logconfig_file_routes_both_logs(logging_state, tmp_path, kind):
+    import json
+    from forkwsgi.logs import setup_error_log
+    out = tmp_path / "out.log"
+    if kind == "ini":
+        path = tmp_path / "logging.ini"
+        path.write_text(textwrap_ini % str(out))
+        cfg = make_config(logconfig=str(path))
+    else:
+        path = tmp_path / "logging.json"
+        path.write_text(json.dumps({
+            "version": 1, "formatters": {"f": {"format": "%(name)s|%(levelname)s|%(message)s"}},
+            "handlers": {"h": {"class": "logging.FileHandler", "filename": str(out), "formatter": "f"}},
+            "root": {"level": "WARNING", "handlers": ["h"]},
+            "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["h"], "propagate": False},
+                        "gunicorn.access": {"level": "INFO", "handlers": ["h"], "propagate": False}}}))
+        cfg = make_config(logconfig_json=str(path))
+    setup_error_log(cfg)
+    logging.getLogger("forkwsgi").debug("below the level")
+    logging.getLogger("forkwsgi").info("an error log line")
+    access_line("%(m)s %(s)s", "GET", 5, 0.0)
+    for handler in logging.getLogger("gunicorn.error").handlers:
+        handler.flush()
+    assert out.read_text().splitlines() == ["gunicorn.error|INFO|an error log line", "gunicorn.access|INFO|GET 200"]
+
+
+textwrap_ini = """[loggers]
+keys=root,error,access
+[handlers]
+keys=file
+[formatters]
+keys=f
+[logger_root]
+level=WARNING
+handlers=file
+[logger_error]
+level=INFO
+handlers=file
+propagate=0
+qualname=gunicorn.error
+[logger_access]
+level=INFO
+handlers=file
+propagate=0
+qualname=gunicorn.access
+[handler_file]
+class=FileHandler
+args=(%r,)
+formatter=f
+[formatter_f]
+format=%%(name)s|%%(levelname)s|%%(message)s
+"""
+
+
+def test_a_broken_logging_config_is_a_clear_error(logging_state, tmp_path):
+    from forkwsgi.logs import setup_error_log
+    with pytest.raises(ConfigError, match="cannot apply the logging config"):
+        setup_error_log(make_config(logconfig_dict={"version": 1, "root": {"handlers": ["missing"]}}))

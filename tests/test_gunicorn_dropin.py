@@ -27,16 +27,18 @@ ACCESS_TIME = re.compile(r" \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] ")
 class Run:
     """What one server showed: the results of the requests, hook log lines, access log lines."""
 
-    def __init__(self, results, errors, out):
+    def __init__(self, results, errors, out, extra=None):
         self.results = results
+        self.extra = extra
         self.hook_lines = [m.groups() for m in map(HOOK_LINE.match, errors.splitlines()) if m]
         self.access_lines = [ACCESS_TIME.sub(" [time] ", line) for line in out.splitlines()
                              if ACCESS_TIME.search(line)]
         self.errors = errors
 
 
-def run_both(tmp_path, config, exercise, args=(), app="tests.gunicorn_apps:app", wait_lines=()):
-    """{server name: Run} of ``exercise(server)`` under each server with the same config file."""
+def run_both(tmp_path, config, exercise, args=(), app="tests.gunicorn_apps:app", wait_lines=(), after_stop=None):
+    """{server name: Run} of ``exercise(server)`` under each server with the same config file;
+    ``after_stop()`` collects what else a run left (a log file) before the next one starts."""
     if config is None:
         config_args = []
     else:
@@ -55,7 +57,7 @@ def run_both(tmp_path, config, exercise, args=(), app="tests.gunicorn_apps:app",
             server.stop()
             with open(server.out_path, encoding="utf-8", errors="replace") as handle:
                 out = handle.read()
-            runs[name] = Run(results, server.log(), out)
+            runs[name] = Run(results, server.log(), out, after_stop() if after_stop else None)
         finally:
             server.close()
     return runs
@@ -267,3 +269,66 @@ def test_typical_gunicorn_command_line_runs_unchanged(tmp_path):
     assert body["env"] == {"DJANGO_SETTINGS_MODULE": "mysite.settings"}
     assert body["module_dir"] == str(project / "mysite") and body["environ"]["wsgi.multithread"] is True
     assert forkwsgi.access_lines == gunicorn.access_lines and len(forkwsgi.access_lines) == 2
+
+
+LOGCONFIG = """
+    import json
+    import logging
+
+    workers = 1
+    accesslog = "-"
+
+    class JsonFormatter(logging.Formatter):
+        def format(self, record):
+            return json.dumps({"level": record.levelname, "logger": record.name, "message": record.getMessage()})
+
+    logconfig_dict = {
+        "version": 1,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"file": {"class": "logging.FileHandler", "filename": %r, "formatter": "json"}},
+        "root": {"level": "WARNING", "handlers": ["file"]},
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["file"], "propagate": False},
+                    "gunicorn.access": {"level": "INFO", "handlers": ["file"], "propagate": False}},
+    }
+
+    def when_ready(server):
+        server.log.info("hook when_ready")
+
+    def post_request(worker, req, environ, resp):
+        worker.log.warning("hook post_request %%s %%s", req.path, resp.status_code)
+"""
+
+
+def test_logconfig_dict_with_a_json_formatter_and_a_file_handler(tmp_path):
+    log_file = tmp_path / "json.log"
+
+    def collect():
+        records = [json.loads(line) for line in log_file.read_text().splitlines()]
+        log_file.unlink()
+        return [dict(r, message=ACCESS_TIME.sub(" [time] ", r["message"])) for r in records
+                if r["message"].startswith("hook ") or r["logger"] == "gunicorn.access"]
+
+    runs = run_both(tmp_path, LOGCONFIG % str(log_file), lambda server: [
+        requests.get(server.url(path), timeout=10).status_code for path in ("/", "/status/404")],
+        after_stop=collect)
+    gunicorn, forkwsgi = runs["gunicorn"], runs["forkwsgi"]
+    assert forkwsgi.results == gunicorn.results == [200, 404]
+    assert sorted(map(json.dumps, forkwsgi.extra)) == sorted(map(json.dumps, gunicorn.extra))
+    assert {"level": "WARNING", "logger": "gunicorn.error", "message": "hook post_request /status/404 404"} \
+        in forkwsgi.extra
+    assert sum(r["logger"] == "gunicorn.access" for r in forkwsgi.extra) == 2
+    assert "hook" not in forkwsgi.errors and not forkwsgi.access_lines  # the file took them, not the streams
+
+
+def test_capture_output_sends_what_the_app_prints_to_the_error_log(tmp_path):
+    error_log = tmp_path / "error.log"
+
+    def collect():
+        text = error_log.read_text()
+        error_log.unlink()
+        return ["the app printed this" in text, "and wrote this to stderr" in text]
+
+    runs = run_both(tmp_path, None, lambda server: requests.get(server.url("/print"), timeout=10).text,
+                    args=["--capture-output", "--error-logfile", str(error_log)], after_stop=collect)
+    assert runs["forkwsgi"].results == runs["gunicorn"].results == "printed"
+    assert runs["forkwsgi"].extra == runs["gunicorn"].extra == [True, True]
