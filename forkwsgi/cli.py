@@ -9,7 +9,7 @@ from .arbiter import Arbiter
 from .config import audit_config_file, build_config
 from .logs import log, setup_error_log
 from .process import daemonize
-from .settings import SETTINGS, ConfigError, boolean, validate
+from .settings import SETTINGS, ConfigError, boolean, boolean_on_by_default, validate
 
 
 APPENDED = ("bind", "reload_extra_files", "raw_env", "dirty_apps", "raw_paste_global_conf")
@@ -32,9 +32,10 @@ def build_parser():
         if not setting.flags:
             continue
         kwargs = {"dest": setting.name, "help": setting.help}
-        if setting.validate is boolean and setting.flags[-1].startswith("--no-"):
+        switch = setting.validate in (boolean, boolean_on_by_default)
+        if switch and setting.flags[-1].startswith("--no-"):
             kwargs.update(action="store_true")  # gunicorn's --no-control-socket: the flag is the value
-        elif setting.validate is boolean:  # --preload / --no-preload: the CLI can undo a config file
+        elif switch:  # --preload / --no-preload: the CLI can undo a config file
             kwargs.update(action=argparse.BooleanOptionalAction)
         elif setting.name in APPENDED:
             kwargs.update(action="append", metavar=setting.metavar)

@@ -38,6 +38,11 @@ def boolean(value):
     raise ValueError("expected true or false")
 
 
+def boolean_on_by_default(value):
+    """A switch that None leaves on (gunicorn's sendfile: None means "use it")."""
+    return True if value is None else boolean(value)
+
+
 def string_list(value):
     """A list of strings; a string is split on commas (env vars, CLI)."""
     if isinstance(value, str):
@@ -452,7 +457,7 @@ SETTINGS = [
             "Process", "KEY=VALUE"),
     Setting("pythonpath", optional_string, None, ("--pythonpath",),
             "Comma-separated directories put first on sys.path before the app loads.", "Process", "DIRS"),
-    Setting("sendfile", boolean, True, ("--sendfile",),
+    Setting("sendfile", boolean_on_by_default, True, ("--sendfile",),
             "Send wsgi.file_wrapper files with os.sendfile; --no-sendfile reads and writes them instead.",
             "Limits"),
     Setting("capture_output", boolean, False, ("--capture-output",),
@@ -496,7 +501,7 @@ SETTINGS = [
     Setting("uwsgi_allow_ips", anything, "127.0.0.1,::1", ("--uwsgi-allow-from",),
             "gunicorn's uwsgi protocol peers.", "gunicorn", "IPS",
             "ignored: forkwsgi speaks HTTP only (see protocol)"),
-    Setting("ssl_version", anything, None, ("--ssl-version",), "gunicorn's TLS version (deprecated there).",
+    Setting("ssl_version", anything, 2, ("--ssl-version",), "gunicorn's TLS version (deprecated there).",
             "gunicorn", "VERSION", "ignored: TLS 1.2 or newer is negotiated; set minimum_version in the "
             "ssl_context hook"),
     Setting("suppress_ragged_eofs", boolean, True, ("--suppress-ragged-eofs",), "gunicorn's TLS EOF option.",
@@ -649,20 +654,20 @@ def ignored_warning(setting, value):
 
 
 def audit(name, value):
-    """(verdict, note) for one name of a config file written for gunicorn: 'mapped', 'ignored',
-    'refused' (with what to use instead), or 'unknown'."""
+    """(verdict, note) for one name of a config file written for gunicorn: 'mapped', 'ignored'
+    (no effect here; also a refused setting left at its harmless default), 'refused' (with what
+    to use instead), or 'unknown'."""
     setting = BY_NAME.get(name)
     if setting is None:
         return "unknown", "not a gunicorn or forkwsgi setting"
     try:
-        value = setting.validate(value)
+        setting.validate(value)
     except (TypeError, ValueError) as exc:
         return "refused", str(exc)
-    warning = ignored_warning(setting, value)
-    if warning is not None:
-        return "ignored", (setting.gunicorn or "").partition(": ")[2]
-    verdict = setting.gunicorn or "forkwsgi only"
-    return "mapped", verdict.partition(": ")[2] if verdict.startswith("same") else verdict
+    kind, _, note = (setting.gunicorn or "same: forkwsgi only").partition(": ")
+    if kind == "refused":
+        return "ignored", "its default only; other values are refused (%s)" % note
+    return ("ignored" if kind == "ignored" else "mapped"), note
 
 
 def render_markdown():

@@ -217,7 +217,8 @@ def test_gunicorn_defaults_are_taken_without_warning():
     """A config that spells out gunicorn's defaults of the settings that have no effect here is quiet."""
     for setting in SETTINGS:
         if (setting.gunicorn or "").startswith(("ignored", "refused")):
-            assert audit(setting.name, setting.default)[0] == "mapped", setting.name
+            assert audit(setting.name, setting.default)[0] == "ignored", setting.name
+            assert make_config(**{setting.name: setting.default}).ignored_warnings() == [], setting.name
 
 
 def test_every_gunicorn_flag_is_accepted():
@@ -474,3 +475,66 @@ def test_a_broken_logging_config_is_a_clear_error(logging_state, tmp_path):
     from forkwsgi.logs import setup_error_log
     with pytest.raises(ConfigError, match="cannot apply the logging config"):
         setup_error_log(make_config(logconfig_dict={"version": 1, "root": {"handlers": ["missing"]}}))
+
+
+# ----- --check-config on configs written for gunicorn
+
+def check_config(path, *args):
+    import os
+    import subprocess
+    import sys
+    from .conftest import ROOT
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FORKWSGI_")}
+    environment["PYTHONPATH"] = ROOT
+    return subprocess.run([sys.executable, "-m", "forkwsgi", "--check-config", "-c", str(path), *args,
+                           "tests.apps:app"], cwd=ROOT, env=environment, capture_output=True, text=True,
+                          timeout=60)
+
+
+def listed(stdout):
+    """{name: verdict} from the --check-config listing."""
+    found = {}
+    for line in stdout.splitlines():
+        verdict, _, rest = line.partition(" ")
+        if verdict in ("mapped", "ignored", "refused", "unknown"):
+            found[rest.strip().partition(":")[0]] = verdict
+    return found
+
+
+def test_a_config_spelling_out_every_gunicorn_default_checks_clean(tmp_path):
+    """Every setting of gunicorn's own table, at gunicorn's default, and every hook it calls."""
+    lines = []
+    for setting in gunicorn_settings():
+        if setting.name in ("config", "chdir", "user", "group", "control_socket") or setting.name.startswith(
+                ("on_dirty", "dirty_post", "dirty_worker")):
+            continue
+        default = setting.default
+        if callable(default):
+            arity = len(__import__("inspect").signature(default).parameters)
+            lines.append("def %s(%s):\n    pass\n" % (setting.name, ", ".join("a%d" % i for i in range(arity))))
+            continue
+        if hasattr(default, "value"):  # ssl enums
+            default = int(default.value)
+        lines.append("%s = %r\n" % (setting.name, default))
+    path = tmp_path / "gunicorn.conf.py"
+    path.write_text("".join(lines))
+    result = check_config(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    verdicts = listed(result.stdout)
+    assert len(verdicts) == len(lines) and set(verdicts.values()) == {"mapped", "ignored"}
+    assert verdicts["worker_tmp_dir"] == "ignored" and verdicts["post_request"] == "mapped"
+    assert "config OK" in result.stdout and "warning" not in result.stderr
+
+
+def test_check_config_lists_each_setting_and_fails_only_for_the_refused(tmp_path):
+    path = tmp_path / "gunicorn.conf.py"
+    path.write_text("workers = 2\nworker_tmp_dir = '/dev/shm'\nworker_class = 'uvicorn.workers.UvicornWorker'\n"
+                    "paste = 'development.ini'\nspew = True\n")
+    result = check_config(path)
+    assert result.returncode != 0
+    assert listed(result.stdout) == {"workers": "mapped", "worker_tmp_dir": "ignored", "worker_class": "refused",
+                                     "paste": "refused", "spew": "ignored"}
+    assert "uvicorn" in result.stdout and "module:app" in result.stdout
+    path.write_text("workers = 2\nworker_tmp_dir = '/dev/shm'\n")
+    ok = check_config(path)
+    assert ok.returncode == 0 and "has no effect" in ok.stderr and "config OK" in ok.stdout
