@@ -14,6 +14,11 @@ from .settings import SETTINGS, ConfigError, boolean, boolean_on_by_default, val
 
 APPENDED = ("bind", "reload_extra_files", "raw_env", "dirty_apps", "raw_paste_global_conf")
 ACTIONS = ("check_config", "print_config")
+# Flags whose value may be left out, as in gunicorn (--proxy-protocol means auto), with the words
+# they take: a bare flag followed by anything else (the app) does not swallow it.
+OPTIONAL_VALUE = {"proxy_protocol": "auto"}
+OPTIONAL_WORDS = {"--proxy-protocol": ("off", "false", "true", "0", "1", "no", "yes", "none", "on",
+                                       "auto", "v1", "v2")}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +42,8 @@ def build_parser():
             kwargs.update(action="store_true")  # gunicorn's --no-control-socket: the flag is the value
         elif switch:  # --preload / --no-preload: the CLI can undo a config file
             kwargs.update(action=argparse.BooleanOptionalAction)
+        elif setting.name in OPTIONAL_VALUE:
+            kwargs.update(nargs="?", const=OPTIONAL_VALUE[setting.name], metavar=setting.metavar)
         elif setting.name in APPENDED:
             kwargs.update(action="append", metavar=setting.metavar)
         else:
@@ -45,9 +52,19 @@ def build_parser():
     return parser
 
 
+def _bare_flags_explicit(argv):
+    """``--proxy-protocol`` with no mode word after it becomes ``--proxy-protocol=auto``."""
+    argv = list(argv)
+    for index, arg in enumerate(argv):
+        words = OPTIONAL_WORDS.get(arg)
+        if words is not None and (index + 1 == len(argv) or argv[index + 1].lower() not in words):
+            argv[index] = "%s=%s" % (arg, OPTIONAL_VALUE[arg[2:].replace("-", "_")])
+    return argv
+
+
 def parse_settings(parser, argv, origin):
     """(setting values, actions) from an argument list; values validated, unknown flags refused."""
-    namespace = vars(parser.parse_args(argv))
+    namespace = vars(parser.parse_args(_bare_flags_explicit(argv)))
     actions = {key: namespace.pop(key) for key in ACTIONS if key in namespace}
     app = namespace.pop("app", None)
     if app:
