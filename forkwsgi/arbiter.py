@@ -85,6 +85,7 @@ class Arbiter:
 
     def start(self):
         cfg = self.cfg
+        cfg.call_hook("nworkers_changed", self, cfg.workers, None)  # from none, as gunicorn tells it first
         cfg.call_hook("on_starting", self)
         self.ids = resolve_ids(cfg.user, cfg.group)
         inherited = [int(fd) for fd in os.environ.pop("FORKWSGI_FDS", "").split(",") if fd]
@@ -447,6 +448,8 @@ class Arbiter:
             for listener in listeners:
                 log.info("Listening at: %s", listener)
         self.cfg = cfg
+        if cfg.workers != old.workers:
+            cfg.call_hook("nworkers_changed", self, cfg.workers, old.workers)
         setup_error_log(cfg)
         if self.reloader is not None:
             self.reloader.update(cfg)

@@ -616,7 +616,7 @@ SETTINGS = [
             "Hooks"),
     Setting("nworkers_changed", hook(3), None, (),
             "nworkers_changed(server, new_value, old_value): the number of workers changed (TTIN, TTOU, "
-            "WINCH, a reload).", "Hooks"),
+            "WINCH, a reload); also once at start, from None.", "Hooks"),
     Setting("on_exit", hook(1), None, (), "on_exit(server): the master is about to exit.", "Hooks"),
     Setting("on_dirty_starting", refused_hook("dirty arbiters are not supported"), None, (),
             "gunicorn's dirty arbiter hook.", "Hooks", None, "refused: no dirty arbiters; use a task queue"),

@@ -332,3 +332,28 @@ def test_capture_output_sends_what_the_app_prints_to_the_error_log(tmp_path):
                     args=["--capture-output", "--error-logfile", str(error_log)], after_stop=collect)
     assert runs["forkwsgi"].results == runs["gunicorn"].results == "printed"
     assert runs["forkwsgi"].extra == runs["gunicorn"].extra == [True, True]
+
+
+NWORKERS = """
+    workers = 1
+
+    def nworkers_changed(server, new_value, old_value):
+        server.log.info("hook nworkers_changed %s -> %s", old_value, new_value)
+"""
+
+
+def test_nworkers_changed_on_ttin_and_ttou(tmp_path):
+    import signal
+
+    def exercise(server):
+        server.send(signal.SIGTTIN)
+        assert server.wait_log("hook nworkers_changed 1 -> 2")
+        server.send(signal.SIGTTOU)
+        assert server.wait_log("hook nworkers_changed 2 -> 1")
+        return requests.get(server.url("/"), timeout=10).status_code
+
+    runs = run_both(tmp_path, NWORKERS, exercise)
+    assert runs["forkwsgi"].results == runs["gunicorn"].results == 200
+    assert runs["forkwsgi"].hook_lines == runs["gunicorn"].hook_lines == [
+        ("INFO", "hook nworkers_changed None -> 1"), ("INFO", "hook nworkers_changed 1 -> 2"),
+        ("INFO", "hook nworkers_changed 2 -> 1")]
