@@ -357,3 +357,34 @@ def test_nworkers_changed_on_ttin_and_ttou(tmp_path):
     assert runs["forkwsgi"].hook_lines == runs["gunicorn"].hook_lines == [
         ("INFO", "hook nworkers_changed None -> 1"), ("INFO", "hook nworkers_changed 1 -> 2"),
         ("INFO", "hook nworkers_changed 2 -> 1")]
+
+
+@pytest.mark.parametrize("inherit", [True, False])
+def test_enable_stdio_inheritance_keeps_a_daemons_output(tmp_path, inherit):
+    """-D sends stdout to /dev/null; with -R (gunicorn's --enable-stdio-inheritance) the access log
+    written to '-' still reaches the stdout the daemon was started with."""
+    import os
+    import signal
+    import subprocess
+    from .conftest import ROOT, process_gone, wait_for
+    port, pidfile, out = free_port(), tmp_path / "app.pid", tmp_path / "out"
+    argv = [sys.executable, "-m", "forkwsgi", "-D", "--pid", str(pidfile), "-b", "127.0.0.1:%d" % port,
+            "--access-logfile", "-", "--error-logfile", str(tmp_path / "error.log")] + (["-R"] if inherit else [])
+    with open(out, "wb") as handle:
+        subprocess.run(argv + ["tests.gunicorn_apps:app"], cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT,
+                       env=dict(os.environ, PYTHONPATH=ROOT, PYTHONUNBUFFERED="1"), timeout=30, check=True)
+    assert wait_for(lambda: pidfile.exists() and pidfile.read_text().strip(), 10), (tmp_path / "error.log").read_text()
+    pid = int(pidfile.read_text())
+    try:
+        assert wait_for(lambda: _answers(port), 10)
+        assert wait_for(lambda: '"GET /?daemon HTTP/1.1" 200' in out.read_text(), 3 if inherit else 1) == inherit
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        assert wait_for(lambda: process_gone(pid), 15)
+
+
+def _answers(port):
+    try:
+        return requests.get("http://127.0.0.1:%d/?daemon" % port, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
