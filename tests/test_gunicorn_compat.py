@@ -546,3 +546,17 @@ def test_check_config_lists_each_setting_and_fails_only_for_the_refused(tmp_path
 def test_proxy_protocol_flag_takes_a_mode_or_none(args, mode):
     values, _ = parse_settings(build_parser(), args, "command line")
     assert values["proxy_protocol"] == mode and values.get("wsgi_app", "app:x") == "app:x"
+
+
+def test_ciphers_limit_the_tls_context(tmp_path):
+    from forkwsgi.tls import build_context
+    from .test_tls import _openssl
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "1",
+             "-subj", "/CN=localhost", cwd=tmp_path)
+    tls = {"certfile": str(tmp_path / "c.pem"), "keyfile": str(tmp_path / "k.pem")}
+    every = {c["name"] for c in build_context(make_config(**tls)).get_ciphers()}
+    chosen = {c["name"] for c in build_context(make_config(ciphers="ECDHE-RSA-AES256-GCM-SHA384", **tls)).get_ciphers()
+              if c["protocol"] != "TLSv1.3"}
+    assert chosen == {"ECDHE-RSA-AES256-GCM-SHA384"} and len(every) > 3
+    with pytest.raises(ConfigError, match="ciphers"):
+        build_context(make_config(ciphers="NO-SUCH-CIPHER", **tls))
