@@ -239,7 +239,11 @@ class HookRequest(collections.abc.MutableMapping):
 
     @property
     def path(self):
-        return self._request.target.partition("?")[0].partition("#")[0]
+        """The path as sent (not decoded); of an absolute-form target, the part after the authority."""
+        path = self._request.target.partition("?")[0].partition("#")[0]
+        if not path.startswith("/") and "://" in path:
+            path = "/" + path.partition("://")[2].partition("/")[2]
+        return path
 
     @property
     def query(self):

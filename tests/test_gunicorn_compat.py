@@ -560,3 +560,8 @@ def test_ciphers_limit_the_tls_context(tmp_path):
     assert chosen == {"ECDHE-RSA-AES256-GCM-SHA384"} and len(every) > 3
     with pytest.raises(ConfigError, match="ciphers"):
         build_context(make_config(ciphers="NO-SUCH-CIPHER", **tls))
+
+
+def test_req_path_of_an_absolute_form_target_is_its_path():
+    req = HookRequest({}, parse(b"GET http://example.com/a/b?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n"))
+    assert (req.path, req.query, req.uri) == ("/a/b", "x=1", "http://example.com/a/b?x=1")
