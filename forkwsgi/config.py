@@ -124,11 +124,15 @@ def audit_config_file(path):
 
 
 def read_environment(environ, parse_args):
-    """Settings from FORKWSGI_CMD_ARGS, then from FORKWSGI_<NAME> variables."""
+    """Settings from gunicorn's variables (WEB_CONCURRENCY, GUNICORN_CMD_ARGS), then from
+    FORKWSGI_CMD_ARGS, then from FORKWSGI_<NAME> variables: forkwsgi's own win."""
     values = {}
-    extra = environ.get("FORKWSGI_CMD_ARGS")
-    if extra:
-        values.update(parse_args(shlex.split(extra), "FORKWSGI_CMD_ARGS"))
+    if environ.get("WEB_CONCURRENCY"):
+        values["workers"] = validate("workers", environ["WEB_CONCURRENCY"], "environment WEB_CONCURRENCY")
+    for variable in ("GUNICORN_CMD_ARGS", "FORKWSGI_CMD_ARGS"):
+        extra = environ.get(variable)
+        if extra:
+            values.update(parse_args(shlex.split(extra), variable))
     for key, raw in environ.items():
         if not key.startswith("FORKWSGI_") or key in INTERNAL_ENV:
             continue

@@ -565,3 +565,17 @@ def test_ciphers_limit_the_tls_context(tmp_path):
 def test_req_path_of_an_absolute_form_target_is_its_path():
     req = HookRequest({}, parse(b"GET http://example.com/a/b?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n"))
     assert (req.path, req.query, req.uri) == ("/a/b", "x=1", "http://example.com/a/b?x=1")
+
+
+def test_gunicorn_environment_variables_sit_beneath_forkwsgis():
+    parser = build_parser()
+
+    def parse_args(args, origin):
+        return parse_settings(parser, args, origin)[0]
+    cfg = build_config({}, {"GUNICORN_CMD_ARGS": "--bind=127.0.0.1:9001 -k gthread --threads 3",
+                            "WEB_CONCURRENCY": "5"}, parse_args)
+    assert (cfg.bind, cfg.threads, cfg.workers) == (["127.0.0.1:9001"], 3, 5)
+    assert cfg.sources["workers"] == "environment"
+    cfg = build_config({"threads": 2}, {"GUNICORN_CMD_ARGS": "--threads 3 -w 2", "FORKWSGI_CMD_ARGS": "-w 4",
+                                        "WEB_CONCURRENCY": "5"}, parse_args)
+    assert (cfg.threads, cfg.workers) == (2, 4)
