@@ -4,6 +4,7 @@ Each setting is declared once here: name, validator, default, CLI flags, env
 var and help. The CLI parser, the config-file loader, FORKWSGI_* variables,
 ``--print-config`` and the README's settings list are all generated from it.
 """
+import glob
 import importlib
 import inspect
 
@@ -50,6 +51,18 @@ def string_list(value):
     if isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value):
         return list(value)
     raise ValueError("expected a list of strings")
+
+
+def files_or_patterns(value):
+    """File paths; glob patterns (gunicorn's reload_extra_files takes them) become the files they
+    match when the config loads, and again on each reload."""
+    files = []
+    for item in string_list(value):
+        if any(char in item for char in "*?["):
+            files.extend(sorted(glob.glob(item, recursive=True)))
+        else:
+            files.append(item)
+    return files
 
 
 def bind_list(value):
@@ -421,8 +434,10 @@ SETTINGS = [
             "Development: restart the workers when a file of the app (any imported module), the config file or "
             "a reload_extra_files entry changes; an app that fails to import serves its traceback to loopback "
             "clients instead of exiting. Not with --preload.", "Development"),
-    Setting("reload_extra_files", string_list, [], ("--reload-extra-file",),
-            "With --reload, also watch this file (templates, data). Repeat for several.", "Development", "FILE"),
+    Setting("reload_extra_files", files_or_patterns, [], ("--reload-extra-file",),
+            "With --reload, also watch this file (templates, data), or the files a glob pattern matches "
+            "(templates/**/*.html) when the config loads. Repeat for several.", "Development", "FILE",
+            "same: a pattern's files are those present at start and at each reload"),
     Setting("reload_engine", reload_engine, "auto", ("--reload-engine",),
             "How --reload watches: 'inotify' (the watchfiles package), 'poll' (stat every second) or 'auto' "
             "(inotify when watchfiles is installed).", "Development", "ENGINE"),

@@ -579,3 +579,11 @@ def test_gunicorn_environment_variables_sit_beneath_forkwsgis():
     cfg = build_config({"threads": 2}, {"GUNICORN_CMD_ARGS": "--threads 3 -w 2", "FORKWSGI_CMD_ARGS": "-w 4",
                                         "WEB_CONCURRENCY": "5"}, parse_args)
     assert (cfg.threads, cfg.workers) == (2, 4)
+
+
+def test_reload_extra_files_patterns_become_the_files_they_match(tmp_path):
+    (tmp_path / "templates" / "a").mkdir(parents=True)
+    for name in ("templates/x.html", "templates/a/y.html", "templates/z.txt"):
+        (tmp_path / name).write_text("")
+    files = BY_NAME["reload_extra_files"].validate([str(tmp_path / "templates/**/*.html"), "plain.txt"])
+    assert files == [str(tmp_path / "templates/a/y.html"), str(tmp_path / "templates/x.html"), "plain.txt"]
