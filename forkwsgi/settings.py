@@ -28,6 +28,14 @@ non_negative_int = at_least(int, 0)
 non_negative_float = at_least(float, 0)
 
 
+def limit(zero_means):
+    """A positive size limit, where 0 means what gunicorn makes of it (``zero_means``)."""
+    def validate(value):
+        number = non_negative_int(value)
+        return number or zero_means
+    return validate
+
+
 def boolean(value):
     if isinstance(value, bool):
         return value
@@ -359,13 +367,14 @@ SETTINGS = [
     Setting("max_requests_jitter", non_negative_int, 0, ("--max-requests-jitter",),
             "Add a random 0..N to max_requests per worker so they do not all restart at once.",
             "Timeouts", "INT"),
-    Setting("limit_request_line", positive_int, 4094, ("--limit-request-line",),
-            "Longest request line in bytes (414 beyond).", "Limits", "INT"),
-    Setting("limit_request_fields", positive_int, 100, ("--limit-request-fields",),
-            "Most header fields in a request (431 beyond).", "Limits", "INT"),
-    Setting("limit_request_field_size", positive_int, 8190,
+    Setting("limit_request_line", limit(1 << 20), 4094, ("--limit-request-line",),
+            "Longest request line in bytes (414 beyond); 0 means 1 MiB.", "Limits", "INT",
+            "same: 0 (gunicorn's 'unlimited') is 1 MiB; above 8190 is honoured, not capped"),
+    Setting("limit_request_fields", limit(32768), 100, ("--limit-request-fields",),
+            "Most header fields in a request (431 beyond); 0 means 32768.", "Limits", "INT"),
+    Setting("limit_request_field_size", limit(8190), 8190,
             ("--limit-request-field-size", "--limit-request-field_size"),
-            "Longest header field line in bytes (431 beyond).", "Limits", "INT"),
+            "Longest header field line in bytes (431 beyond); 0 means 8190.", "Limits", "INT"),
     Setting("limit_request_body", non_negative_int, 0, ("--limit-request-body",),
             "Largest request body in bytes (413 beyond); 0 means no limit.", "Limits", "INT", gunicorn=None),
     Setting("output_buffer_memory", non_negative_int, 1 << 20, ("--output-buffer-memory",),

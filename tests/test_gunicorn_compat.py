@@ -587,3 +587,16 @@ def test_reload_extra_files_patterns_become_the_files_they_match(tmp_path):
         (tmp_path / name).write_text("")
     files = BY_NAME["reload_extra_files"].validate([str(tmp_path / "templates/**/*.html"), "plain.txt"])
     assert files == [str(tmp_path / "templates/a/y.html"), str(tmp_path / "templates/x.html"), "plain.txt"]
+
+
+@pytest.mark.parametrize("name,zero", [("limit_request_line", 1 << 20), ("limit_request_fields", 32768),
+                                       ("limit_request_field_size", 8190)])
+def test_request_limits_of_zero_mean_what_they_mean_to_gunicorn(name, zero):
+    assert BY_NAME[name].validate(0) == zero and BY_NAME[name].validate("200") == 200
+    with pytest.raises(ValueError):
+        BY_NAME[name].validate(-1)
+
+
+def test_help_lists_every_flag():
+    text = build_parser().format_help()
+    assert "--worker-class" in text and "--no-sendfile" in text and "--limit-request-field_size" in text
