@@ -388,3 +388,25 @@ def _answers(port):
         return requests.get("http://127.0.0.1:%d/?daemon" % port, timeout=5).status_code == 200
     except requests.RequestException:
         return False
+
+
+@pytest.mark.skipif(not hasattr(__import__("forkwsgi.worker").worker, "parse_proxy"),
+                    reason="the worker does not call forkwsgi.http.proxy.parse_proxy yet")
+@pytest.mark.parametrize("mode", ["v2", "auto"])
+def test_proxy_protocol_v2_gives_the_client_address_as_under_gunicorn(tmp_path, mode):
+    import ipaddress
+    import struct
+    from forkwsgi.http.proxy import V2_SIGNATURE
+    from .conftest import ResponseReader, connect
+    addresses = (ipaddress.ip_address("203.0.113.9").packed + ipaddress.ip_address("127.0.0.1").packed
+                 + struct.pack("!HH", 51000, 80))
+    header = V2_SIGNATURE + b"\x21\x11" + struct.pack("!H", len(addresses)) + addresses
+
+    def exercise(server):
+        with connect(server.port) as sock:
+            sock.sendall(header + b"GET /seen HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            status, _, body = ResponseReader(sock).read()
+        return status, json.loads(body)["environ"]["REMOTE_ADDR"]
+
+    runs = run_both(tmp_path, None, exercise, args=["--proxy-protocol", mode, "--proxy-allow-from", "127.0.0.1"])
+    assert runs["forkwsgi"].results == runs["gunicorn"].results == (200, "203.0.113.9")
