@@ -11,7 +11,8 @@ SEEN_KEYS = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERV
 
 def app(environ, start_response):
     """/seen: the environ keys above and the process environment variables the test names (?env=A,B);
-    /print: print to stdout and stderr; /sleep?S: sleep S seconds; /status/N: answer N with a short body; anything else: hello."""
+    /print: print to stdout and stderr; /sleep?S: sleep S seconds; /status/N: answer N with a short body;
+    anything else: hello."""
     path = environ["PATH_INFO"]
     if path.endswith("/seen"):
         names = [n for n in environ.get("QUERY_STRING", "").partition("env=")[2].split(",") if n]

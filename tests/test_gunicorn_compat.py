@@ -540,9 +540,9 @@ def test_check_config_lists_each_setting_and_fails_only_for_the_refused(tmp_path
     assert ok.returncode == 0 and "has no effect" in ok.stderr and "config OK" in ok.stdout
 
 
-@pytest.mark.parametrize("args,mode", [(["--proxy-protocol", "app:x"], "auto"), (["--proxy-protocol", "v2", "app:x"], "v2"),
-                                       (["--proxy-protocol=v1", "app:x"], "v1"), (["--proxy-protocol", "off"], None),
-                                       (["app:x", "--proxy-protocol"], "auto")])
+@pytest.mark.parametrize("args,mode", [
+    (["--proxy-protocol", "app:x"], "auto"), (["--proxy-protocol", "v2", "app:x"], "v2"),
+    (["--proxy-protocol=v1", "app:x"], "v1"), (["--proxy-protocol", "off"], None), (["app:x", "--proxy-protocol"], "auto")])
 def test_proxy_protocol_flag_takes_a_mode_or_none(args, mode):
     values, _ = parse_settings(build_parser(), args, "command line")
     assert values["proxy_protocol"] == mode and values.get("wsgi_app", "app:x") == "app:x"
