@@ -32,6 +32,11 @@ HOOK_ROLES = {
 }
 
 
+# Hooks called from the master's signal handling, where a failing hook must not stop the server:
+# its traceback is logged and the server goes on.
+CONTAINED = frozenset(("nworkers_changed",))
+
+
 class HookLogger:
     """``server.log`` / ``worker.log``: gunicorn's logger methods, writing to forkwsgi's error log."""
 
@@ -132,6 +137,14 @@ def adapt_hook(name, function, cfg):
     def call(*args):
         return function(*[view(arg, cfg) if view is not None and arg is not None else arg
                           for view, arg in zip(views, args)])
+    if name in CONTAINED:
+        contained = call
+
+        def call(*args):
+            try:
+                return contained(*args)
+            except Exception:
+                log.exception("%s hook failed", name)
     call.__wrapped__ = function
     return call
 

@@ -600,3 +600,10 @@ def test_request_limits_of_zero_mean_what_they_mean_to_gunicorn(name, zero):
 def test_help_lists_every_flag():
     text = build_parser().format_help()
     assert "--worker-class" in text and "--no-sendfile" in text and "--limit-request-field_size" in text
+
+
+def test_a_failing_nworkers_changed_hook_is_logged_not_raised(recorded):
+    def nworkers_changed(server, new_value, old_value):
+        raise RuntimeError("boom")
+    make_config(nworkers_changed=nworkers_changed).call_hook("nworkers_changed", Arbiter(), 2, 1)
+    assert recorded == ["nworkers_changed hook failed"]
