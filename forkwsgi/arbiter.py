@@ -100,6 +100,7 @@ class Arbiter:
 
     def start(self):
         cfg = self.cfg
+        cfg.call_hook("nworkers_changed", self, cfg.workers, None)  # from none, as gunicorn tells it first
         cfg.call_hook("on_starting", self)
         self.ids = resolve_ids(cfg.user, cfg.group)
         inherited, activated = _passed_fds()
@@ -268,17 +269,20 @@ class Arbiter:
 
     def on_ttin(self, count=1):
         self.cfg.workers += count
+        self.cfg.call_hook("nworkers_changed", self, self.cfg.workers, self.cfg.workers - count)
         self.manage_workers()
 
     def on_ttou(self, count=1):
         count = min(count, self.cfg.workers - 1)  # never the last worker (WINCH stops them all)
         if count > 0:
             self.cfg.workers -= count
+            self.cfg.call_hook("nworkers_changed", self, self.cfg.workers, self.cfg.workers + count)
             self.manage_workers()
 
     def on_winch(self):
         log.info("WINCH: stopping all workers gracefully; the master stays (HUP brings them back)")
-        self.cfg.workers = 0
+        old_workers, self.cfg.workers = self.cfg.workers, 0
+        self.cfg.call_hook("nworkers_changed", self, 0, old_workers)
         self.manage_workers()
 
     def on_usr1(self):
@@ -495,6 +499,8 @@ class Arbiter:
                 log.info("Listening at: %s", listener)
         self.cfg = cfg
         mark_tls(self.listeners, cfg)  # --certfile may have been turned on or off
+        if cfg.workers != old.workers:
+            cfg.call_hook("nworkers_changed", self, cfg.workers, old.workers)
         setup_error_log(cfg)
         if self.reloader is not None:
             self.reloader.update(cfg)

@@ -4,14 +4,22 @@ import os
 import shlex
 import types
 
-from .settings import BY_NAME, INTERNAL_ENV, SETTINGS, ConfigError, validate
+from .hookapi import adapt_hook, note_forked_worker
+from .settings import BY_NAME, INTERNAL_ENV, SETTINGS, ConfigError, audit, ignored_warning, validate
 
 
 class Config:
-    """The effective settings, as attributes; ``sources`` says where each came from."""
+    """The effective settings, as attributes; ``sources`` says where each came from.
+
+    Hooks are kept adapted (hookapi.py): called with forkwsgi's objects, they
+    give the config file's functions the objects gunicorn documents.
+    """
 
     def __init__(self, values, sources):
         self.__dict__.update(values)
+        for setting in SETTINGS:
+            if setting.is_hook:
+                self.__dict__[setting.name] = adapt_hook(setting.name, values.get(setting.name), self)
         self.sources = sources
 
     def items(self):
@@ -22,9 +30,16 @@ class Config:
         return self.proc_name or self.wsgi_app or "forkwsgi"
 
     def call_hook(self, name, *args):
+        if name == "post_fork":
+            note_forked_worker(args[1])  # in the new worker: what only the master's record knows
         function = getattr(self, name)
         if function is not None:
             function(*args)
+
+    def ignored_warnings(self):
+        """One line for each gunicorn setting that is set here but has no effect."""
+        lines = (ignored_warning(setting, getattr(self, setting.name)) for setting in SETTINGS)
+        return [line for line in lines if line]
 
     def render(self):
         """The effective settings as a config file that ``-c`` loads back to the same values.
@@ -62,6 +77,7 @@ def _describe_hook(function):
     """One comment-safe line naming a hook: ``name (file:line)``."""
     if function is None:
         return "None"
+    function = getattr(function, "__wrapped__", function)
     name = getattr(function, "__qualname__", None) or type(function).__name__
     code = getattr(function, "__code__", None)
     if code is not None:
@@ -69,8 +85,8 @@ def _describe_hook(function):
     return " ".join(str(name).split())
 
 
-def read_config_file(path):
-    """Execute a Python config file and return its settings, validated."""
+def _execute_config_file(path):
+    """(name, value) of each setting a Python config file defines, unvalidated."""
     try:
         with open(path, "rb") as handle:
             source = handle.read()
@@ -81,24 +97,42 @@ def read_config_file(path):
         exec(compile(source, path, "exec"), namespace)
     except Exception as exc:
         raise ConfigError("error in config file %s: %s: %s" % (path, type(exc).__name__, exc)) from None
-    values = {}
+    found = []
     for name, value in namespace.items():
         if name.startswith("_") or isinstance(value, (types.ModuleType, type)):
             continue
         if name == "config":
             raise ConfigError("%s: 'config' cannot be set inside a config file" % path)
+        found.append((name, value))
+    return found
+
+
+def read_config_file(path):
+    """Execute a Python config file and return its settings, validated."""
+    values = {}
+    for name, value in _execute_config_file(path):
         if name not in BY_NAME:
             raise ConfigError("%s: unknown setting %r (prefix helper names with _)" % (path, name))
         values[name] = validate(name, value, path)
     return values
 
 
+def audit_config_file(path):
+    """[(name, verdict, note)] for each setting of a config file (perhaps written for gunicorn):
+    verdict is mapped, ignored, refused or unknown (settings.audit)."""
+    return [(name,) + audit(name, value) for name, value in _execute_config_file(path)]
+
+
 def read_environment(environ, parse_args):
-    """Settings from FORKWSGI_CMD_ARGS, then from FORKWSGI_<NAME> variables."""
+    """Settings from gunicorn's variables (WEB_CONCURRENCY, GUNICORN_CMD_ARGS), then from
+    FORKWSGI_CMD_ARGS, then from FORKWSGI_<NAME> variables: forkwsgi's own win."""
     values = {}
-    extra = environ.get("FORKWSGI_CMD_ARGS")
-    if extra:
-        values.update(parse_args(shlex.split(extra), "FORKWSGI_CMD_ARGS"))
+    if environ.get("WEB_CONCURRENCY"):
+        values["workers"] = validate("workers", environ["WEB_CONCURRENCY"], "environment WEB_CONCURRENCY")
+    for variable in ("GUNICORN_CMD_ARGS", "FORKWSGI_CMD_ARGS"):
+        extra = environ.get(variable)
+        if extra:
+            values.update(parse_args(shlex.split(extra), variable))
     for key, raw in environ.items():
         if not key.startswith("FORKWSGI_") or key in INTERNAL_ENV:
             continue
@@ -123,4 +157,6 @@ def build_config(cli_values, environ, parse_args):
             sources[name] = origin
     if values["chdir"] is None:
         values["chdir"] = os.getcwd()
+    if values["spool_dir"] is None and values["tmp_upload_dir"]:
+        values["spool_dir"] = values["tmp_upload_dir"]  # gunicorn's name for it
     return Config(values, sources)

@@ -4,7 +4,7 @@ import os
 from urllib.parse import unquote_to_bytes
 
 from .logs import ErrorStream
-from .wsgi import FileWrapper
+from .wsgi import FileWrapper, ReadingFileWrapper
 
 # Lower-case header name -> its environ key, or None for a name with "_" (dropped:
 # X_Forwarded would collide with X-Forwarded, so never guess). Filled as names
@@ -29,7 +29,7 @@ def base_environ(cfg, multiprocess):
         "wsgi.multithread": False,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,
-        "wsgi.file_wrapper": FileWrapper,
+        "wsgi.file_wrapper": FileWrapper if getattr(cfg, "sendfile", True) else ReadingFileWrapper,
         "wsgi.input_terminated": True,
         "SERVER_SOFTWARE": "forkwsgi",
         "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", ""),
@@ -76,12 +76,17 @@ def build_environ(request, base, trusted):
     environ["QUERY_STRING"] = query
     environ["SERVER_PROTOCOL"] = request.version
     repeats = None  # key -> values of a header sent more than once, joined once at the end (linear)
+    forwarded_fields = None  # names with '_' that only a trusted proxy may set (forwarder_headers)
     get = _HEADER_KEYS.get
     for name, value in request.headers:
         key = get(name, _UNSEEN)
         if key is _UNSEEN:
             key = _header_key(name)
         if key is None:
+            if name in trusted.forwarder_names:
+                if forwarded_fields is None:
+                    forwarded_fields = []
+                forwarded_fields.append((name, value))
             continue
         if key in environ:
             if absolute and key == "HTTP_HOST":
@@ -105,13 +110,13 @@ def build_environ(request, base, trusted):
         environ["SERVER_NAME"], environ["SERVER_PORT"] = _split_host(host, environ["SERVER_PORT"])
     # Repeated fields are one list (RFC 9110 5.3): the hops of every X-Forwarded-For line, in order.
     forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
-    forwarded_proto = environ.get("HTTP_X_FORWARDED_PROTO")
-    if (forwarded_for or forwarded_proto) and trusted.trusts(environ["REMOTE_ADDR"]):
+    scheme = trusted.scheme(environ)  # secure_scheme_headers; None when none is present
+    if (forwarded_for or scheme or forwarded_fields) and trusted.trusts(environ["REMOTE_ADDR"]):
         if forwarded_for:
             environ["REMOTE_ADDR"] = trusted.client_address(forwarded_for, environ["REMOTE_ADDR"])
             environ["REMOTE_PORT"] = "0"
-        if forwarded_proto:
-            proto = forwarded_proto.split(",")[-1].strip(" \t").lower()  # OWS only, never \xa0 and kin
-            if proto in ("http", "https"):
-                environ["wsgi.url_scheme"] = proto
+        if scheme:
+            environ["wsgi.url_scheme"] = scheme
+        if forwarded_fields:
+            trusted.apply_forwarder_headers(environ, forwarded_fields)
     return environ

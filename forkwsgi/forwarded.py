@@ -28,10 +28,23 @@ def hop_address(hop):
         return None
 
 
-class TrustedPeers:
-    """A set of IPs/networks (or '*'); membership tests are cached per address."""
+# gunicorn's default secure_scheme_headers: a trusted proxy says "the client used https" with any of them.
+SECURE_SCHEME_HEADERS = {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}
 
-    def __init__(self, items):
+
+class TrustedPeers:
+    """A set of IPs/networks (or '*'); membership tests are cached per address.
+
+    Also what such a peer may tell: the scheme, through ``secure_scheme_headers``
+    ({header: value meaning https}), and headers whose names hold '_' (dropped
+    from anyone else), through ``forwarder_headers``.
+    """
+
+    def __init__(self, items, secure_scheme_headers=None, forwarder_headers=("SCRIPT_NAME", "PATH_INFO")):
+        headers = SECURE_SCHEME_HEADERS if secure_scheme_headers is None else secure_scheme_headers
+        self.scheme_keys = tuple(("HTTP_" + name.upper().replace("-", "_"), value.lower())
+                                 for name, value in headers.items())
+        self.forwarder_names = frozenset(name.lower() for name in forwarder_headers if "_" in name)
         self.any = "*" in items
         self.networks = []
         for item in items:
@@ -74,3 +87,28 @@ class TrustedPeers:
                 if not self.trusts(client):
                     break
         return client
+
+    def scheme(self, environ):
+        """'https' or 'http' as the secure scheme headers present say (the last element of each);
+        None when none is present, or when they disagree (then the connection's own scheme stands)."""
+        found = None
+        for key, secure_value in self.scheme_keys:
+            value = environ.get(key)
+            if value is not None:
+                scheme = "https" if value.rpartition(",")[2].strip(" \t").lower() == secure_value else "http"
+                if found is not None and scheme != found:
+                    return None
+                found = scheme
+        return found
+
+    def apply_forwarder_headers(self, environ, fields):
+        """A trusted proxy's headers with '_' in their names: SCRIPT_NAME mounts the app, others
+        become HTTP_<NAME>."""
+        for name, value in fields:
+            if name == "script_name":
+                path = environ["PATH_INFO"]
+                environ["SCRIPT_NAME"] = value
+                if path.startswith(value):
+                    environ["PATH_INFO"] = path[len(value):]
+            else:
+                environ["HTTP_" + name.upper()] = value

@@ -74,7 +74,7 @@ class RequestRun:
         if stats is not None:
             self.slot = stats.begin(request.method, request.target, started)
         if cfg.pre_request is not None:
-            cfg.pre_request(worker, environ)
+            cfg.pre_request(worker, environ, request)
         self.result = worker.app(environ, response.start_response)
         return response.write_result(self.result, conn.has_room)
 
@@ -146,7 +146,7 @@ class RequestRun:
         cfg = worker.cfg
         if cfg.post_request is not None:
             try:
-                cfg.post_request(worker, self.environ, response.status, response.sent)
+                cfg.post_request(worker, self.environ, request, response)
             except Exception:
                 log.exception("post_request hook failed")
 

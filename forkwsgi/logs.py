@@ -1,58 +1,198 @@
 """Error log (Python logging) and access log (gunicorn-style atoms), reopenable on USR1."""
 import base64
+import copy
+import json
 import logging
+import logging.config
+import logging.handlers
 import os
+import socket
 import sys
 import threading
 import time
 
+from .errors import ConfigError
+
 ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 log = logging.getLogger("forkwsgi")
+# With logconfig, logconfig_dict, logconfig_json or syslog, the logs go through gunicorn's two
+# logger names, so that a logging config written for gunicorn shapes them unchanged.
+GUNICORN_ERROR, GUNICORN_ACCESS = "gunicorn.error", "gunicorn.access"
+_routed = {"access": None}  # the access logger in charge when logging config routes the logs
+# The base a logconfig_dict is laid over, key by key, as gunicorn does: its two loggers and the
+# root log to the console unless the dict says otherwise.
+LOGCONFIG_BASE = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        GUNICORN_ERROR: {"level": "INFO", "handlers": ["error_console"], "propagate": True},
+        GUNICORN_ACCESS: {"level": "INFO", "handlers": ["console"], "propagate": True},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "generic", "stream": "ext://sys.stdout"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "generic",
+                          "stream": "ext://sys.stderr"},
+    },
+    "formatters": {
+        "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
+                    "datefmt": "[%Y-%m-%d %H:%M:%S %z]"},
+    },
+}
 
 
 class _ReopenableHandler(logging.StreamHandler):
     """A stream handler over '-' (stderr) or a file that can be reopened after rotation."""
 
-    def __init__(self, path):
+    def __init__(self, path, dash=None):
         self.path = path
+        self.dash = dash  # what '-' means: stderr for the error log, stdout for the access log
         super().__init__(self._open())
 
     def _open(self):
         if self.path in (None, "-"):
-            return sys.stderr
+            return self.dash or sys.stderr
         return open(self.path, "a", buffering=1, encoding="utf-8")
 
     def reopen(self):
         self.acquire()
         try:
-            if self.stream is not sys.stderr:
+            if self.stream not in (sys.stderr, sys.stdout):
                 self.stream.close()
             self.stream = self._open()
         finally:
             self.release()
 
 
-def setup_error_log(cfg):
-    """Configure the 'forkwsgi' logger from the settings; safe to call again on reload."""
-    for handler in list(log.handlers):
-        log.removeHandler(handler)
+def _drop_handlers(logger):
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
         if isinstance(handler, _ReopenableHandler) and handler.stream is not sys.stderr:
             handler.stream.close()
+
+
+def _routes_through_logging(cfg):
+    """Whether a logging config or syslog takes the logs (gunicorn's logger names) rather than
+    forkwsgi's own two streams."""
+    return bool(cfg.logconfig or cfg.logconfig_dict or cfg.logconfig_json or cfg.syslog)
+
+
+def setup_error_log(cfg):
+    """Configure the 'forkwsgi' logger from the settings; safe to call again on reload."""
+    _drop_handlers(log)
     handler = _ReopenableHandler(cfg.errorlog)
-    handler.setFormatter(logging.Formatter(ERROR_FORMAT, "%Y-%m-%d %H:%M:%S %z"))
-    log.addHandler(handler)
-    log.setLevel(cfg.loglevel.upper())
+    handler.setFormatter(logging.Formatter(ERROR_FORMAT, DATE_FORMAT))
+    if cfg.capture_output and cfg.errorlog not in (None, "-"):
+        _capture_output(handler)
     log.propagate = False
+    _routed["access"] = None
+    if not _routes_through_logging(cfg):
+        log.addHandler(handler)
+        log.setLevel(cfg.loglevel.upper())
+        return log
+    error_logger, access_logger = logging.getLogger(GUNICORN_ERROR), logging.getLogger(GUNICORN_ACCESS)
+    for logger in (error_logger, access_logger):
+        _drop_handlers(logger)
+        logger.propagate = False
+    error_logger.addHandler(handler)
+    error_logger.setLevel(cfg.loglevel.upper())
+    access_logger.setLevel(logging.INFO)
+    if cfg.accesslog:
+        access_handler = _ReopenableHandler(cfg.accesslog, sys.stdout)
+        access_handler.setFormatter(logging.Formatter("%(message)s"))
+        access_logger.addHandler(access_handler)
+    if cfg.syslog:
+        error_logger.addHandler(_syslog_handler(cfg, "error"))
+        if not cfg.disable_redirect_access_to_syslog:
+            access_logger.addHandler(_syslog_handler(cfg, "access"))
+    _apply_logging_config(cfg)
+    log.addHandler(_ForwardTo(error_logger))
+    log.setLevel(logging.DEBUG)  # gunicorn.error's level (the config may change it) decides
+    _routed["access"] = access_logger
     return log
+
+
+def _apply_logging_config(cfg):
+    """logconfig_dict, logconfig_json or logconfig (an ini file), laid over the loggers set up
+    from the settings, as gunicorn applies them."""
+    try:
+        if cfg.logconfig_dict:
+            config = copy.deepcopy(LOGCONFIG_BASE)
+            config.update(cfg.logconfig_dict)
+            logging.config.dictConfig(config)
+        elif cfg.logconfig_json:
+            with open(cfg.logconfig_json) as handle:
+                config = copy.deepcopy(LOGCONFIG_BASE)
+                config.update(json.load(handle))
+            logging.config.dictConfig(config)
+        elif cfg.logconfig:
+            if not os.path.exists(cfg.logconfig):
+                raise OSError("no such file: %s" % cfg.logconfig)
+            logging.config.fileConfig(cfg.logconfig, defaults={"__file__": cfg.logconfig,
+                                                               "here": os.path.dirname(cfg.logconfig)},
+                                      disable_existing_loggers=False)
+    except Exception as exc:  # dictConfig and fileConfig fail in many ways; each is a config error
+        raise ConfigError("cannot apply the logging config: %s: %s" % (type(exc).__name__, exc)) from None
+
+
+class _ForwardTo(logging.Handler):
+    """Hands forkwsgi's records to gunicorn's error logger, under its name, when it is in charge."""
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+
+    def emit(self, record):
+        if self.target.isEnabledFor(record.levelno):
+            record = logging.makeLogRecord(record.__dict__)
+            record.name = self.target.name
+            self.target.handle(record)
+
+
+SYSLOG_FACILITIES = logging.handlers.SysLogHandler.facility_names
+
+
+def parse_syslog_address(address):
+    """(address, socket type) of udp://HOST:PORT, tcp://HOST:PORT or unix://PATH[#dgram|#stream]."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "udp", address
+    if scheme == "unix":
+        path, _, kind = rest.partition("#")
+        return path, socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM
+    if scheme not in ("udp", "tcp"):
+        raise ConfigError("syslog_addr %r: expected udp://, tcp:// or unix://" % address)
+    host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "514")
+    return (host.strip("[]") or "localhost", int(port or 514)), (
+        socket.SOCK_DGRAM if scheme == "udp" else socket.SOCK_STREAM)
+
+
+def _syslog_handler(cfg, kind):
+    address, socktype = parse_syslog_address(cfg.syslog_addr)
+    facility = SYSLOG_FACILITIES.get(str(cfg.syslog_facility).lower(), SYSLOG_FACILITIES["user"])
+    handler = logging.handlers.SysLogHandler(address, facility, socktype)
+    prefix = cfg.syslog_prefix or "forkwsgi.%s" % cfg.app_name.replace(":", ".")
+    handler.setFormatter(logging.Formatter("%s.%s: [%%(process)d] [%%(levelname)s] %%(message)s" % (prefix, kind)))
+    return handler
+
+
+def _capture_output(handler):
+    """capture_output: what the app prints (fds 1 and 2) goes to the error log file."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    for fd in (1, 2):
+        os.dup2(handler.stream.fileno(), fd)
 
 
 class ErrorStream:
     """``wsgi.errors``: writes to the error log's current stream, so it survives a USR1 reopen."""
 
     def _stream(self):
-        for handler in log.handlers:
-            if isinstance(handler, _ReopenableHandler):
-                return handler.stream
+        for name in ("forkwsgi", GUNICORN_ERROR):
+            for handler in logging.getLogger(name).handlers:
+                if isinstance(handler, _ReopenableHandler):
+                    return handler.stream
         return sys.stderr
 
     def write(self, text):
@@ -66,9 +206,11 @@ class ErrorStream:
 
 
 def reopen_error_log():
-    for handler in log.handlers:
-        if isinstance(handler, _ReopenableHandler):
-            handler.reopen()
+    """USR1: reopen every log file forkwsgi opened (its own, or gunicorn's logger names')."""
+    for name in ("forkwsgi", GUNICORN_ERROR, GUNICORN_ACCESS):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, _ReopenableHandler):
+                handler.reopen()
 
 
 class _Atoms(dict):
@@ -111,16 +253,19 @@ class AccessLog:
     def __init__(self, path, fmt):
         self.path = path
         self.fmt = fmt
+        self.logger = _routed["access"]  # gunicorn.access, when a logging config is in charge
         self.stream = self._open()
         self.lock = threading.Lock()  # --threads: one whole line at a time
 
     def _open(self):
+        if self.logger is not None:
+            return None  # the logger's handlers write the lines
         if self.path == "-":
             return sys.stdout
         return open(self.path, "a", buffering=1, encoding="utf-8")
 
     def reopen(self):
-        if self.stream is not sys.stdout:
+        if self.stream not in (sys.stdout, None):
             self.stream.close()
         self.stream = self._open()
 
@@ -139,18 +284,22 @@ class AccessLog:
             "H": environ["SERVER_PROTOCOL"],
             "s": status.split(" ", 1)[0] if status else "-",
             "B": length,
-            "b": length or "-",
+            "b": "-" if length is None else length,  # 0 for an empty body (HEAD, 204), as gunicorn prints
             "f": environ.get("HTTP_REFERER", "-"),
             "a": environ.get("HTTP_USER_AGENT", "-"),
             "T": int(seconds),
             "D": int(seconds * 1_000_000),
+            "M": int(seconds * 1000),
             "L": "%.6f" % seconds,
             "p": "<%d>" % os.getpid(),
         }, environ, response_headers)
         try:
-            line = self.fmt % atoms + "\n"
+            line = self.fmt % atoms
+            if self.logger is not None:
+                self.logger.info("%s", line)
+                return
             with self.lock:
-                self.stream.write(line)
+                self.stream.write(line + "\n")
         except (ValueError, TypeError, KeyError) as exc:
             log.error("bad access log format %r: %s", self.fmt, exc)
         except OSError as exc:

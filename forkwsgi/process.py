@@ -46,15 +46,16 @@ def drop_privileges(uid, gid):
         os.setuid(uid)
 
 
-def daemonize():
-    """Classic double fork: detach from the terminal and session, stdio to /dev/null."""
+def daemonize(keep_output=False):
+    """Classic double fork: detach from the terminal and session, stdio to /dev/null
+    (stdin only with ``keep_output``: enable_stdio_inheritance keeps stdout and stderr)."""
     if os.fork():
         os._exit(0)
     os.setsid()
     if os.fork():
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
+    for fd in (0,) if keep_output else (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
 

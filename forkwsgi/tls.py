@@ -47,6 +47,11 @@ def build_context(cfg):
             context.load_verify_locations(cfg.ca_certs)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError("cannot load TLS certificate %s: %s" % (cfg.certfile, exc)) from None
+    if cfg.ciphers:
+        try:
+            context.set_ciphers(cfg.ciphers)  # OpenSSL's cipher list syntax, as gunicorn's --ciphers
+        except ssl.SSLError:
+            raise ConfigError("--ciphers %r selects no cipher OpenSSL knows" % cfg.ciphers) from None
     context.verify_mode = cfg.cert_reqs
     if cfg.cert_reqs != ssl.CERT_NONE and not cfg.ca_certs:
         raise ConfigError("--cert-reqs %s needs --ca-certs to verify clients against"

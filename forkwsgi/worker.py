@@ -26,7 +26,7 @@ from .forwarded import TrustedPeers
 from .handler import RequestRun, answer_health
 from .http.errors import HTTPError
 from .http.parser import Limits
-from .http.proxy import parse_proxy_v1
+from .http.proxy import parse_proxy
 from .http.response import CONTINUE, DateCache, error_response
 from .intake import Intake
 from .logs import AccessLog, log, reopen_error_log
@@ -77,7 +77,7 @@ class Worker:
         self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter) if cfg.max_requests else 0
         self.limits = Limits(cfg.limit_request_line, cfg.limit_request_fields,
                              cfg.limit_request_field_size, cfg.limit_request_body, cfg.spool_dir)
-        self.trusted = TrustedPeers(cfg.forwarded_allow_ips)
+        self.trusted = TrustedPeers(cfg.forwarded_allow_ips, cfg.secure_scheme_headers, cfg.forwarder_headers)
         self.spill_budget = SpillBudget(cfg.output_spill_budget)  # shared by the connections' output
         self.proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         self.keepalive = cfg.keepalive > 0
@@ -522,7 +522,7 @@ class Worker:
                     return
                 try:
                     if conn.proxy_pending:
-                        found = parse_proxy_v1(reader.buf)
+                        found = parse_proxy(reader.buf, self.cfg.proxy_protocol)
                         if found is None:
                             return
                         conn.proxy_pending = False

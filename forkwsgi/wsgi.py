@@ -10,7 +10,7 @@ import stat
 from .http.response import (LAST_CHUNK, NO_BODY_STATUSES, InvalidResponse,
                             check_status, chunk, response_fields)
 
-__all__ = ["FileWrapper", "Response"]
+__all__ = ["FileWrapper", "ReadingFileWrapper", "Response"]
 
 
 class FileWrapper:
@@ -41,6 +41,13 @@ class FileWrapper:
         except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
             return None
         return fd, offset, max(info.st_size - offset, 0)
+
+
+class ReadingFileWrapper(FileWrapper):
+    """``wsgi.file_wrapper`` with sendfile off (--no-sendfile): the file is read and written."""
+
+    def sendfile_span(self):
+        return None
 
 
 class Response:
