@@ -130,8 +130,8 @@ class Intake:
                 self.drained += 1
             self._adopt(sock, address, listener)
             if not burst or (self.drain_until and self.drain_quota <= 0) or not self.listeners \
-                    or len(worker.connections) >= worker.cfg.worker_connections:
-                return
+                    or worker.retire_requested or len(worker.connections) >= worker.cfg.worker_connections:
+                return  # (a worker that just served its --max-requests takes no more)
 
     def accept_queued(self, events):
         """Take every queued connection of the listeners among ``events`` (a turn that has

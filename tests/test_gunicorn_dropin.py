@@ -390,8 +390,6 @@ def _answers(port):
         return False
 
 
-@pytest.mark.skipif(not hasattr(__import__("forkwsgi.worker").worker, "parse_proxy"),
-                    reason="the worker does not call forkwsgi.http.proxy.parse_proxy yet")
 @pytest.mark.parametrize("mode", ["v2", "auto"])
 def test_proxy_protocol_v2_gives_the_client_address_as_under_gunicorn(tmp_path, mode):
     import ipaddress
