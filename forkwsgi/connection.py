@@ -10,7 +10,9 @@ import os
 import select
 import time
 
+from .http.errors import RequestTimeout
 from .http.parser import RequestReader
+from .http.response import CONTINUE
 from .outbuf import OutputBuffer
 from .tls import TLS_WRITE, WOULD_BLOCK
 
@@ -27,7 +29,7 @@ class Connection:
     __slots__ = ("worker", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io",
                  "served", "proxy_pending", "linger_until", "busy", "waiting_since", "pending",
                  "close_after", "send_progress_at", "tls", "handshaking", "client_closed", "running", "read_paused",
-                 "suspended")
+                 "suspended", "unread_input")
 
     def __init__(self, worker, sock, peer, base, proxy_pending, tls=False):
         self.worker = worker
@@ -54,6 +56,7 @@ class Connection:
         self.running = None  # (method, target, wall-clock start, monotonic start) while in the app
         self.read_paused = False  # too much unparsed input while it cannot be served: not polled for input
         self.suspended = None  # the request (handler.RequestRun) whose body waits for this client to read
+        self.unread_input = False  # the app left part of a streamed request body unread: close gently
 
     # ----- output, called by the owner while a response is written
 
@@ -76,6 +79,40 @@ class Connection:
         out.append(data)
         if wait and out.full:
             self._wait_drained()
+
+    def stream_input(self, request):
+        """A body the app reads as it arrives (http.body.StreamedBody) reads from this connection."""
+        body = request.body
+        body.receive = self.receive
+        if request.expect_continue:
+            body.send_continue = lambda: self.send(CONTINUE)
+
+    def receive(self):
+        """Wait, bounded by --body-timeout, for more of a body the app is reading; b"" once the
+        client closed. Runs in the thread that runs the app, which owns the connection then."""
+        worker = self.worker
+        timeout = worker.cfg.body_timeout or 3600
+        deadline = _monotonic() + timeout
+        poller = None
+        while True:
+            try:
+                data = self.sock.recv(65536)
+                if self.tls:
+                    while self.sock.pending():
+                        data += self.sock.recv(65536)
+                return data
+            except WOULD_BLOCK:
+                pass
+            except OSError as exc:
+                raise ClientGone(exc.strerror) from None
+            now = _monotonic()
+            if now > deadline:
+                raise RequestTimeout("request body stalled for %gs" % timeout)
+            worker.beat(now)
+            if poller is None:
+                poller = select.poll()
+                poller.register(self.fd, select.POLLIN)
+            poller.poll(250)
 
     def has_room(self):
         """Whether a body may go on: the output buffer is within its limits."""

@@ -13,6 +13,8 @@ import time
 
 from .connection import ClientGone
 from .environ import build_environ
+from .http.body import StreamedBody
+from .http.errors import HTTPError
 from .http.response import error_response
 from .logs import log
 from .wsgi import Response
@@ -56,8 +58,12 @@ class RequestRun:
         except ClientGone as exc:
             log.debug("client %s:%s went away: %s", conn.peer[0], conn.peer[1], exc)
             self.response.keep_alive = False
+        except HTTPError as exc:  # the body the app was reading: stalled, cut short
+            log.info("request from %s:%s: %d %s: %s", conn.peer[0], conn.peer[1], exc.status, exc.reason, exc.detail)
+            self._answer_error(exc.status, exc.reason)
         except Exception:
-            self._failed()
+            log.exception("error handling %s %s", self.request.method, self.request.target[:200])
+            self._answer_error(500, "Internal Server Error")
         return self.finish()
 
     def _start(self):
@@ -66,8 +72,12 @@ class RequestRun:
         request = self.request
         conn = self.conn
         cfg = worker.cfg
+        closing = worker.closing_check
+        body = request.body
+        if type(body) is StreamedBody:  # a body not all read when the head goes: the connection closes
+            closing = lambda: worker.closing_check() or not body.complete  # noqa: E731
         self.response = response = Response(conn.send, conn.send_file, request, worker.keeps_alive(conn, request),
-                                            worker.dates.get(), worker.closing_check)
+                                            worker.dates.get(), closing)
         self.environ = environ = build_environ(request, conn.base, worker.trusted)
         self.started = started = time.time()
         stats = worker.stats  # shared-memory counters (stats.py); None when nothing reads them
@@ -78,15 +88,14 @@ class RequestRun:
         self.result = worker.app(environ, response.start_response)
         return response.write_result(self.result, conn.has_room)
 
-    def _failed(self):
-        request = self.request
+    def _answer_error(self, status, reason):
+        """The app failed: answer ``status`` if nothing was sent yet, and close the connection."""
         response = self.response
-        log.exception("error handling %s %s", request.method, request.target[:200])
         response.keep_alive = False
         if not response.head_sent:
-            response.status = "500 Internal Server Error"
+            response.status = "%d %s" % (status, reason)
             try:
-                self.conn.send(error_response(500, "Internal Server Error", self.worker.dates.value))
+                self.conn.send(error_response(status, reason, self.worker.dates.value))
             except ClientGone:
                 pass
 
@@ -110,8 +119,12 @@ class RequestRun:
             except Exception:
                 log.exception("error closing the response of %s %s", request.method, request.target[:200])
                 response.keep_alive = False
-        if request.body is not None:
-            request.body.close()
+        body = request.body
+        if body is not None:
+            if type(body) is StreamedBody and not body.complete:
+                response.keep_alive = False  # the rest of it is not waited for: a lingering close drains it
+                conn.unread_input = True
+            body.close()
         if self.timed_out:  # its 504 was counted and logged when it was cut loose
             return False
         self._account(response.code if response.head_sent else int(response.status[:3]) if response.status else 0)

@@ -396,7 +396,7 @@ SETTINGS = [
             "output_buffer_max: clients that never read cannot fill the disk (RAM on a tmpfs /tmp); "
             "workers times this must fit in spool_dir.", "Limits", "BYTES", gunicorn=None),
     Setting("spool_dir", optional_string, None, ("--spool-dir",),
-            "Directory for request bodies over 1 MiB and spilled response output; default: the "
+            "Directory for chunked request bodies over 1 MiB and spilled response output; default: the "
             "system temp directory.", "Limits", "DIR", gunicorn=None),
     Setting("tmp_upload_dir", optional_string, None, (),
             "gunicorn's name for spool_dir (used when spool_dir is unset).", "Limits", "DIR"),

@@ -25,7 +25,8 @@ from .executor import InlineExecutor, ThreadPoolExecutor
 from .forwarded import TrustedPeers
 from .handler import RequestRun, answer_health
 from .http.errors import HTTPError
-from .http.parser import Limits
+from .http.body import StreamedBody
+from .http.parser import SPOOL_SIZE, Limits
 from .http.proxy import parse_proxy
 from .http.response import CONTINUE, DateCache, error_response
 from .intake import Intake
@@ -76,7 +77,8 @@ class Worker:
         self.requests = 0
         self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter) if cfg.max_requests else 0
         self.limits = Limits(cfg.limit_request_line, cfg.limit_request_fields,
-                             cfg.limit_request_field_size, cfg.limit_request_body, cfg.spool_dir)
+                             cfg.limit_request_field_size, cfg.limit_request_body, cfg.spool_dir,
+                             stream_over=SPOOL_SIZE)  # a bigger body streams to the app: never spooled
         self.trusted = TrustedPeers(cfg.forwarded_allow_ips, cfg.secure_scheme_headers, cfg.forwarder_headers)
         self.spill_budget = SpillBudget(cfg.output_spill_budget)  # shared by the connections' output
         self.proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
@@ -408,7 +410,8 @@ class Worker:
         elif reader.in_progress:
             conn.last_io = _monotonic()
         self._process(conn)
-        if len(reader.buf) > INPUT_PAUSE and self.connections.get(conn.fd) is conn and not conn.read_paused:
+        if not conn.busy and len(reader.buf) > INPUT_PAUSE and self.connections.get(conn.fd) is conn \
+                and not conn.read_paused:  # (a busy connection is its thread's, and reads its body itself)
             # A client that sends and never reads: take no more than this until it can be served.
             conn.read_paused = True
             self._watch(conn, write=bool(conn.out.segments))
@@ -530,6 +533,8 @@ class Worker:
                             conn.peer = found[0]
                             conn.base = dict(conn.base, REMOTE_ADDR=found[0][0], REMOTE_PORT=str(found[0][1]))
                     request = reader.next_request()
+                    if request is not None and type(request.body) is StreamedBody:
+                        conn.stream_input(request)
                 except HTTPError as exc:
                     self.refuse(conn, exc)
                     return
@@ -678,8 +683,8 @@ class Worker:
             self._linger(conn)
 
     def _finish(self, conn):
-        """Close after a response; if the client already sent more, linger so it is not reset."""
-        if conn.reader.buf:
+        """Close after a response; if the client sent (or still sends) more, linger so it is not reset."""
+        if conn.reader.buf or conn.unread_input:
             self._linger(conn)
         else:
             self.close(conn)

@@ -77,6 +77,13 @@ def app(environ, start_response):
     if path == "/tracked-big":  # 64 MiB in 64 KiB chunks, closed with a marker
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(64 << 20))])
         return Tracked((b"x" * 65536 for _ in range(1024)), query or "tracked-big")
+    if path == "/limited-upload":  # refuses a body over 1 MB on its CONTENT_LENGTH, as Flask's MAX_CONTENT_LENGTH
+        if int(environ.get("CONTENT_LENGTH") or 0) > 1000000:
+            start_response("413 Request Entity Too Large", [("Content-Type", "text/plain")])
+            return [b"too large"]
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"%d" % len(body)]
     if path == "/raise":
         raise RuntimeError("boom before start_response")
     if path == "/raise-tracked":

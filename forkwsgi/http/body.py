@@ -225,3 +225,101 @@ class ChunkedBody:
             raise BadRequest("bare LF in chunked framing")
         self._scan = lf + 1
         return bytes(buf[pos:end])
+
+
+class StreamedBody:
+    """``wsgi.input`` for a body too big to wait for: read as the app asks, from the connection.
+
+    A body past the in-memory size is not spooled to disk before the app runs:
+    the app gets this instead, and may refuse the request (413 on its
+    CONTENT_LENGTH) before the client has sent much of it. It reads from the
+    connection's raw buffer (``buf``, shared with the reader: bytes after the
+    body stay there for the next request) and, when that is empty, asks
+    ``receive()`` (set by the worker) for more, which waits, bounded, for the
+    client. Whatever of the body the app leaves unread is not waited for: the
+    response then closes the connection (``complete`` is False).
+    """
+
+    __slots__ = ("remaining", "buf", "receive", "send_continue", "_scanned")
+
+    def __init__(self, length, buf):
+        self.remaining = length
+        self.buf = buf
+        self.receive = None  # () -> bytes of the connection, b"" once the client closed
+        self.send_continue = None  # () -> None: the 100 Continue a client that asked for it waits for
+        self._scanned = 0  # buf[:_scanned] (within the body) holds no LF: readline does not look again
+
+    @property
+    def complete(self):
+        return self.remaining == 0
+
+    def _available(self):
+        """Body bytes in the buffer now, asking the client for more when there are none."""
+        buf = self.buf
+        if not buf:
+            if self.send_continue is not None:
+                send, self.send_continue = self.send_continue, None
+                send()
+            data = self.receive()
+            if not data:
+                raise BadRequest("connection closed before the request body was complete")
+            buf += data
+        return min(len(buf), self.remaining)
+
+    def _take(self, count):
+        buf = self.buf
+        data = bytes(buf[:count])
+        del buf[:count]
+        self.remaining -= count
+        self._scanned = max(0, self._scanned - count)
+        return data
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            size = self.remaining
+        parts = []
+        while size > 0 and self.remaining:
+            data = self._take(min(size, self._available()))
+            size -= len(data)
+            parts.append(data)
+        return b"".join(parts)
+
+    def readline(self, size=-1):
+        if size is None or size < 0:
+            size = self.remaining
+        parts = []
+        while size > 0 and self.remaining:
+            available = min(size, self._available())
+            end = self.buf.find(b"\n", self._scanned, available)
+            if end >= 0:
+                parts.append(self._take(end + 1))
+                break
+            self._scanned = available
+            if available == size or available == self.remaining:
+                parts.append(self._take(available))
+                break
+            if available == len(self.buf):  # the line goes on in bytes not here yet
+                data = self.receive()
+                if not data:
+                    raise BadRequest("connection closed before the request body was complete")
+                self.buf += data
+        return b"".join(parts)
+
+    def readlines(self, hint=-1):
+        lines = []
+        total = 0
+        while self.remaining and (hint is None or hint <= 0 or total < hint):
+            line = self.readline()
+            lines.append(line)
+            total += len(line)
+        return lines
+
+    def __iter__(self):
+        while self.remaining:
+            yield self.readline()
+
+    def rescan(self):
+        pass
+
+    def close(self):
+        """Nothing to release: unread bytes stay in the connection, which the response closes."""

@@ -48,7 +48,7 @@ HTTP/1.0 requests' Expect headers are ignored.
 import io
 import tempfile
 
-from .body import ChunkedBody, FixedLengthBody
+from .body import ChunkedBody, FixedLengthBody, StreamedBody
 from .errors import (BadRequest, ExpectationFailed, HeaderFieldsTooLarge,
                      NotImplementedMethod, PayloadTooLarge, URITooLong,
                      VersionNotSupported)
@@ -65,17 +65,21 @@ class Limits:
     """Size limits applied while parsing, from the settings of the same names.
 
     ``spool_dir`` is where request bodies too big for memory are spooled
-    (``dir=`` of tempfile; None is the system default).
+    (``dir=`` of tempfile; None is the system default). With ``stream_over``,
+    a body with a Content-Length above it is not received whole before its
+    request is handed out: the request comes once that many of its bytes are
+    in (at once if it expects 100-continue), with a StreamedBody as its body.
     """
 
-    __slots__ = ("request_line", "fields", "field_size", "body", "spool_dir")
+    __slots__ = ("request_line", "fields", "field_size", "body", "spool_dir", "stream_over")
 
-    def __init__(self, request_line=4094, fields=100, field_size=8190, body=0, spool_dir=None):
+    def __init__(self, request_line=4094, fields=100, field_size=8190, body=0, spool_dir=None, stream_over=None):
         self.request_line = request_line
         self.fields = fields
         self.field_size = field_size
         self.body = body
         self.spool_dir = spool_dir
+        self.stream_over = stream_over
 
 
 class Request:
@@ -363,7 +367,13 @@ class RequestReader:
                 if request is None:
                     return None
             body = self.body
-            if body is not None:
+            if type(body) is StreamedBody:
+                if len(buf) < body.remaining and len(buf) < self.limits.stream_over \
+                        and not request.expect_continue:
+                    return None  # a body that trickles in costs nothing while it is small
+                request.body = body
+                self.body = None
+            elif body is not None:
                 if not body.feed(buf):
                     return None
                 sink = body.sink
@@ -408,8 +418,12 @@ class RequestReader:
             self.body = ChunkedBody(_body_sink(None, limits.spool_dir), limits.body,
                                     limits.fields, limits.field_size)
         elif request.content_length:
-            self.body = FixedLengthBody(request.content_length,
-                                        _body_sink(request.content_length, self.limits.spool_dir))
+            stream_over = self.limits.stream_over
+            if stream_over is not None and request.content_length > stream_over:
+                self.body = StreamedBody(request.content_length, self.buf)
+            else:
+                self.body = FixedLengthBody(request.content_length,
+                                            _body_sink(request.content_length, self.limits.spool_dir))
         return request
 
     def _skip_empty_lines(self):
