@@ -315,17 +315,21 @@ def test_term_answers_every_accepted_connection(start, loads):
 
 
 def _upload(sock, reader, size, timeout=30.0):
-    """Send a ``size``-byte POST /upload on an open connection while reading the answer."""
+    """Send a ``size``-byte chunked POST /upload on an open connection while reading the answer.
+    Chunked: such a body is received whole, and spooled, before the app runs (one with a large
+    Content-Length would stream to the app instead, never touching the spool)."""
     result = {"send_error": None, "body_sent": 0}
     sock.settimeout(timeout)
     sock.sendall(b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n"
-                 b"Content-Length: %d\r\n\r\n" % size)
-    chunk = b"u" * 65536
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"10000\r\n" + b"u" * 65536 + b"\r\n"
 
     def send_body():
         try:
             while result["body_sent"] < size:
-                result["body_sent"] += sock.send(chunk[:size - result["body_sent"]])
+                sock.sendall(chunk)
+                result["body_sent"] += 65536
+            sock.sendall(b"0\r\n\r\n")
         except OSError as exc:
             result["send_error"] = repr(exc)
     sender = threading.Thread(target=send_body, daemon=True)
