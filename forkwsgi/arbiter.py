@@ -3,6 +3,7 @@
 Signal handlers only append to a queue; the self-pipe (signal.set_wakeup_fd)
 wakes the loop, and all real work happens there.
 """
+import gc
 import os
 import select
 import signal
@@ -37,6 +38,36 @@ MAX_QUEUED = 16  # queue entries of other signals; a flood beyond this is droppe
 def _exit_before_boot(signum, frame):
     """A worker's TERM/INT/QUIT handler between fork and its own: it holds no connection yet, so it just exits."""
     os._exit(0)
+
+
+def preload_app(cfg):
+    """--preload: import the app in the master, and keep the workers' collectors off its objects.
+
+    A full collection writes into the header of every object it tracks, so in each worker it
+    would copy every page of the preloaded app. As CPython's gc docs advise, the collector is
+    off while the app is imported (no freed holes for workers to fill), and gc.freeze() then
+    moves what the import made to the permanent generation, which collections never visit.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return load_app(cfg.wsgi_app, cfg.chdir)
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def fork_with_gc_off():
+    """os.fork() with the collector off across it (no collection between the freeze and the fork),
+    back on in both processes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return os.fork()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _passed_fds():
@@ -115,7 +146,7 @@ class Arbiter:
             self.pidfile.write(self.pid)
         build_context(cfg)  # a bad certificate fails the start, not every worker
         if cfg.preload_app:
-            self.app = load_app(cfg.wsgi_app, cfg.chdir)
+            self.app = preload_app(cfg)
         self.board = Board()
         self.handoff = HandoffChannel(self.board)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -297,7 +328,7 @@ class Arbiter:
         if self.observer is not None:
             self.observer.prepare(worker)  # its shared counters page, made before fork
         self.cfg.call_hook("pre_fork", self, worker)
-        pid = os.fork()
+        pid = fork_with_gc_off()
         if pid:
             worker.pid = pid
             self.workers[pid] = worker

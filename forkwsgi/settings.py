@@ -179,7 +179,8 @@ SETTINGS = [
             "Seconds a request that has arrived may wait for its busy worker before its connection moves "
             "to an idle sibling.", "Server", "SECONDS"),
     Setting("preload_app", boolean, False, ("--preload",),
-            "Import the application in the master before forking workers.", "Server"),
+            "Import the application in the master before forking workers; its objects are then frozen "
+            "(gc.freeze) so the workers share their memory.", "Server"),
     Setting("chdir", optional_string, None, ("--chdir",), "Change to this directory before loading the app.",
             "Server", "DIR"),
     # Timeouts and limits
@@ -297,8 +298,9 @@ SETTINGS = [
     Setting("control_socket_mode", octal, 0o600, ("--control-socket-mode",),
             "File mode of the control socket (octal).", "Observability", "OCTAL"),
     Setting("max_worker_memory", non_negative_float, 0.0, ("--max-worker-memory",),
-            "Restart a worker gracefully once its resident memory passes this many MB (checked after each "
-            "request); 0 disables.", "Observability", "MB"),
+            "Restart a worker gracefully once the memory it alone holds (USS, not RSS: pages shared with "
+            "the master and siblings are not its own) passes this many MB (checked after each request); "
+            "0 disables.", "Observability", "MB"),
     Setting("statsd_host", optional_host_port, None, ("--statsd-host",),
             "Send the metrics as statsd lines over UDP to HOST:PORT, from the master once a second. "
             "Off when unset.", "Observability", "HOST:PORT"),

@@ -37,6 +37,7 @@ import mmap
 import os
 import struct
 import threading
+import time
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other")
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
@@ -217,24 +218,72 @@ class WorkerStats:
 
 
 class MemoryGuard:
-    """The worker's own resident set size, read from /proc/self/statm with one pread (no open)."""
+    """--max-worker-memory: what the worker alone holds (USS), checked after each request.
 
-    def __init__(self, limit_mb):
+    RSS counts the pages a --preload app shares with the master and the siblings, so a limit
+    on it retires workers for memory they do not own. USS (its private pages: what its exit
+    would free) counts only the worker's own. PSS is not used: it grows when a sibling exits
+    (the shared pages are split among fewer), which would retire a worker for a neighbour's exit.
+
+    USS comes from /proc/self/smaps_rollup, which costs milliseconds (the kernel walks the page
+    tables), so it is read at most once a second. In between, one pread of /proc/self/statm
+    bounds it: USS grows by at most what RSS grew since the last reading, plus pages copied on
+    write, which the next reading finds. Only once that bound passes the limit is it read early.
+    """
+
+    INTERVAL = 1.0  # seconds between smaps_rollup readings, while the RSS bound stays under the limit
+
+    def __init__(self, limit_mb, clock=time.monotonic):
         self.limit = int(limit_mb * 1024 * 1024)
+        self.clock = clock
         self.fd = -1
+        self.rollup_fd = -1
+        self.read_at = None
+        self.unique = self.rss_then = 0
 
     def rss(self):
         if self.fd < 0:
             self.fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
         return int(os.pread(self.fd, 128, 0).split()[1]) * mmap.PAGESIZE
 
-    def exceeded(self):
-        """The RSS in bytes if past the limit, else 0."""
+    def uss(self):
+        """Private bytes from /proc/self/smaps_rollup; RSS where the kernel has none (before 4.14)."""
         try:
-            rss = self.rss()
+            if self.rollup_fd < 0:
+                self.rollup_fd = os.open("/proc/self/smaps_rollup", os.O_RDONLY | os.O_CLOEXEC)
+            return private_bytes(os.pread(self.rollup_fd, 4096, 0))
+        except OSError:
+            return self.rss()
+
+    def exceeded(self):
+        """The USS in bytes if past the limit, else 0."""
+        try:
+            rss, now = self.rss(), self.clock()
+            if self.read_at is not None and now - self.read_at < self.INTERVAL \
+                    and self.unique + rss - self.rss_then <= self.limit:
+                return 0
+            self.unique, self.rss_then, self.read_at = self.uss(), rss, now
         except (OSError, ValueError, IndexError):
             return 0
-        return rss if rss > self.limit else 0
+        return self.unique if self.unique > self.limit else 0
+
+
+def private_bytes(rollup):
+    """USS from the text of a smaps_rollup file: its Private_* lines (kB) in bytes."""
+    total = 0
+    for line in rollup.split(b"\n"):
+        if line.startswith(b"Private_"):
+            total += int(line.split()[1])
+    return total * 1024
+
+
+def process_uss(pid):
+    """Bytes only ``pid`` holds (USS) from /proc/PID/smaps_rollup; None if it is gone or unreadable."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid, "rb") as handle:
+            return private_bytes(handle.read())
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def process_rss(pid):

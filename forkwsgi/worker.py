@@ -560,7 +560,7 @@ class Worker:
         """--max-worker-memory: past the limit, retire gracefully as for max-requests (one pread per request)."""
         rss = self.memory_guard.exceeded()
         if rss:
-            log.warning("worker %d: RSS %.1f MB is past --max-worker-memory %g MB; restarting gracefully",
+            log.warning("worker %d: USS %.1f MB is past --max-worker-memory %g MB; restarting gracefully",
                         self.pid, rss / 1048576.0, self.cfg.max_worker_memory)
             self._retire_soon(_stats.RETIRE_MEMORY)
 
