@@ -13,6 +13,7 @@ import time
 from . import __version__, systemd
 from .appload import AppImportError, load_app
 from .board import Board
+from .cpus import resolve_workers
 from .handoff import HandoffChannel
 from .heartbeat import Heartbeat
 from .logs import log, reopen_error_log, setup_error_log
@@ -131,6 +132,7 @@ class Arbiter:
 
     def start(self):
         cfg = self.cfg
+        cfg.workers = resolve_workers(cfg.workers)
         cfg.call_hook("on_starting", self)
         self.ids = resolve_ids(cfg.user, cfg.group)
         inherited, activated = _passed_fds()
@@ -503,6 +505,7 @@ class Arbiter:
         self.reload_unannounced = True
         try:
             cfg = self.reload_config()
+            cfg.workers = resolve_workers(cfg.workers)
             build_context(cfg)  # a renewed certificate that does not load keeps the workers serving
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)

@@ -26,6 +26,17 @@ non_negative_int = at_least(int, 0)
 non_negative_float = at_least(float, 0)
 
 
+def worker_count(value):
+    """A positive int, or "auto": kept as such, and counted (cpus.py) when the master starts or reloads."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a whole number or 'auto'") from None
+    return positive_int(number)
+
+
 def boolean(value):
     if isinstance(value, bool):
         return value
@@ -165,7 +176,9 @@ SETTINGS = [
     Setting("backlog", positive_int, 2048, ("--backlog",), "Listen queue length of each socket.", "Server", "INT"),
     Setting("reuse_port", boolean, False, ("--reuse-port",), "Set SO_REUSEPORT on TCP listening sockets.", "Server"),
     Setting("umask", octal, 0, ("--umask",), "umask applied when creating unix sockets (octal).", "Server", "OCTAL"),
-    Setting("workers", positive_int, 1, ("-w", "--workers"), "Number of worker processes.", "Server", "INT"),
+    Setting("workers", worker_count, 1, ("-w", "--workers"),
+            "Number of worker processes, or 'auto': the container's CPU quota (cgroup v2 cpu.max or v1 "
+            "cpu.cfs_quota_us, rounded up), else the CPUs this process may run on.", "Server", "INT|auto"),
     Setting("worker_connections", positive_int, 1000, ("--worker-connections",),
             "Most open client connections one worker multiplexes.", "Server", "INT"),
     Setting("threads", positive_int, 1, ("--threads",),
