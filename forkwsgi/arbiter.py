@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 
-from . import __version__, systemd
+from . import __version__, otel, systemd
 from .appload import AppImportError, load_app
 from .board import Board
 from .cpus import resolve_workers
@@ -147,6 +147,7 @@ class Arbiter:
             self.pidfile = PidFile(cfg.pidfile)
             self.pidfile.write(self.pid)
         build_context(cfg)  # a bad certificate fails the start, not every worker
+        otel.check(cfg)  # --otel without its extra: refused here, not by every worker
         if cfg.preload_app:
             self.app = preload_app(cfg)
         self.board = Board()
@@ -507,6 +508,7 @@ class Arbiter:
             cfg = self.reload_config()
             cfg.workers = resolve_workers(cfg.workers)
             build_context(cfg)  # a renewed certificate that does not load keeps the workers serving
+            otel.check(cfg)
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
             self.announce_ready()  # nothing changes: ready again, unless an earlier reload still boots

@@ -314,6 +314,10 @@ SETTINGS = [
             "Restart a worker gracefully once the memory it alone holds (USS, not RSS: pages shared with "
             "the master and siblings are not its own) passes this many MB (checked after each request); "
             "0 disables.", "Observability", "MB"),
+    Setting("otel", boolean, False, ("--otel",),
+            "OpenTelemetry tracing (the otel extra): each worker, after the fork, sets up the SDK from the "
+            "OTEL_* variables and traces each request as a server span, continuing the client's traceparent.",
+            "Observability"),
     Setting("statsd_host", optional_host_port, None, ("--statsd-host",),
             "Send the metrics as statsd lines over UDP to HOST:PORT, from the master once a second. "
             "Off when unset.", "Observability", "HOST:PORT"),

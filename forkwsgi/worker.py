@@ -34,6 +34,7 @@ from .process import drop_privileges, flush_std, set_title
 from .reloader import load_app_reloading
 from .timers import sweep
 from .tls import WOULD_BLOCK, RefusalLog, build_context, is_plain_http, plain_http_answer, refusal_reason
+from . import otel
 from . import stats as _stats
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
@@ -121,6 +122,7 @@ class Worker:
             self.app = load_app_reloading(self.cfg)  # an import error becomes a 500 page, not BOOT_ERROR
         elif self.app is None:
             self.app = load_app(self.cfg.wsgi_app, self.cfg.chdir)
+        self.app = otel.instrument(self.app, self.cfg)  # --otel: after the fork, so its exporter thread runs here
         self.cfg.call_hook("post_worker_init", self)
         threads = self.cfg.threads
         self.base = base_environ(self.cfg, self.multiprocess)
@@ -723,6 +725,7 @@ def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, hando
     finally:
         if handoff is not None:
             handoff.say_spare(False)  # a worker that is gone takes nothing
+        otel.flush(worker.app, graceful=worker.stopping and code == 0)  # --otel: queued spans leave before os._exit
         try:
             cfg.call_hook("worker_exit", arbiter, worker)
         except Exception:
