@@ -78,10 +78,10 @@ def _recent(key, read):
 
 
 def _per_worker(live, kind, read):
-    """[(slot, figure)] of the live workers, each read by ``read(pid)`` at most once a second."""
+    """[(slot, figure)] of the live workers, each read by ``read(worker)`` at most once a second."""
     samples = []
     for worker, slot, _, _ in live:
-        figure = _recent((kind, worker.pid), lambda: read(worker.pid))
+        figure = _recent((kind, worker.pid), lambda: read(worker))
         if figure is not None:
             samples.append((slot, figure))
     return samples
@@ -171,8 +171,8 @@ def render(observer):
         out.append(OVERFLOWS.one(drops[0]))
         out.append(DROPS.one(drops[1]))
     out.append(MASTER_RSS.one(_recent(0, lambda: _stats.process_rss(os.getpid())) or 0))
-    out.append(WORKER_RSS.by(_per_worker(live, "rss", _stats.process_rss)))
-    out.append(WORKER_USS.by(_per_worker(live, "uss", _stats.process_uss)))
+    out.append(WORKER_RSS.by(_per_worker(live, "rss", lambda worker: _stats.process_rss(worker.pid))))
+    out.append(WORKER_USS.by(_per_worker(live, "uss", lambda worker: _stats.worker_uss(worker.stats, worker.pid))))
     out.append(BUILD_INFO.head)
     out.append(STARTED.one(observer.started))
     return "".join(out)

@@ -18,6 +18,7 @@ Layout (native byte order, 8-byte words; ``w`` = word index):
     w 582        gauge: 1 once the worker is stopping
     w 583        why the worker retires itself: 0, RETIRE_MAX_REQUESTS, RETIRE_MEMORY
     w 584        number of request slots that follow
+    w 585        gauge: the worker's USS in bytes, as its --max-worker-memory guard last read it (0: not read)
 
     bytes 8192 + 288*i: request slot i (one per app thread, at most MAX_SLOTS):
         +0   double   wall-clock start (time.time()); 0.0 when the slot is free
@@ -65,6 +66,7 @@ CONNECTIONS = _BYTES_OUT + 3
 STOPPING = CONNECTIONS + 1
 RETIRE_REASON = STOPPING + 1
 SLOT_COUNT = RETIRE_REASON + 1
+UNIQUE_MEMORY = SLOT_COUNT + 1
 
 RETIRE_MAX_REQUESTS, RETIRE_MEMORY = 1, 2
 RETIRE_NAMES = {RETIRE_MAX_REQUESTS: "max-requests", RETIRE_MEMORY: "memory"}
@@ -233,9 +235,10 @@ class MemoryGuard:
 
     INTERVAL = 1.0  # seconds between smaps_rollup readings, while the RSS bound stays under the limit
 
-    def __init__(self, limit_mb, clock=time.monotonic):
+    def __init__(self, limit_mb, clock=time.monotonic, stats=None):
         self.limit = int(limit_mb * 1024 * 1024)
         self.clock = clock
+        self.stats = stats  # the worker's WorkerStats page: each reading is published there for the master
         self.fd = -1
         self.rollup_fd = -1
         self.read_at = None
@@ -265,6 +268,8 @@ class MemoryGuard:
             self.unique, self.rss_then, self.read_at = self.uss(), rss, now
         except (OSError, ValueError, IndexError):
             return 0
+        if self.stats is not None:
+            self.stats.set(UNIQUE_MEMORY, self.unique)
         return self.unique if self.unique > self.limit else 0
 
 
@@ -277,8 +282,17 @@ def private_bytes(rollup):
     return total * 1024
 
 
+def worker_uss(page, pid):
+    """A worker's USS for /metrics and ctl: as its --max-worker-memory guard last read it (free, and
+    the very figure the limit is checked against), else read from /proc now (milliseconds: see process_uss)."""
+    published = page.gauge(UNIQUE_MEMORY) if page is not None else 0
+    return published or process_uss(pid)
+
+
 def process_uss(pid):
-    """Bytes only ``pid`` holds (USS) from /proc/PID/smaps_rollup; None if it is gone or unreadable."""
+    """Bytes only ``pid`` holds (USS) from /proc/PID/smaps_rollup; None if it is gone or unreadable.
+
+    The kernel walks the process's page tables for it: about 3 ms per 128 MB resident."""
     try:
         with open("/proc/%d/smaps_rollup" % pid, "rb") as handle:
             return private_bytes(handle.read())

@@ -92,7 +92,8 @@ class Worker:
         self.stats = _stats.current  # shared-memory counters the master reads (None: observability off)
         if self.stats is not None:
             self.stats.setup_threads(cfg.threads)
-        self.memory_guard = _stats.MemoryGuard(cfg.max_worker_memory) if cfg.max_worker_memory else None
+        self.memory_guard = _stats.MemoryGuard(cfg.max_worker_memory, stats=self.stats) \
+            if cfg.max_worker_memory else None
         self.waiting = {}  # connection -> True, in arrival order: ready, but no thread is free
         self.handoff_retry_at = 0.0  # no hand-off of a waiting connection before this: siblings were busy
         self.wake_r = self.wake_w = -1

@@ -166,3 +166,16 @@ def test_preload_freezes_the_app_and_fork_keeps_the_collector_state(monkeypatch)
         os._exit(0 if gc.isenabled() else 1)
     assert gc.isenabled()
     assert os.waitpid(pid, 0)[1] == 0
+
+
+def test_guard_publishes_its_reading_for_the_master():
+    page = stats.WorkerStats()
+    try:
+        assert stats.worker_uss(page, os.getpid()) > 0  # nothing published: read from /proc
+        guard = FakeGuard(20, lambda: 1.0)
+        guard.stats = page
+        guard.fake_uss = 12345 << 10
+        guard.exceeded()
+        assert stats.worker_uss(page, os.getpid()) == 12345 << 10  # the very figure the limit was checked against
+    finally:
+        page.close()
