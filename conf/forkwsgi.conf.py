@@ -2,11 +2,9 @@
 # Module-level names are settings (see README "Settings"); functions named after
 # hooks are server hooks. Prefix helper names with _ . Command-line flags and
 # FORKWSGI_* variables override what is set here.
-import multiprocessing
-
 wsgi_app = "examples.hello:app"
 bind = ["127.0.0.1:8000"]          # add "unix:/run/forkwsgi/app.sock", "[::]:8000", ...
-workers = multiprocessing.cpu_count()
+workers = "auto"                  # the container's CPU limit (cgroup quota), else the CPUs we may use
 worker_connections = 1000
 timeout = 30
 graceful_timeout = 30

@@ -3,15 +3,17 @@
 Signal handlers only append to a queue; the self-pipe (signal.set_wakeup_fd)
 wakes the loop, and all real work happens there.
 """
+import gc
 import os
 import select
 import signal
 import sys
 import time
 
-from . import __version__, systemd
+from . import __version__, otel, systemd
 from .appload import AppImportError, load_app
 from .board import Board
+from .cpus import resolve_workers
 from .handoff import HandoffChannel
 from .heartbeat import Heartbeat
 from .logs import log, reopen_error_log, setup_error_log
@@ -37,6 +39,36 @@ MAX_QUEUED = 16  # queue entries of other signals; a flood beyond this is droppe
 def _exit_before_boot(signum, frame):
     """A worker's TERM/INT/QUIT handler between fork and its own: it holds no connection yet, so it just exits."""
     os._exit(0)
+
+
+def preload_app(cfg):
+    """--preload: import the app in the master, and keep the workers' collectors off its objects.
+
+    A full collection writes into the header of every object it tracks, so in each worker it
+    would copy every page of the preloaded app. As CPython's gc docs advise, the collector is
+    off while the app is imported (no freed holes for workers to fill), and gc.freeze() then
+    moves what the import made to the permanent generation, which collections never visit.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return load_app(cfg.wsgi_app, cfg.chdir)
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def fork_with_gc_off():
+    """os.fork() with the collector off across it (no collection between the freeze and the fork),
+    back on in both processes."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return os.fork()
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _passed_fds():
@@ -100,6 +132,7 @@ class Arbiter:
 
     def start(self):
         cfg = self.cfg
+        cfg.workers = resolve_workers(cfg.workers)
         cfg.call_hook("nworkers_changed", self, cfg.workers, None)  # from none, as gunicorn tells it first
         cfg.call_hook("on_starting", self)
         self.ids = resolve_ids(cfg.user, cfg.group)
@@ -115,8 +148,9 @@ class Arbiter:
             self.pidfile = PidFile(cfg.pidfile)
             self.pidfile.write(self.pid)
         build_context(cfg)  # a bad certificate fails the start, not every worker
+        otel.check(cfg)  # --otel without its extra: refused here, not by every worker
         if cfg.preload_app:
-            self.app = load_app(cfg.wsgi_app, cfg.chdir)
+            self.app = preload_app(cfg)
         self.board = Board()
         self.handoff = HandoffChannel(self.board)
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -301,7 +335,7 @@ class Arbiter:
         if self.observer is not None:
             self.observer.prepare(worker)  # its shared counters page, made before fork
         self.cfg.call_hook("pre_fork", self, worker)
-        pid = os.fork()
+        pid = fork_with_gc_off()
         if pid:
             worker.pid = pid
             self.workers[pid] = worker
@@ -476,7 +510,9 @@ class Arbiter:
         self.reload_unannounced = True
         try:
             cfg = self.reload_config()
+            cfg.workers = resolve_workers(cfg.workers)
             build_context(cfg)  # a renewed certificate that does not load keeps the workers serving
+            otel.check(cfg)
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
             self.announce_ready()  # nothing changes: ready again, unless an earlier reload still boots

@@ -62,6 +62,7 @@ def status(observer):
             "pid": worker.pid, "slot": slot, "age": worker.age, "generation": worker.generation,
             "state": state, "uptime": round(now - booted_at, 3) if booted_at else None,
             "requests": worker.stats.requests_served(), "rss": _stats.process_rss(worker.pid),
+            "uss": _stats.worker_uss(worker.stats, worker.pid),
             "connections": worker.stats.gauge(_stats.CONNECTIONS),
             "current": [{"method": method, "path": path, "seconds": round(max(now_wall - started, 0.0), 3)}
                         for method, path, started in running]})

@@ -82,13 +82,13 @@ def format_status(status):
     for listener in status["listeners"]:
         backlog = "-" if listener["backlog"] is None else "%d/%d" % (listener["backlog"], listener["backlog_max"])
         lines.append("listener %s  backlog %s" % (listener["name"], backlog))
-    rows = [("SLOT", "PID", "AGE", "GEN", "STATE", "UP", "REQUESTS", "RSS", "CONNS", "CURRENT")]
+    rows = [("SLOT", "PID", "AGE", "GEN", "STATE", "UP", "REQUESTS", "RSS", "USS", "CONNS", "CURRENT")]
     for worker in status["workers"]:
         current = "; ".join("%s %s (%s)" % (item["method"], item["path"][:80], _seconds(item["seconds"]))
                             for item in worker["current"]) or "-"
         rows.append((worker["slot"], worker["pid"], worker["age"], worker["generation"], worker["state"],
-                     _seconds(worker["uptime"]), worker["requests"], _mb(worker["rss"]), worker["connections"],
-                     current))
+                     _seconds(worker["uptime"]), worker["requests"], _mb(worker["rss"]), _mb(worker.get("uss")),
+                     worker["connections"], current))
     lines.append("")
     lines.append(table(rows))
     return "\n".join(lines)

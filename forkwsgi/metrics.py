@@ -77,6 +77,16 @@ def _recent(key, read):
     return hit[1]
 
 
+def _per_worker(live, kind, read):
+    """[(slot, figure)] of the live workers, each read by ``read(worker)`` at most once a second."""
+    samples = []
+    for worker, slot, _, _ in live:
+        figure = _recent((kind, worker.pid), lambda: read(worker))
+        if figure is not None:
+            samples.append((slot, figure))
+    return samples
+
+
 _NS = len(_stats.STATUS_CLASSES)
 REQUESTS = Family("forkwsgi_requests_total", "counter",
                   "Requests answered by the app, by method class and status class (none: no status was sent).")
@@ -116,6 +126,10 @@ DROPS = Family("forkwsgi_tcp_listen_drops_total", "counter",
 MASTER_RSS = Family("forkwsgi_master_resident_memory_bytes", "gauge", "Resident memory of the master.")
 WORKER_RSS = Family("forkwsgi_worker_resident_memory_bytes", "gauge",
                     "Resident memory of each worker; the label is a slot number reused by its replacement.",
+                    "worker")
+WORKER_USS = Family("forkwsgi_worker_unique_memory_bytes", "gauge",
+                    "Memory only this worker holds (USS: its private pages, from /proc/PID/smaps_rollup), what "
+                    "--max-worker-memory limits; unlike RSS it leaves out the pages a --preload app shares.",
                     "worker")
 BUILD_INFO = Family("forkwsgi_build_info", "gauge", "forkwsgi and Python versions.")
 BUILD_INFO.head += "forkwsgi_build_info%s 1\n" % _labels(version=__version__, python=platform.python_version())
@@ -157,12 +171,8 @@ def render(observer):
         out.append(OVERFLOWS.one(drops[0]))
         out.append(DROPS.one(drops[1]))
     out.append(MASTER_RSS.one(_recent(0, lambda: _stats.process_rss(os.getpid())) or 0))
-    samples = []
-    for worker, slot, _, _ in live:
-        rss = _recent(worker.pid, lambda: _stats.process_rss(worker.pid))
-        if rss is not None:
-            samples.append((slot, rss))
-    out.append(WORKER_RSS.by(samples))
+    out.append(WORKER_RSS.by(_per_worker(live, "rss", lambda worker: _stats.process_rss(worker.pid))))
+    out.append(WORKER_USS.by(_per_worker(live, "uss", lambda worker: _stats.worker_uss(worker.stats, worker.pid))))
     out.append(BUILD_INFO.head)
     out.append(STARTED.one(observer.started))
     return "".join(out)

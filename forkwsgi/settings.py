@@ -36,6 +36,17 @@ def limit(zero_means):
     return validate
 
 
+def worker_count(value):
+    """A positive int, or "auto": kept as such, and counted (cpus.py) when the master starts or reloads."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError("expected a whole number or 'auto'") from None
+    return positive_int(number)
+
+
 def boolean(value):
     if isinstance(value, bool):
         return value
@@ -317,7 +328,9 @@ SETTINGS = [
     Setting("umask", octal, 0, ("-m", "--umask"), "umask applied when creating unix sockets (octal).",
             "Server", "OCTAL",
             "same: a string is read as octal (022), an int as is"),
-    Setting("workers", positive_int, 1, ("-w", "--workers"), "Number of worker processes.", "Server", "INT"),
+    Setting("workers", worker_count, 1, ("-w", "--workers"),
+            "Number of worker processes, or 'auto': the container's CPU quota (cgroup v2 cpu.max or v1 "
+            "cpu.cfs_quota_us, rounded up), else the CPUs this process may run on.", "Server", "INT|auto"),
     Setting("worker_connections", positive_int, 1000, ("--worker-connections",),
             "Most open client connections one worker multiplexes.", "Server", "INT",
             "same: every worker class, not only async ones"),
@@ -337,7 +350,8 @@ SETTINGS = [
             "Seconds a request that has arrived may wait for its busy worker before its connection moves "
             "to an idle sibling.", "Server", "SECONDS", gunicorn=None),
     Setting("preload_app", boolean, False, ("--preload",),
-            "Import the application in the master before forking workers.", "Server"),
+            "Import the application in the master before forking workers; its objects are then frozen "
+            "(gc.freeze) so the workers share their memory.", "Server"),
     Setting("chdir", optional_string, None, ("--chdir",), "Change to this directory before loading the app.",
             "Server", "DIR"),
     # Timeouts and limits
@@ -479,8 +493,13 @@ SETTINGS = [
     Setting("control_socket_mode", octal, 0o600, ("--control-socket-mode",),
             "File mode of the control socket (octal).", "Observability", "OCTAL"),
     Setting("max_worker_memory", non_negative_float, 0.0, ("--max-worker-memory",),
-            "Restart a worker gracefully once its resident memory passes this many MB (checked after each "
-            "request); 0 disables.", "Observability", "MB", gunicorn=None),
+            "Restart a worker gracefully once the memory it alone holds (USS, not RSS: pages shared with "
+            "the master and siblings are not its own) passes this many MB (checked after each request); "
+            "0 disables.", "Observability", "MB", gunicorn=None),
+    Setting("otel", boolean, False, ("--otel",),
+            "OpenTelemetry tracing (the otel extra): each worker, after the fork, sets up the SDK from the "
+            "OTEL_* variables and traces each request as a server span, continuing the client's traceparent.",
+            "Observability", gunicorn=None),
     Setting("statsd_host", optional_host_port, None, ("--statsd-host",),
             "Send the metrics as statsd lines over UDP to HOST:PORT, from the master once a second. "
             "Off when unset.", "Observability", "HOST:PORT"),

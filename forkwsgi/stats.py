@@ -18,6 +18,7 @@ Layout (native byte order, 8-byte words; ``w`` = word index):
     w 582        gauge: 1 once the worker is stopping
     w 583        why the worker retires itself: 0, RETIRE_MAX_REQUESTS, RETIRE_MEMORY, RETIRE_TIMEOUT
     w 584        number of request slots that follow
+    w 585        gauge: the worker's USS in bytes, as its --max-worker-memory guard last read it (0: not read)
 
     bytes 8192 + 288*i: request slot i (one per app thread, at most MAX_SLOTS):
         +0   double   wall-clock start (time.time()); 0.0 when the slot is free
@@ -37,6 +38,7 @@ import mmap
 import os
 import struct
 import threading
+import time
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other")
 STATUS_CLASSES = ("none", "1xx", "2xx", "3xx", "4xx", "5xx")
@@ -64,6 +66,7 @@ CONNECTIONS = _BYTES_OUT + 3
 STOPPING = CONNECTIONS + 1
 RETIRE_REASON = STOPPING + 1
 SLOT_COUNT = RETIRE_REASON + 1
+UNIQUE_MEMORY = SLOT_COUNT + 1
 
 RETIRE_MAX_REQUESTS, RETIRE_MEMORY, RETIRE_TIMEOUT = 1, 2, 3
 RETIRE_NAMES = {RETIRE_MAX_REQUESTS: "max-requests", RETIRE_MEMORY: "memory", RETIRE_TIMEOUT: "timeout"}
@@ -217,24 +220,84 @@ class WorkerStats:
 
 
 class MemoryGuard:
-    """The worker's own resident set size, read from /proc/self/statm with one pread (no open)."""
+    """--max-worker-memory: what the worker alone holds (USS), checked after each request.
 
-    def __init__(self, limit_mb):
+    RSS counts the pages a --preload app shares with the master and the siblings, so a limit
+    on it retires workers for memory they do not own. USS (its private pages: what its exit
+    would free) counts only the worker's own. PSS is not used: it grows when a sibling exits
+    (the shared pages are split among fewer), which would retire a worker for a neighbour's exit.
+
+    USS comes from /proc/self/smaps_rollup, which costs milliseconds (the kernel walks the page
+    tables), so it is read at most once a second. In between, one pread of /proc/self/statm
+    bounds it: USS grows by at most what RSS grew since the last reading, plus pages copied on
+    write, which the next reading finds. Only once that bound passes the limit is it read early.
+    """
+
+    INTERVAL = 1.0  # seconds between smaps_rollup readings, while the RSS bound stays under the limit
+
+    def __init__(self, limit_mb, clock=time.monotonic, stats=None):
         self.limit = int(limit_mb * 1024 * 1024)
+        self.clock = clock
+        self.stats = stats  # the worker's WorkerStats page: each reading is published there for the master
         self.fd = -1
+        self.rollup_fd = -1
+        self.read_at = None
+        self.unique = self.rss_then = 0
 
     def rss(self):
         if self.fd < 0:
             self.fd = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
         return int(os.pread(self.fd, 128, 0).split()[1]) * mmap.PAGESIZE
 
-    def exceeded(self):
-        """The RSS in bytes if past the limit, else 0."""
+    def uss(self):
+        """Private bytes from /proc/self/smaps_rollup; RSS where the kernel has none (before 4.14)."""
         try:
-            rss = self.rss()
+            if self.rollup_fd < 0:
+                self.rollup_fd = os.open("/proc/self/smaps_rollup", os.O_RDONLY | os.O_CLOEXEC)
+            return private_bytes(os.pread(self.rollup_fd, 4096, 0))
+        except OSError:
+            return self.rss()
+
+    def exceeded(self):
+        """The USS in bytes if past the limit, else 0."""
+        try:
+            rss, now = self.rss(), self.clock()
+            if self.read_at is not None and now - self.read_at < self.INTERVAL \
+                    and self.unique + rss - self.rss_then <= self.limit:
+                return 0
+            self.unique, self.rss_then, self.read_at = self.uss(), rss, now
         except (OSError, ValueError, IndexError):
             return 0
-        return rss if rss > self.limit else 0
+        if self.stats is not None:
+            self.stats.set(UNIQUE_MEMORY, self.unique)
+        return self.unique if self.unique > self.limit else 0
+
+
+def private_bytes(rollup):
+    """USS from the text of a smaps_rollup file: its Private_* lines (kB) in bytes."""
+    total = 0
+    for line in rollup.split(b"\n"):
+        if line.startswith(b"Private_"):
+            total += int(line.split()[1])
+    return total * 1024
+
+
+def worker_uss(page, pid):
+    """A worker's USS for /metrics and ctl: as its --max-worker-memory guard last read it (free, and
+    the very figure the limit is checked against), else read from /proc now (milliseconds: see process_uss)."""
+    published = page.gauge(UNIQUE_MEMORY) if page is not None else 0
+    return published or process_uss(pid)
+
+
+def process_uss(pid):
+    """Bytes only ``pid`` holds (USS) from /proc/PID/smaps_rollup; None if it is gone or unreadable.
+
+    The kernel walks the process's page tables for it: about 3 ms per 128 MB resident."""
+    try:
+        with open("/proc/%d/smaps_rollup" % pid, "rb") as handle:
+            return private_bytes(handle.read())
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def process_rss(pid):

@@ -37,6 +37,7 @@ from .process import drop_privileges, flush_std, set_title
 from .reloader import load_app_reloading
 from .timers import sweep
 from .tls import WOULD_BLOCK, RefusalLog, build_context, is_plain_http, plain_http_answer, refusal_reason
+from . import otel
 from . import stats as _stats
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
@@ -97,7 +98,8 @@ class Worker:
         self.stats = _stats.current  # shared-memory counters the master reads (None: observability off)
         if self.stats is not None:
             self.stats.setup_threads(cfg.threads)
-        self.memory_guard = _stats.MemoryGuard(cfg.max_worker_memory) if cfg.max_worker_memory else None
+        self.memory_guard = _stats.MemoryGuard(cfg.max_worker_memory, stats=self.stats) \
+            if cfg.max_worker_memory else None
         self.waiting = {}  # connection -> True, in arrival order: ready, but no thread is free
         self.handoff_retry_at = 0.0  # no hand-off of a waiting connection before this: siblings were busy
         self.wake_r = self.wake_w = -1
@@ -127,6 +129,7 @@ class Worker:
             self.app = load_app_reloading(self.cfg)  # an import error becomes a 500 page, not BOOT_ERROR
         elif self.app is None:
             self.app = load_app(self.cfg.wsgi_app, self.cfg.chdir)
+        self.app = otel.instrument(self.app, self.cfg)  # --otel: after the fork, so its exporter thread runs here
         self.cfg.call_hook("post_worker_init", self)
         threads = self.cfg.threads
         self.base = base_environ(self.cfg, self.multiprocess)
@@ -609,7 +612,7 @@ class Worker:
         """--max-worker-memory: past the limit, retire gracefully as for max-requests (one pread per request)."""
         rss = self.memory_guard.exceeded()
         if rss:
-            log.warning("worker %d: RSS %.1f MB is past --max-worker-memory %g MB; restarting gracefully",
+            log.warning("worker %d: USS %.1f MB is past --max-worker-memory %g MB; restarting gracefully",
                         self.pid, rss / 1048576.0, self.cfg.max_worker_memory)
             self._retire_soon(_stats.RETIRE_MEMORY)
 
@@ -783,6 +786,7 @@ def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, hando
     finally:
         if handoff is not None:
             handoff.say_spare(False)  # a worker that is gone takes nothing
+        otel.flush(worker.app, graceful=worker.stopping and code == 0)  # --otel: queued spans leave before os._exit
         try:
             cfg.call_hook("worker_exit", arbiter, worker)
         except Exception:

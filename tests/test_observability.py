@@ -377,11 +377,11 @@ def test_max_worker_memory_recycles_before_the_limit(server_factory):
     for _ in range(50):
         response = session.get(server.url("/"), timeout=10)
         assert response.status_code == 200
-        pid, rss = map(int, response.text.split())
-        seen.append((pid, rss))
+        pid, uss = map(int, response.text.split())
+        seen.append((pid, uss))
     growth = 5 << 20
     slack = 2 << 20  # allocator noise
-    assert max(rss for _, rss in seen) <= limit_mb * 1048576 + growth + slack, seen
+    assert max(uss for _, uss in seen) <= limit_mb * 1048576 + growth + slack, seen
     assert len({pid for pid, _ in seen}) >= 3, seen  # recycled
     assert wait_for(lambda: value(scrape(metrics_port), "forkwsgi_worker_restarts",
                                   "forkwsgi_worker_restarts_total", reason="memory") >= 1)
