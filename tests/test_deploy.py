@@ -259,11 +259,11 @@ def test_tls_listeners_are_named_https_in_the_log_and_ctl_status(server_factory,
     from forkwsgi.ctl import request as ctl_request
     path = str(tmp_path / "ctl.sock")
     server = server_factory(["-w", "1", "--control-socket", path] + _tls_args(certs))
-    assert "Listening at: https://127.0.0.1:%d" % server.port in server.log(), server.log()
+    assert server.wait_log("Listening at: https://127.0.0.1:%d" % server.port), server.log()
     assert [item["name"] for item in ctl_request(path, "status")["listeners"]] == [
         "https://127.0.0.1:%d" % server.port]
     plain = server_factory(["-w", "1"])
-    assert "Listening at: http://127.0.0.1:%d" % plain.port in plain.log()
+    assert plain.wait_log("Listening at: http://127.0.0.1:%d" % plain.port), plain.log()
 
 
 def test_access_log_format_and_usr1_reopen(server_factory, tmp_path):
