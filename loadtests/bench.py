@@ -67,7 +67,7 @@ done = function(summary, latency, requests)
 end
 """
 
-# What Chrome 131 on Windows sends for a page navigation (issue 16), less the sec-ch-ua/sec-fetch lines.
+# What Chrome 131 on Windows sends for a page navigation, less the sec-ch-ua/sec-fetch lines.
 BROWSER_HEAD = (
     "Host: app.example.com",
     "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -105,7 +105,7 @@ def default_rows(args):
 
 
 def slow_mix_rows(args):
-    """Issue 11: -w 4 everywhere, then the same four behind nginx with upstream keepalive."""
+    """-w 4 everywhere, then the same four behind nginx with upstream keepalive."""
     w = args.mix_workers
     direct = [Server("forkwsgi", w), Server("forkwsgi", w, 4, label="forkwsgi --threads 4"),
               Server("gunicorn sync", w), Server("gunicorn gthread", w, 4), Server("waitress", threads=4)]
@@ -114,14 +114,14 @@ def slow_mix_rows(args):
 
 
 def threads_db_rows(args):
-    """Issue 12: 16 threads in all, waiting 50 ms on a 'database' per request."""
+    """16 threads in all, waiting 50 ms on a 'database' per request."""
     return [Server("forkwsgi", 2, 8, label="forkwsgi -w 2 --threads 8"),
             Server("gunicorn gthread", 2, 8, label="gunicorn gthread -w 2 --threads 8"),
             Server("waitress", threads=16, label="waitress --threads 16")]
 
 
 def tls_rows(args):
-    """Issue 14: the same certificate for every server; waitress serves no TLS."""
+    """The same certificate for every server; waitress serves no TLS."""
     w = args.workers
     return [Server("forkwsgi", w, tls=True), Server("gunicorn sync", w, tls=True),
             Server("gunicorn gthread", w, 4, tls=True), Server("nginx return 200", w, tls=True)]
@@ -138,7 +138,7 @@ def threads_hello_rows(args):
 
 
 def metrics_rows(args):
-    """Issue 13: one forkwsgi with --metrics-bind, measured in pairs of windows without and with scraping."""
+    """One forkwsgi with --metrics-bind, measured in pairs of windows without and with scraping."""
     return [Server("forkwsgi", args.workers, metrics=True, scrape_hz=100, label="forkwsgi --metrics-bind")]
 
 

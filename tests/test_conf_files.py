@@ -1,4 +1,4 @@
-"""Issue 14: the deployment examples in conf/ are valid and follow the rules they document.
+"""The deployment examples in conf/ are valid and follow the rules they document.
 
 No Docker engine or Kubernetes cluster is needed: the Dockerfile and the manifests are checked
 statically, and the forkwsgi command lines in them are checked by forkwsgi itself

@@ -1,4 +1,4 @@
-"""Issue 3: one settings table; config file < environment < command line."""
+"""One settings table; config file < environment < command line."""
 import os
 import subprocess
 import sys

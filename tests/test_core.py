@@ -1,4 +1,4 @@
-"""Issue 2: the server end to end, as a user runs it."""
+"""The server end to end, as a user runs it."""
 import json
 import os
 import signal

@@ -1,4 +1,4 @@
-"""Issue 3: sockets, systemd, logging, proxies and process options, with real files and processes."""
+"""Sockets, systemd, logging, proxies and process options, with real files and processes."""
 import json
 import os
 import shutil

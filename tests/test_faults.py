@@ -1,4 +1,4 @@
-"""Issue 10: fault injection under load. Each scenario runs tests.loadclient against tests.fault_apps
+"""Fault injection under load. Each scenario runs tests.loadclient against tests.fault_apps
 and asserts that nothing is lost and nothing is wrong; ``pytest -s`` shows the numbers of each.
 
 Counting rules (tests/loadclient.py): ``lost`` is a request written without a complete response

@@ -1,4 +1,4 @@
-"""Issue 4: a live server facing hostile input, slow clients, disconnects and broken apps."""
+"""A live server facing hostile input, slow clients, disconnects and broken apps."""
 import socket
 import time
 

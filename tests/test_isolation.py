@@ -1,4 +1,4 @@
-"""Issue 11: no request waits behind another while a worker is free (hand-off between workers)."""
+"""No request waits behind another while a worker is free (hand-off between workers)."""
 import hashlib
 import signal
 import socket

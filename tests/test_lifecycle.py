@@ -1,4 +1,4 @@
-"""Issue 14: health checks answered by the worker, and --shutdown-delay for load balancers."""
+"""Health checks answered by the worker, and --shutdown-delay for load balancers."""
 import signal
 import time
 

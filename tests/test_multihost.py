@@ -1,4 +1,4 @@
-"""Issue 14: three forkwsgi hosts (network namespaces) behind nginx, under checked load.
+"""Three forkwsgi hosts (network namespaces) behind nginx, under checked load.
 
 Runs loadtests/multihost.py in a subprocess (it makes and removes its own namespaces, veths and
 processes, and is a subreaper for the masters a USR2 upgrade orphans). A rolling USR2 upgrade and

@@ -1,4 +1,4 @@
-"""Issue 13: /metrics, the control socket and `forkwsgi ctl`, --max-worker-memory, statsd.
+"""/metrics, the control socket and `forkwsgi ctl`, --max-worker-memory, statsd.
 
 Real processes and sockets on 127.0.0.1; every wait is a bounded readiness check.
 """

@@ -100,7 +100,7 @@ def test_proxy_protocol_v1():
             parse_proxy_v1(bytearray(bad))
 
 
-# ----- verdicts by byte position, whatever the split (issue 9)
+# ----- verdicts by byte position, whatever the split
 
 def verdict(data, splits=(), limits=None):
     """The targets of the requests parsed, then the error status (or None), feeding ``data`` cut at ``splits``."""

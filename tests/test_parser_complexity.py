@@ -1,4 +1,4 @@
-"""Parsing costs time linear in the input (issue 9): no backtracking regex, no rescanning.
+"""Parsing costs time linear in the input: no backtracking regex, no rescanning.
 
 Each case is parsed at 1x and 8x its size; 8x may cost at most 8 * K times
 as much CPU (process_time, best of a few runs; a quadratic parser costs 64x).

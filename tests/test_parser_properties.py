@@ -1,4 +1,4 @@
-"""Split invariance (issue 9): the same bytes give the same verdict however they are split.
+"""Split invariance: the same bytes give the same verdict however they are split.
 
 Whatever the input, fed whole or cut at any points, the parser must hand out
 the same requests (method, target, headers, body...) and end in the same

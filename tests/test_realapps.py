@@ -1,4 +1,4 @@
-"""Issue 9: real frameworks (Django, Flask) served by forkwsgi -w 2, and nginx in front of it.
+"""Real frameworks (Django, Flask) served by forkwsgi -w 2, and nginx in front of it.
 
 Guards HEAD on streamed responses (no last chunk, no body bytes, the connection stays usable),
 HEAD lengths, keep-alive after HEAD, file downloads, multipart and chunked uploads, redirects,

@@ -1,4 +1,4 @@
-"""--reload (issue 15): real servers on 127.0.0.1 serving apps written into tmp_path."""
+"""--reload: real servers on 127.0.0.1 serving apps written into tmp_path."""
 import os
 import shutil
 import subprocess

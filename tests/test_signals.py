@@ -1,4 +1,4 @@
-"""Issue 6: supervision and signals, with real processes and real signals."""
+"""Supervision and signals, with real processes and real signals."""
 import os
 import re
 import shutil

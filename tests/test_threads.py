@@ -1,4 +1,4 @@
-"""Issue 12: --threads N runs app calls on a pool while the worker's loop keeps serving I/O."""
+"""--threads N runs app calls on a pool while the worker's loop keeps serving I/O."""
 import json
 import signal
 import threading

@@ -1,4 +1,4 @@
-"""Timers a client cannot keep resetting (issue 9) and idle closes that lose nothing (issue 10)."""
+"""Timers a client cannot keep resetting, and idle closes that lose nothing."""
 import select
 import time
 
