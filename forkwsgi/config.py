@@ -5,7 +5,7 @@ import shlex
 import types
 
 from .hookapi import adapt_hook, note_forked_worker
-from .settings import BY_NAME, INTERNAL_ENV, SETTINGS, ConfigError, audit, ignored_warning, validate
+from .settings import BY_NAME, INTERNAL_ENV, SETTINGS, ConfigError, audit, ignored_warning, octal, validate
 
 
 class Config:
@@ -56,7 +56,7 @@ class Config:
                 lines.append("# %s = %s  (%s%s)" % (setting.name, _describe_hook(value), source, note))
             elif setting.name == "config":
                 lines.append("# config = %s  (%s; not a setting inside a config file)" % (_literal(value), source))
-            elif setting.name == "umask":
+            elif setting.validate is octal:  # a mode reads as one: 0o600, not 384
                 lines.append("%s = %s  # %s" % (setting.name, oct(value), source))
             else:
                 lines.append("%s = %s  # %s" % (setting.name, _literal(value), source))

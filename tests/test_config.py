@@ -198,3 +198,8 @@ def test_readme_settings_table_is_generated_from_the_table():
     start = readme.index("<!-- settings:start -->\n") + len("<!-- settings:start -->\n")
     end = readme.index("<!-- settings:end -->")
     assert readme[start:end] == render_markdown(), "run: python -m forkwsgi.settings --update-readme"
+
+
+def test_print_config_writes_file_modes_in_octal():
+    values, _ = values_and_sources(cli("--print-config", "--control-socket-mode", "640", "-m", "022"))
+    assert values["control_socket_mode"] == "0o640" and values["umask"] == "0o22"
