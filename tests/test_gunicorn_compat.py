@@ -360,28 +360,6 @@ def test_sendfile_off_reads_files_instead(tmp_path):
 
 # ----- logging configs and syslog, as gunicorn applies them
 
-@pytest.fixture
-def logging_state():
-    """setup_error_log changes process-wide loggers: put them back afterwards."""
-    from forkwsgi import logs
-    names = ("forkwsgi", "gunicorn.error", "gunicorn.access", None)
-    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers), logging.getLogger(n).level,
-              logging.getLogger(n).propagate) for n in names]
-    routed = dict(logs._routed)
-    yield
-    for logger, handlers, level, propagate in saved:
-        for handler in list(logger.handlers):
-            if handler not in handlers:
-                logger.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in logger.handlers:
-                logger.addHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
-    logs._routed.update(routed)
-
-
 def test_syslog_gets_the_error_and_access_logs(logging_state):
     import socket
     from forkwsgi.logs import setup_error_log
