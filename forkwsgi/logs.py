@@ -67,18 +67,18 @@ class _ReopenableHandler(logging.StreamHandler):
 
 
 class Rfc3339Clock:
-    """UTC timestamps in RFC 3339 with milliseconds; the date part is formatted once a second."""
+    """UTC timestamps in RFC 3339 with milliseconds; the date part is formatted once a second
+    (kept as one tuple, so that --threads never pair one second's text with another's)."""
 
     def __init__(self):
-        self.second = None
-        self.prefix = ""
+        self.cached = (None, "")
 
     def __call__(self, now):
         second = int(now)
-        if second != self.second:
-            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self.second = second
-        return "%s.%03dZ" % (self.prefix, int((now - second) * 1000))
+        cached = self.cached
+        if cached[0] != second:
+            cached = self.cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return "%s.%03dZ" % (cached[1], int((now - second) * 1000))
 
 
 class JsonFormatter(logging.Formatter):
@@ -254,13 +254,15 @@ class ErrorStream:
 
     def write(self, text):
         handler = self._handler()
-        if handler is not None and isinstance(handler.formatter, JsonFormatter):
+        if handler is None:
+            sys.stderr.write(text)
+        elif isinstance(handler.formatter, JsonFormatter):
             with self.lock:
                 lines = (self.partial + text).split("\n")
                 self.partial = lines.pop()
             self._write_json(handler, lines)
         else:
-            self._stream().write(text)
+            handler.stream.write(text)
 
     def _write_json(self, handler, lines):
         for line in lines:

@@ -12,7 +12,7 @@ import pytest
 
 from forkwsgi.config import Config
 from forkwsgi.environ import base_environ
-from forkwsgi.logs import AccessLog, setup_error_log
+from forkwsgi.logs import AccessLog, Rfc3339Clock, setup_error_log
 from forkwsgi.settings import SETTINGS
 
 from .conftest import ROOT, request, wait_for
@@ -174,6 +174,26 @@ def test_a_users_logconfig_formatters_win(logging_state, tmp_path):
     error, access = out.read_text().splitlines()
     assert error == "gunicorn.error|plain"
     assert access.startswith("gunicorn.access|{") and json.loads(access.partition("|")[2])["status"] == 200
+
+
+def test_a_logconfig_can_use_forkwsgis_json_formatter(logging_state, tmp_path):
+    out = tmp_path / "out.log"
+    setup_error_log(make_config(logconfig_dict={
+        "version": 1, "formatters": {"json": {"()": "forkwsgi.logs.JsonFormatter"}},
+        "handlers": {"h": {"class": "logging.FileHandler", "filename": str(out), "formatter": "json"}},
+        "root": {"level": "WARNING", "handlers": ["h"]},
+        "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["h"], "propagate": False}}}))
+    logging.getLogger("forkwsgi").info("in\nJSON")
+    for handler in logging.getLogger("gunicorn.error").handlers:
+        handler.flush()
+    assert [line["message"] for line in json_lines(out.read_text())] == ["in\nJSON"]
+
+
+def test_timestamps_are_utc_with_milliseconds():
+    clock = Rfc3339Clock()
+    assert [clock(t) for t in (0.0, 0.9995, 86400.25, 86400.5)] == [
+        "1970-01-01T00:00:00.000Z", "1970-01-01T00:00:00.999Z", "1970-01-02T00:00:00.250Z",
+        "1970-01-02T00:00:00.500Z"]
 
 
 def test_an_unknown_log_format_is_refused():
