@@ -354,6 +354,16 @@ def _json_number(value):
         return "null"
 
 
+def _line_buffered_stdout():
+    """fd 1 as a line-buffered stream: each access line leaves in one write, as to a file; Python's
+    own stdout, to a pipe or a file, holds lines back in 8 KiB blocks that cut them anywhere, so
+    several workers' blocks would splice their lines together."""
+    try:
+        return open(sys.stdout.fileno(), "w", buffering=1, encoding="utf-8", closefd=False)
+    except (AttributeError, ValueError, OSError):  # no real stdout: replaced or captured
+        return sys.stdout
+
+
 # --log-format json: the access line's fields, in order; the pid is the worker's, filled in once.
 ACCESS_JSON = ('{"time":"%%s","level":"INFO","message":%%s,"remote_addr":%%s,"method":%%s,"path":%%s,'
                '"query":%%s,"protocol":%%s,"status":%%s,"bytes":%%s,"duration":%%s,"queue_time":%%s,'
@@ -378,7 +388,7 @@ class AccessLog:
         if self.logger is not None:
             return None  # the logger's handlers write the lines
         if self.path == "-":
-            return sys.stdout
+            return _line_buffered_stdout()
         return open(self.path, "a", buffering=1, encoding="utf-8")
 
     def reopen(self):

@@ -245,3 +245,22 @@ def test_every_line_of_both_logs_parses(server_factory, tmp_path):
         [line for line in errors if line["message"] == "app wrote to wsgi.errors"][0].items()
     assert any(line["message"].startswith("Listening at:") for line in errors)
     assert len([line for line in errors if line["message"].startswith("refused request")]) == 2
+
+
+@pytest.mark.slow
+def test_workers_sharing_stdout_write_whole_lines_at_once(server_factory):
+    from concurrent.futures import ThreadPoolExecutor
+    server = server_factory(["-w", "2", "--log-format", "json", "--access-logfile", "-"],
+                            env={"PYTHONUNBUFFERED": ""})  # stdout to a file: block-buffered by Python
+    raw = b"GET /?%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\nUser-Agent: " + b"\xc3\xa9" * 300 + b"\r\n\r\n"
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(lambda i: request(server.port, raw.replace(b"%d", b"%d" % i))[0], range(200))) == {200}
+
+    def logged():
+        with open(server.out_path) as handle:
+            return handle.read().count("\n")
+    assert wait_for(lambda: logged() == 200, 10), "access lines still buffered: %d" % logged()
+    with open(server.out_path) as handle:
+        lines = json_lines(handle.read())
+    assert sorted(int(line["query"]) for line in lines) == list(range(200))
+    assert len({line["pid"] for line in lines}) == 2
