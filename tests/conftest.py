@@ -184,6 +184,15 @@ def server_factory():
         server.close()
 
 
+def make_config(**values):
+    """A Config of the defaults plus ``values`` (hooks adapted as at load)."""
+    from forkwsgi.config import Config
+    from forkwsgi.settings import SETTINGS
+    merged = {setting.name: setting.default for setting in SETTINGS}
+    merged.update(values)
+    return Config(merged, {})
+
+
 @pytest.fixture
 def logging_state():
     """setup_error_log changes process-wide loggers: put them back afterwards."""

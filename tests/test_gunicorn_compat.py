@@ -8,19 +8,14 @@ import pytest
 gunicorn_config = pytest.importorskip("gunicorn.config")
 
 from forkwsgi.cli import build_parser, parse_settings  # noqa: E402
-from forkwsgi.config import Config, build_config  # noqa: E402
+from forkwsgi.config import build_config  # noqa: E402
 from forkwsgi.errors import ConfigError  # noqa: E402
 from forkwsgi.hookapi import HookRequest, note_forked_worker  # noqa: E402
 from forkwsgi.http.parser import Limits, RequestReader  # noqa: E402
 from forkwsgi.logs import AccessLog  # noqa: E402
 from forkwsgi.settings import BY_NAME, SETTINGS, audit  # noqa: E402
 
-
-def make_config(**values):
-    """A Config of the defaults plus ``values`` (hooks adapted as at load)."""
-    merged = {setting.name: setting.default for setting in SETTINGS}
-    merged.update(values)
-    return Config(merged, {})
+from .conftest import make_config  # noqa: E402
 
 
 def parse(raw):

@@ -10,22 +10,14 @@ import sys
 
 import pytest
 
-from forkwsgi.config import Config
 from forkwsgi.environ import base_environ
 from forkwsgi.logs import AccessLog, Rfc3339Clock, setup_error_log
-from forkwsgi.settings import SETTINGS
 
-from .conftest import ROOT, request, wait_for
+from .conftest import ROOT, make_config, request, wait_for
 
 ACCESS_FIELDS = {"time", "level", "message", "remote_addr", "method", "path", "query", "protocol", "status",
                  "bytes", "duration", "queue_time", "user_agent", "referer", "request_id", "pid"}
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-def make_config(**values):
-    merged = {setting.name: setting.default for setting in SETTINGS}
-    merged.update(values)
-    return Config(merged, {})
 
 
 def json_lines(text):
