@@ -210,7 +210,6 @@ REFUSED = [  # answered by the parser: error log lines only
 ]
 
 
-@pytest.mark.slow
 def test_every_line_of_both_logs_parses(server_factory, tmp_path):
     access_path = tmp_path / "access.log"
     server = server_factory(["-w", "1", "--log-format", "json", "--access-logfile", str(access_path)])
@@ -239,7 +238,6 @@ def test_every_line_of_both_logs_parses(server_factory, tmp_path):
     assert len([line for line in errors if line["message"].startswith("refused request")]) == 2
 
 
-@pytest.mark.slow
 def test_workers_sharing_stdout_write_whole_lines_at_once(server_factory):
     from concurrent.futures import ThreadPoolExecutor
     server = server_factory(["-w", "2", "--log-format", "json", "--access-logfile", "-"],
