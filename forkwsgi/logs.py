@@ -10,6 +10,7 @@ import socket
 import sys
 import threading
 import time
+from json.encoder import encode_basestring_ascii as _json_string
 
 from .errors import ConfigError
 
@@ -65,6 +66,49 @@ class _ReopenableHandler(logging.StreamHandler):
             self.release()
 
 
+class Rfc3339Clock:
+    """UTC timestamps in RFC 3339 with milliseconds; the date part is formatted once a second
+    (kept as one tuple, so that --threads never pair one second's text with another's)."""
+
+    def __init__(self):
+        self.cached = (None, "")
+
+    def __call__(self, now):
+        second = int(now)
+        cached = self.cached
+        if cached[0] != second:
+            cached = self.cached = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+        return "%s.%03dZ" % (cached[1], int((now - second) * 1000))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (--log-format json): time, level, pid, message, and the traceback
+    as one field, so that neither a multi-line message nor a traceback can split the line.
+    ``prefix`` goes before it (a syslog program name)."""
+
+    def __init__(self, prefix=""):
+        super().__init__()
+        self.prefix = prefix
+        self.clock = Rfc3339Clock()
+
+    def format(self, record):
+        fields = {"time": self.clock(record.created), "level": record.levelname, "pid": record.process,
+                  "message": record.getMessage()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text or record.stack_info:
+            fields["traceback"] = "\n".join(filter(None, (record.exc_text, record.stack_info and
+                                                          self.formatStack(record.stack_info))))
+        return self.prefix + json.dumps(fields, separators=(",", ":"))
+
+
+def _formatter(cfg, text_format, date_format=None, prefix=""):
+    """The formatter of one of forkwsgi's own handlers, as --log-format says."""
+    if cfg.log_format == "json":
+        return JsonFormatter(prefix)
+    return logging.Formatter(prefix + text_format, date_format)
+
+
 def _drop_handlers(logger):
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
@@ -82,7 +126,7 @@ def setup_error_log(cfg):
     """Configure the 'forkwsgi' logger from the settings; safe to call again on reload."""
     _drop_handlers(log)
     handler = _ReopenableHandler(cfg.errorlog)
-    handler.setFormatter(logging.Formatter(ERROR_FORMAT, DATE_FORMAT))
+    handler.setFormatter(_formatter(cfg, ERROR_FORMAT, DATE_FORMAT))
     if cfg.capture_output and cfg.errorlog not in (None, "-"):
         _capture_output(handler)
     log.propagate = False
@@ -173,7 +217,11 @@ def _syslog_handler(cfg, kind):
     facility = SYSLOG_FACILITIES.get(str(cfg.syslog_facility).lower(), SYSLOG_FACILITIES["user"])
     handler = logging.handlers.SysLogHandler(address, facility, socktype)
     prefix = cfg.syslog_prefix or "forkwsgi.%s" % cfg.app_name.replace(":", ".")
-    handler.setFormatter(logging.Formatter("%s.%s: [%%(process)d] [%%(levelname)s] %%(message)s" % (prefix, kind)))
+    if kind == "access" and cfg.log_format == "json":  # the message is the access log's JSON line already
+        handler.setFormatter(logging.Formatter("%s.%s: %%(message)s" % (prefix, kind)))
+    else:
+        handler.setFormatter(_formatter(cfg, "[%(process)d] [%(levelname)s] %(message)s",
+                                        prefix="%s.%s: " % (prefix, kind)))
     return handler
 
 
@@ -186,22 +234,51 @@ def _capture_output(handler):
 
 
 class ErrorStream:
-    """``wsgi.errors``: writes to the error log's current stream, so it survives a USR1 reopen."""
+    """``wsgi.errors``: writes to the error log's current stream, so it survives a USR1 reopen.
+    With --log-format json, each line the app writes becomes one JSON line of the error log."""
 
-    def _stream(self):
+    def __init__(self):
+        self.partial = ""  # json: the start of a line the app has not ended yet
+        self.lock = threading.Lock()  # --threads
+
+    def _handler(self):
         for name in ("forkwsgi", GUNICORN_ERROR):
             for handler in logging.getLogger(name).handlers:
                 if isinstance(handler, _ReopenableHandler):
-                    return handler.stream
-        return sys.stderr
+                    return handler
+        return None
+
+    def _stream(self):
+        handler = self._handler()
+        return sys.stderr if handler is None else handler.stream
 
     def write(self, text):
-        self._stream().write(text)
+        handler = self._handler()
+        if handler is None:
+            sys.stderr.write(text)
+        elif isinstance(handler.formatter, JsonFormatter):
+            with self.lock:
+                lines = (self.partial + text).split("\n")
+                self.partial = lines.pop()
+            self._write_json(handler, lines)
+        else:
+            handler.stream.write(text)
+
+    def _write_json(self, handler, lines):
+        for line in lines:
+            record = logging.LogRecord(GUNICORN_ERROR, logging.ERROR, "", 0, "%s", (line,), None)
+            handler.stream.write(handler.format(record) + "\n")
 
     def writelines(self, lines):
-        self._stream().writelines(lines)
+        for line in lines:
+            self.write(line)
 
     def flush(self):
+        handler = self._handler()
+        if handler is not None and isinstance(handler.formatter, JsonFormatter):
+            with self.lock:
+                partial, self.partial = self.partial, ""
+            self._write_json(handler, [partial] if partial else [])
         self._stream().flush()
 
 
@@ -247,21 +324,71 @@ def _basic_auth_user(environ):
     return "-"
 
 
-class AccessLog:
-    """Writes one line per response in the configured format."""
+def _uri(environ):
+    """The request target as the client sent it, else as rebuilt from PATH_INFO and QUERY_STRING."""
+    query = environ.get("QUERY_STRING", "")
+    return environ.get("RAW_URI") or (environ.get("PATH_INFO", "") + ("?" + query if query else ""))
 
-    def __init__(self, path, fmt):
+
+def _client_json(value):
+    """A JSON string of a value the client sent: environ holds its bytes as latin-1 (PEP 3333), so
+    they are decoded again as the UTF-8 they most likely are, invalid bytes as \\xNN; the JSON
+    escapes then keep control characters (CR, LF) from splitting or forging a line."""
+    if value is None:
+        return "null"
+    if type(value) is not str:
+        value = str(value)
+    elif not value.isascii():
+        try:
+            value = value.encode("latin-1").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # not from the client (an app rewrote it): it is text already
+            pass
+    return _json_string(value)
+
+
+def _json_number(value):
+    """A JSON number, or null for a missing or non-numeric value."""
+    try:
+        return "%.6f" % value
+    except TypeError:
+        return "null"
+
+
+def _line_buffered_stdout():
+    """fd 1 as a line-buffered stream: each access line leaves in one write, as to a file; Python's
+    own stdout, to a pipe or a file, holds lines back in 8 KiB blocks that cut them anywhere, so
+    several workers' blocks would splice their lines together."""
+    try:
+        return open(sys.stdout.fileno(), "w", buffering=1, encoding="utf-8", closefd=False)
+    except (AttributeError, ValueError, OSError):  # no real stdout: replaced or captured
+        return sys.stdout
+
+
+# --log-format json: the access line's fields, in order; the pid is the worker's, filled in once.
+ACCESS_JSON = ('{"time":"%%s","level":"INFO","message":%%s,"remote_addr":%%s,"method":%%s,"path":%%s,'
+               '"query":%%s,"protocol":%%s,"status":%%s,"bytes":%%s,"duration":%%s,"queue_time":%%s,'
+               '"user_agent":%%s,"referer":%%s,"request_id":%%s,"pid":%d}')
+
+
+class AccessLog:
+    """Writes one line per response in the configured format (gunicorn's atoms, or JSON)."""
+
+    def __init__(self, path, fmt, log_format="text"):
         self.path = path
         self.fmt = fmt
         self.logger = _routed["access"]  # gunicorn.access, when a logging config is in charge
         self.stream = self._open()
         self.lock = threading.Lock()  # --threads: one whole line at a time
+        if log_format == "json":  # made in the worker, after the fork: its pid is the one to log
+            self.line = self._json_line
+            self.template = ACCESS_JSON % os.getpid()
+            self.clock = Rfc3339Clock()
 
     def _open(self):
         if self.logger is not None:
             return None  # the logger's handlers write the lines
         if self.path == "-":
-            return sys.stdout
+            return _line_buffered_stdout()
         return open(self.path, "a", buffering=1, encoding="utf-8")
 
     def reopen(self):
@@ -269,15 +396,15 @@ class AccessLog:
             self.stream.close()
         self.stream = self._open()
 
-    def write(self, environ, status, response_headers, length, seconds):
+    def line(self, environ, status, response_headers, length, seconds):
+        """The line in access_log_format, from gunicorn's atoms."""
         query = environ.get("QUERY_STRING", "")
-        uri = environ.get("RAW_URI") or (environ.get("PATH_INFO", "") + ("?" + query if query else ""))
         atoms = _Atoms({
             "h": environ.get("REMOTE_ADDR") or "-",
             "l": "-",
             "u": _basic_auth_user(environ),
             "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
-            "r": "%s %s %s" % (environ["REQUEST_METHOD"], uri, environ["SERVER_PROTOCOL"]),
+            "r": "%s %s %s" % (environ["REQUEST_METHOD"], _uri(environ), environ["SERVER_PROTOCOL"]),
             "m": environ["REQUEST_METHOD"],
             "U": environ.get("PATH_INFO", ""),
             "q": query,
@@ -293,8 +420,32 @@ class AccessLog:
             "L": "%.6f" % seconds,
             "p": "<%d>" % os.getpid(),
         }, environ, response_headers)
+        return self.fmt % atoms
+
+    def _json_line(self, environ, status, response_headers, length, seconds):
+        """The --log-format json line: the prebuilt template filled with escaped values."""
+        method, protocol = environ.get("REQUEST_METHOD"), environ.get("SERVER_PROTOCOL")
+        get = environ.get
+        return self.template % (
+            self.clock(time.time()),
+            _client_json("%s %s %s" % (method or "-", _uri(environ), protocol or "-")),
+            _client_json(get("REMOTE_ADDR")),
+            _client_json(method),
+            _client_json(get("PATH_INFO", "")),
+            _client_json(get("QUERY_STRING", "")),
+            _client_json(protocol),
+            status[:3] if status and status[:3].isdigit() else "null",
+            "null" if length is None else "%d" % length,
+            _json_number(seconds),
+            _json_number(get("forkwsgi.queue_time")),
+            _client_json(get("HTTP_USER_AGENT")),
+            _client_json(get("HTTP_REFERER")),
+            _client_json(get("HTTP_X_REQUEST_ID")),
+        )
+
+    def write(self, environ, status, response_headers, length, seconds):
         try:
-            line = self.fmt % atoms
+            line = self.line(environ, status, response_headers, length, seconds)
             if self.logger is not None:
                 self.logger.info("%s", line)
                 return

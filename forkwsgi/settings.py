@@ -218,6 +218,13 @@ def log_level(value):
     return level
 
 
+def log_format(value):
+    text = str(value).strip().lower()
+    if text not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return text
+
+
 def reload_engine(value):
     engine = str(value).strip().lower()
     if engine not in ("auto", "inotify", "poll"):
@@ -453,6 +460,10 @@ SETTINGS = [
     Setting("access_log_format", optional_string, ACCESS_LOG_FORMAT, ("--access-logformat",),
             "Access log line format, with gunicorn's atoms (h l u t r m U q H s b B f a T D M L p "
             "{header}i {header}o {var}e).", "Logging", "FORMAT"),
+    Setting("log_format", log_format, "text", ("--log-format",),
+            "text, or json: the error log and the access log are one JSON object a line, with named "
+            "fields; what the client sent is escaped (access_log_format is not used then).", "Logging",
+            "FORMAT", gunicorn=None),
     # Process
     Setting("proc_name", optional_string, None, ("-n", "--name"),
             "Name shown in process titles; defaults to the app.", "Process", "NAME"),

@@ -124,7 +124,7 @@ class Worker:
         self.ssl_context = build_context(self.cfg)  # before dropping privileges: keys are often root's
         drop_privileges(uid, gid)
         if self.cfg.accesslog:
-            self.access_log = AccessLog(self.cfg.accesslog, self.cfg.access_log_format)
+            self.access_log = AccessLog(self.cfg.accesslog, self.cfg.access_log_format, self.cfg.log_format)
         if self.app is None and getattr(self.cfg, "reload", False):
             self.app = load_app_reloading(self.cfg)  # an import error becomes a 500 page, not BOOT_ERROR
         elif self.app is None:

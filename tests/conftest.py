@@ -1,4 +1,5 @@
 """Real servers on 127.0.0.1: start forkwsgi as a subprocess, wait until it accepts, stop it."""
+import logging
 import os
 import signal
 import socket
@@ -181,6 +182,37 @@ def server_factory():
     yield start
     for server in servers:
         server.close()
+
+
+def make_config(**values):
+    """A Config of the defaults plus ``values`` (hooks adapted as at load)."""
+    from forkwsgi.config import Config
+    from forkwsgi.settings import SETTINGS
+    merged = {setting.name: setting.default for setting in SETTINGS}
+    merged.update(values)
+    return Config(merged, {})
+
+
+@pytest.fixture
+def logging_state():
+    """setup_error_log changes process-wide loggers: put them back afterwards."""
+    from forkwsgi import logs
+    names = ("forkwsgi", "gunicorn.error", "gunicorn.access", None)
+    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers), logging.getLogger(n).level,
+              logging.getLogger(n).propagate) for n in names]
+    routed = dict(logs._routed)
+    yield
+    for logger, handlers, level, propagate in saved:
+        for handler in list(logger.handlers):
+            if handler not in handlers:
+                logger.removeHandler(handler)
+                handler.close()
+        for handler in handlers:
+            if handler not in logger.handlers:
+                logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    logs._routed.update(routed)
 
 
 def connect(port, timeout=10.0):

@@ -8,19 +8,14 @@ import pytest
 gunicorn_config = pytest.importorskip("gunicorn.config")
 
 from forkwsgi.cli import build_parser, parse_settings  # noqa: E402
-from forkwsgi.config import Config, build_config  # noqa: E402
+from forkwsgi.config import build_config  # noqa: E402
 from forkwsgi.errors import ConfigError  # noqa: E402
 from forkwsgi.hookapi import HookRequest, note_forked_worker  # noqa: E402
 from forkwsgi.http.parser import Limits, RequestReader  # noqa: E402
 from forkwsgi.logs import AccessLog  # noqa: E402
 from forkwsgi.settings import BY_NAME, SETTINGS, audit  # noqa: E402
 
-
-def make_config(**values):
-    """A Config of the defaults plus ``values`` (hooks adapted as at load)."""
-    merged = {setting.name: setting.default for setting in SETTINGS}
-    merged.update(values)
-    return Config(merged, {})
+from .conftest import make_config  # noqa: E402
 
 
 def parse(raw):
@@ -359,28 +354,6 @@ def test_sendfile_off_reads_files_instead(tmp_path):
 
 
 # ----- logging configs and syslog, as gunicorn applies them
-
-@pytest.fixture
-def logging_state():
-    """setup_error_log changes process-wide loggers: put them back afterwards."""
-    from forkwsgi import logs
-    names = ("forkwsgi", "gunicorn.error", "gunicorn.access", None)
-    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers), logging.getLogger(n).level,
-              logging.getLogger(n).propagate) for n in names]
-    routed = dict(logs._routed)
-    yield
-    for logger, handlers, level, propagate in saved:
-        for handler in list(logger.handlers):
-            if handler not in handlers:
-                logger.removeHandler(handler)
-                handler.close()
-        for handler in handlers:
-            if handler not in logger.handlers:
-                logger.addHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
-    logs._routed.update(routed)
-
 
 def test_syslog_gets_the_error_and_access_logs(logging_state):
     import socket
