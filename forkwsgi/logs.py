@@ -392,9 +392,12 @@ class AccessLog:
         return open(self.path, "a", buffering=1, encoding="utf-8")
 
     def reopen(self):
-        if self.stream not in (sys.stdout, None):
-            self.stream.close()
-        self.stream = self._open()
+        """USR1 (log rotation): under the writers' lock, so that no app thread writes to the file
+        being closed (which failed as "I/O operation on closed file": a ValueError)."""
+        with self.lock:
+            if self.stream not in (sys.stdout, None):
+                self.stream.close()
+            self.stream = self._open()
 
     def line(self, environ, status, response_headers, length, seconds):
         """The line in access_log_format, from gunicorn's atoms."""

@@ -254,3 +254,29 @@ def test_workers_sharing_stdout_write_whole_lines_at_once(server_factory):
         lines = json_lines(handle.read())
     assert sorted(int(line["query"]) for line in lines) == list(range(200))
     assert len({line["pid"] for line in lines}) == 2
+
+
+def test_access_log_reopen_waits_for_a_line_being_written(tmp_path):
+    """USR1 under --threads: the file is not closed under a writer (its lock is held while it writes)."""
+    import threading
+    from forkwsgi.logs import AccessLog
+    path = tmp_path / "access.log"
+    access = AccessLog(str(path), '%(s)s')
+    errors = []
+
+    def writer():
+        for _ in range(2000):
+            try:
+                access.write({"REQUEST_METHOD": "GET", "PATH_INFO": "/", "QUERY_STRING": "",
+                              "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1"}, "200 OK", [], 0, 0.0)
+            except Exception as exc:  # pragma: no cover - what the lock prevents
+                errors.append(exc)
+    threads = [threading.Thread(target=writer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for _ in range(200):
+        access.reopen()
+    for thread in threads:
+        thread.join(30)
+    assert not errors
+    assert path.read_text().count("200\n") == 4000
