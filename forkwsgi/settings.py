@@ -452,7 +452,7 @@ SETTINGS = [
             "Write health-path requests to the access log too.", "Logging", gunicorn=None),
     Setting("access_log_format", optional_string, ACCESS_LOG_FORMAT, ("--access-logformat",),
             "Access log line format, with gunicorn's atoms (h l u t r m U q H s b B f a T D M L p "
-            "{header}i {header}o {var}e).", "Logging", "FORMAT"),
+            "{header}i {header}o {var}e) and Q, the queue time in microseconds.", "Logging", "FORMAT"),
     # Process
     Setting("proc_name", optional_string, None, ("-n", "--name"),
             "Name shown in process titles; defaults to the app.", "Process", "NAME"),

@@ -34,6 +34,7 @@ from .logs import AccessLog, log, reopen_error_log
 from .outbuf import SpillBudget
 from .poller import READ, WRITE, Poller
 from .process import drop_privileges, flush_std, set_title
+from .queuetime import clock_offset
 from .reloader import load_app_reloading
 from .timers import sweep
 from .tls import WOULD_BLOCK, RefusalLog, build_context, is_plain_http, plain_http_answer, refusal_reason
@@ -103,6 +104,7 @@ class Worker:
         self.waiting = {}  # connection -> True, in arrival order: ready, but no thread is free
         self.handoff_retry_at = 0.0  # no hand-off of a waiting connection before this: siblings were busy
         self.wake_r = self.wake_w = -1
+        self.clock_offset = clock_offset()  # wall minus monotonic, refreshed each sweep (queuetime.py)
 
     # ----- boot
 
@@ -260,6 +262,7 @@ class Worker:
                 self.begin_stop()
             if now >= next_sweep:
                 sweep(self, now)
+                self.clock_offset = clock_offset()  # follows a step of the wall clock within a sweep
                 next_sweep = now + self.poll_interval
                 if os.getppid() != self.master_pid and not self.stopping:
                     log.warning("worker %d: the master is gone; stopping", self.pid)
