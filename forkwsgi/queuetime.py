@@ -14,9 +14,12 @@ import socket
 import struct
 import time
 
+from .logs import log
+
 QUEUE_TIME_KEY = "forkwsgi.queue_time"
 REQUEST_START_KEY = "HTTP_X_REQUEST_START"
 REQUEST_START_HEADER = "x-request-start"
+RETRY_AFTER = "Retry-After: 1\r\n"  # what a shed request is told (--max-queue-time)
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's number; Python does not name it
 _STAMP = struct.Struct("qq")  # struct timespec
 _STAMP_SPACE = socket.CMSG_SPACE(_STAMP.size)
@@ -79,6 +82,17 @@ def front_end_start(headers):
     return None
 
 
+def front_end_start_raw(buf):
+    """The same from the raw bytes of a head not parsed yet (a request waiting for a thread stays
+    raw, to move to a sibling): Unix time or None. Only read while shedding is on."""
+    head = bytes(buf[:buf.find(b"\r\n\r\n") if b"\r\n\r\n" in buf else len(buf)]).lower()
+    at = head.find(b"\r\nx-request-start:")
+    if at < 0:
+        return None
+    line = head[at + 18:].partition(b"\r\n")[0]
+    return parse_request_start(line.decode("latin-1"))
+
+
 def earliest(seen, front):
     """The front end's stamp when it is earlier than ours (a front end's clock ahead of ours is ignored)."""
     return front if front is not None and front < seen else seen
@@ -99,3 +113,27 @@ def stamp(environ, seen, now, trusted):
         waited = 0.0
     environ[QUEUE_TIME_KEY] = waited
     return waited
+
+
+class ShedLog:
+    """Warns of requests shed past --max-queue-time at most once a second per worker: an
+    overload sheds many, and the log must not become its next bottleneck. The requests shed
+    between two lines are counted, and the next line says how many."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, limit, clock=time.monotonic):
+        self.limit = limit
+        self.clock = clock
+        self.quiet_until = 0.0
+        self.unlogged = 0
+
+    def shed(self):
+        self.unlogged += 1
+        now = self.clock()
+        if now < self.quiet_until:
+            return
+        log.warning("overloaded: answered 503 to %d request(s) that waited more than --max-queue-time %gs",
+                    self.unlogged, self.limit)
+        self.quiet_until = now + self.INTERVAL
+        self.unlogged = 0

@@ -36,6 +36,16 @@ def limit(zero_means):
     return validate
 
 
+def optional_seconds(value):
+    """Seconds above zero, or None (unset: the feature is off); a zero or negative value is refused."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
+        return None
+    number = float(value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError("must be a number of seconds above 0 (leave it unset for none)")
+    return number
+
+
 def worker_count(value):
     """A positive int, or "auto": kept as such, and counted (cpus.py) when the master starts or reloads."""
     if isinstance(value, str) and value.strip().lower() == "auto":
@@ -380,6 +390,11 @@ SETTINGS = [
     Setting("max_requests", non_negative_int, 0, ("--max-requests",),
             "Restart a worker gracefully after this many requests (contains leaks); 0 disables.",
             "Timeouts", "INT"),
+    Setting("max_queue_time", optional_seconds, None, ("--max-queue-time",),
+            "Answer 503 (with Retry-After and Connection: close), without calling the app, a request that has "
+            "waited this many seconds since it was first seen (or since a trusted front end's X-Request-Start) "
+            "without reaching the app: at its deadline, not when a worker frees. Health probes are never shed. "
+            "Off when unset.", "Timeouts", "SECONDS", gunicorn=None),
     Setting("max_requests_jitter", non_negative_int, 0, ("--max-requests-jitter",),
             "Add a random 0..N to max_requests per worker so they do not all restart at once.",
             "Timeouts", "INT"),

@@ -130,3 +130,77 @@ def test_queue_time_in_metrics_and_the_access_log(server_factory, tmp_path):
     line = wait_for(lambda: access.exists() and access.read_text(), 5)
     queued = int(line.split("queued=")[1].split()[0])
     assert 1_000_000 <= queued < 1_500_000, line
+
+
+def _calls(marker_dir):
+    path = os.path.join(str(marker_dir), "called")
+    return len(open(path).read().split()) if os.path.exists(path) else 0
+
+
+def _check_shedding(results, marker_dir, served, within=(0.5, 0.7)):
+    statuses = [head.split(" ", 2)[1] for head, _, _, _ in results]
+    assert statuses.count("200") == served, statuses
+    assert statuses.count("503") == len(results) - served, statuses
+    for head, body, sent, answered in results:
+        if " 503 " in head.split("\r\n")[0]:
+            assert "Retry-After: 1" in head and "Connection: close" in head, head
+            assert within[0] <= answered - sent <= within[1], answered - sent
+    assert _calls(marker_dir) == served
+
+
+@pytest.mark.slow
+def test_requests_past_max_queue_time_are_shed_at_their_deadline(server_factory, tmp_path):
+    """Two app threads, an app sleeping 2 s, ten requests at once: two served, eight answered 503 at 0.5 s."""
+    server = server_factory(["-w", "1", "--threads", "2", "--max-queue-time", "0.5"],
+                            env={"TEST_MARKER_DIR": str(tmp_path)})
+    results = _exchange_all(server.port, 10, "/queued?2")
+    _check_shedding(results, tmp_path, 2)
+
+
+@pytest.mark.slow
+def test_inline_workers_shed_when_they_come_back_from_the_app(server_factory, tmp_path):
+    """-w 2 inline: a worker in the app cannot answer; the waiting requests get their 503 once it is back."""
+    server = server_factory(["-w", "2", "--max-queue-time", "0.5"], env={"TEST_MARKER_DIR": str(tmp_path)})
+    results = _exchange_all(server.port, 10, "/queued?2")
+    _check_shedding(results, tmp_path, 2, within=(0.5, 2.3))
+
+
+@pytest.mark.slow
+def test_health_probes_are_never_shed_and_a_front_end_stamp_sets_the_deadline(server_factory, tmp_path):
+    from tests.conftest import free_port
+    import urllib.request
+    metrics_port = free_port()
+    server = server_factory(["-w", "1", "--threads", "2", "--max-queue-time", "0.5", "--health-path", "/healthz",
+                             "--metrics-bind", "127.0.0.1:%d" % metrics_port],
+                            env={"TEST_MARKER_DIR": str(tmp_path)})
+    busy = [_send(server.port, "/queued?1.5") for _ in range(2)]
+    assert wait_for(lambda: _calls(tmp_path) == 2, 5)
+    probe = _send(server.port, "/healthz")
+    time.sleep(0.7)  # past the deadline, the threads still busy
+    assert " 200 " in _read(probe[0])[0]
+    # A trusted front end's stamp 1 s old: shed at once, though the app would be free soon.
+    sock, sent = _send(server.port, "/queued", "X-Request-Start: t=%d\r\n" % ((time.time() - 1.0) * 1e6))
+    head, _, answered = _read(sock)
+    assert " 503 " in head and answered - sent < 0.2, (head, answered - sent)
+    for sock, _ in busy:
+        assert " 200 " in _read(sock)[0]
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port, timeout=5) as response:
+        assert "forkwsgi_requests_shed_total 1" in response.read().decode()
+    assert server.wait_log("overloaded: answered 503 to 1 request(s)")
+
+
+def test_max_queue_time_refuses_zero_and_negative(server_factory):
+    import subprocess
+    import sys
+    for value in ("0", "-1", "soon"):
+        done = subprocess.run([sys.executable, "-m", "forkwsgi", "--max-queue-time", value, "tests.apps:app"],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode != 0 and "max_queue_time" in done.stderr, done.stderr
+
+
+def test_a_front_end_stamp_is_found_in_a_raw_head():
+    from forkwsgi.queuetime import front_end_start_raw
+    assert front_end_start_raw(bytearray(b"GET / HTTP/1.1\r\nHost: x\r\nx-REQUEST-start: t=1700000000.5\r\n\r\n")) \
+        == 1700000000.5
+    assert front_end_start_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nX-Request-Start: t=5\r\n") is None
+    assert front_end_start_raw(b"GET / HTTP/1.1\r\nX-Request-Start: t=1700000000") == 1700000000.0
