@@ -38,9 +38,10 @@ class InlineExecutor:
         self.current = None
         self.in_flight = 0
         self.watching = False
+        self.sheds = bool(worker.max_queue_time)  # the watcher also takes and sheds what waits (--max-queue-time)
 
     def start(self):
-        if self.worker.handoff_enabled and self.worker.multiprocess:
+        if (self.worker.handoff_enabled and self.worker.multiprocess) or self.sheds:
             self.watching = True
             threading.Thread(target=self._watch, name="forkwsgi-handoff-watcher", daemon=True).start()
 
@@ -52,12 +53,16 @@ class InlineExecutor:
         self.in_flight = 1
         started = _monotonic()
         if lock is not None:
+            if self.sheds:
+                self._in_app(True)
             lock.release()  # the watcher may move other connections meanwhile
         try:
             keep_alive = job.run()
         finally:
             if lock is not None:
                 lock.acquire()
+                if self.sheds:
+                    self._in_app(False)
             self.current = None
             self.in_flight = 0
         ended = _monotonic()
@@ -66,6 +71,15 @@ class InlineExecutor:
             if ended - started > worker.STALL:
                 worker.resumed_at = ended  # idle timers do not count the span the loop could not see
         worker.request_done(conn, keep_alive, ended)
+
+    def _in_app(self, inside):
+        """With shedding, the watcher queues connections during the call: none may start the app
+        (no thread is free), and siblings must not count on this worker (the loop's next turn says
+        again whether it has one to spare)."""
+        worker = self.worker
+        self.free = 0 if inside else 1
+        if inside and worker.handoff_enabled:
+            worker.handoff.say_spare(False)
 
     def _watch(self):
         worker = self.worker
@@ -85,6 +99,8 @@ class InlineExecutor:
             try:
                 if self.in_flight:  # holding the lock, with a call under way: the loop is inside the app
                     worker.hand_off_waiting(exclude=self.current)
+                    if self.sheds:
+                        worker.queue_while_busy()
             except Exception:
                 log.exception("hand-off watcher failed")
             finally:

@@ -134,6 +134,12 @@ class Intake:
                     or worker.retire_requested or len(worker.connections) >= worker.cfg.worker_connections:
                 return  # (a worker that just served its --max-requests takes no more)
 
+    def accept_waiting(self):
+        """Take every connection queued on the listeners (Worker.queue_while_busy); they wait here."""
+        if self.polling_listeners:
+            for listener in list(self.listeners):
+                self.accept(listener, burst=True)
+
     def accept_queued(self, events):
         """Take every queued connection of the listeners among ``events`` (a turn that has
         connections to serve too); True if there were any."""

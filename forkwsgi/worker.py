@@ -638,6 +638,15 @@ class Worker:
             request.body.close()
         self._answer_and_close(conn, 503, "Service Unavailable", RETRY_AFTER)
 
+    def queue_while_busy(self):
+        """Inline, while the loop is in an app call (the hand-off watcher calls this, holding the lock):
+        take what waits in the accept queue when no sibling is idle to, and keep the waiting ones'
+        clocks: moved to a sibling that frees, or shed at their deadline, not when the call returns."""
+        if not self.stopping and (not self._handoff_open() or self.handoff.siblings_busy()):
+            self.intake.accept_waiting()
+        if self.waiting:
+            self._serve_waiting()
+
     def _shed_waiting(self, now):
         """Shed the waiting connections past their deadline; the earliest deadline left (inf: none)."""
         next_at = float("inf")
