@@ -39,6 +39,7 @@ class InlineExecutor:
         self.in_flight = 0
         self.watching = False
         self.sheds = bool(worker.max_queue_time)  # the watcher also takes and sheds what waits (--max-queue-time)
+        self.heartbeat = worker.heartbeat if worker.cfg.max_workers else None  # busy-ness for the master
 
     def start(self):
         if (self.worker.handoff_enabled and self.worker.multiprocess) or self.sheds:
@@ -52,6 +53,9 @@ class InlineExecutor:
         self.current = conn
         self.in_flight = 1
         started = _monotonic()
+        heartbeat = self.heartbeat
+        if heartbeat is not None:
+            heartbeat.busy(started)
         if lock is not None:
             if self.sheds:
                 self._in_app(True)
@@ -65,6 +69,8 @@ class InlineExecutor:
                     self._in_app(False)
             self.current = None
             self.in_flight = 0
+            if heartbeat is not None:
+                heartbeat.busy(0.0)
         ended = _monotonic()
         if ended - self.turn_started > self.delay:  # slow calls, or a burst of fast ones
             self.slow_call_at = ended
@@ -121,6 +127,7 @@ class ThreadPoolExecutor:
         self.jobs = queue.SimpleQueue()
         self.done = deque()
         self.done_r, self.done_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.heartbeat = worker.heartbeat if worker.cfg.max_workers else None  # busy-ness for the master
 
     def start(self):
         for number in range(self.threads):
@@ -129,6 +136,8 @@ class ThreadPoolExecutor:
     def submit(self, conn, job):
         self.in_flight += 1
         self.free -= 1
+        if self.free == 0 and self.heartbeat is not None:
+            self.heartbeat.busy(_monotonic())
         self.jobs.put((conn, job))
 
     def _run(self):
@@ -158,6 +167,8 @@ class ThreadPoolExecutor:
         while self.done:
             finished.append(self.done.popleft())
         self.in_flight -= len(finished)
+        if finished and self.free == 0 and self.heartbeat is not None:
+            self.heartbeat.busy(0.0)
         self.free += len(finished)
         return finished
 

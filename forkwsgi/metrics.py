@@ -116,7 +116,11 @@ CONNECTIONS = Family("forkwsgi_connections", "gauge",
                      "state", ("active", "idle"))
 WORKERS = Family("forkwsgi_workers", "gauge", "Worker processes by state.", "state",
                  ("booting", "idle", "busy", "stopping"))
-WORKERS_DESIRED = Family("forkwsgi_workers_desired", "gauge", "Workers the master keeps running (-w, TTIN/TTOU).")
+WORKERS_DESIRED = Family("forkwsgi_workers_desired", "gauge",
+                         "Workers the master keeps running (-w, TTIN/TTOU, and --max-workers following the load).")
+SCALED = Family("forkwsgi_worker_scaling_total", "counter",
+                "Workers added (up) and retired (down) by --max-workers following the load.", "direction",
+                ("up", "down"))
 RESTARTS = Family("forkwsgi_worker_restarts_total", "counter",
                   "Workers replaced, by reason: crash, timeout, max-requests, memory, reload.", "reason",
                   ("crash", "timeout", "max-requests", "memory", "reload"))
@@ -175,7 +179,8 @@ def render(observer):
     idle = max(observer.open_connections(live) - in_flight, 0)
     out.append(CONNECTIONS.by([("active", in_flight), ("idle", idle)]))
     out.append(WORKERS.by(observer.state_counts(live).items()))
-    out.append(WORKERS_DESIRED.one(arbiter.cfg.workers))
+    out.append(WORKERS_DESIRED.one(arbiter.wanted()))
+    out.append(SCALED.by(arbiter.scaled.items()))
     out.append(RESTARTS.by(observer.restarts.items()))
     out.append(HANDOFFS.by([("given", total[_stats.HANDOFF_GIVEN]), ("taken", total[_stats.HANDOFF_TAKEN])]))
     queues = [(str(listener), tcp_listen_queue(listener.sock)) for listener in list(arbiter.listeners)]

@@ -36,6 +36,21 @@ def limit(zero_means):
     return validate
 
 
+def positive_seconds(value):
+    """Seconds above zero: a delay of zero would make the decision it times on a single sample."""
+    number = float(value)
+    if not 0 < number < float("inf"):
+        raise ValueError("must be a number of seconds above 0")
+    return number
+
+
+def optional_count(value):
+    """A whole number from 1, or None (unset: the feature is off)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
+        return None
+    return positive_int(int(value))
+
+
 def optional_seconds(value):
     """Seconds above zero, or None (unset: the feature is off); a zero or negative value is refused."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
@@ -341,6 +356,17 @@ SETTINGS = [
     Setting("workers", worker_count, 1, ("-w", "--workers"),
             "Number of worker processes, or 'auto': the container's CPU quota (cgroup v2 cpu.max or v1 "
             "cpu.cfs_quota_us, rounded up), else the CPUs this process may run on.", "Server", "INT|auto"),
+    Setting("max_workers", optional_count, None, ("--max-workers",),
+            "Let the workers follow the load: -w is then the least, and the master starts one more (up to "
+            "this many) when every worker has been busy, or connections have waited in the accept queue, for "
+            "scale_up_after; and retires one (gracefully: its connections move to siblings) once a worker "
+            "has been idle for scale_down_after. Off when unset; not below -w.", "Server", "INT", gunicorn=None),
+    Setting("scale_up_after", positive_seconds, 1.0, ("--scale-up-after",),
+            "With max_workers: seconds of every worker busy (or a non-empty accept queue) before a worker "
+            "is added.", "Server", "SECONDS", gunicorn=None),
+    Setting("scale_down_after", positive_seconds, 30.0, ("--scale-down-after",),
+            "With max_workers: seconds a worker must stay idle before one is retired (then one a second "
+            "while one still is), down to -w.", "Server", "SECONDS", gunicorn=None),
     Setting("worker_connections", positive_int, 1000, ("--worker-connections",),
             "Most open client connections one worker multiplexes.", "Server", "INT",
             "same: every worker class, not only async ones"),
