@@ -697,7 +697,8 @@ class Worker:
     def request_done(self, conn, keep_alive, now=None):
         """A response is written (or queued), or its body waits for the client; in the loop's thread."""
         now = now or _monotonic()
-        self.heartbeat.beat(now)  # a pipelined burst of requests is not silence
+        if self.executor.free:  # (not a probe the hand-off watcher answers while an inline call is stuck)
+            self.heartbeat.beat(now)  # a pipelined burst of requests is not silence
         if conn.suspended is not None:  # still busy: the loop drains, then resumes it (_on_writable)
             conn.send_progress_at = now
             self._watch(conn, write=True)

@@ -198,3 +198,30 @@ def test_a_front_end_stamp_is_found_in_a_raw_head():
         == 1700000000.5
     assert front_end_start_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nX-Request-Start: t=5\r\n") is None
     assert front_end_start_raw(b"GET / HTTP/1.1\r\nX-Request-Start: t=1700000000") == 1700000000.0
+
+
+@pytest.mark.slow
+def test_inline_probes_are_answered_during_a_call_and_a_stuck_call_still_times_out(server_factory, tmp_path):
+    """Inline with shedding, the hand-off watcher answers health probes while the app call runs;
+    they never count as the worker's heartbeat, so a call past --timeout is still cut at its time."""
+    server = server_factory(["-w", "1", "--max-queue-time", "0.5", "--health-path", "/healthz", "--timeout", "2"],
+                            env={"TEST_MARKER_DIR": str(tmp_path)})
+    stuck, sent = _send(server.port, "/queued?6")
+    assert wait_for(lambda: _calls(tmp_path) == 1, 5)
+    answered_at = []
+    probes = []
+
+    def probe_until_answered():
+        while not answered_at and time.time() - sent < 5.0:
+            probe, probe_sent = _send(server.port, "/healthz")
+            head, _, answered = _read(probe)
+            if not answered_at:
+                probes.append((head.split("\r\n")[0], answered - probe_sent))
+            time.sleep(0.2)
+    prober = threading.Thread(target=probe_until_answered)
+    prober.start()
+    head, _, answered = _read(stuck)
+    answered_at.append(answered)
+    prober.join(10)
+    assert " 504 " in head and answered - sent < 3.0, (head, answered - sent)
+    assert len(probes) >= 5 and all(" 200 " in line and took < 0.3 for line, took in probes), probes
