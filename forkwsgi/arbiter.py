@@ -12,6 +12,8 @@ import time
 
 from . import __version__, otel, systemd
 from .appload import AppImportError, load_app
+from .autoscale import SAMPLE_INTERVAL, Autoscaler, check_max_workers
+from .backlog import tcp_listen_queue
 from .board import Board
 from .cpus import resolve_workers
 from .handoff import HandoffChannel
@@ -127,12 +129,16 @@ class Arbiter:
         self.shutdown_at = 0.0
         self.observer = None  # /metrics, the control socket, statsd (observe.py); None when all are off
         self.reload_unannounced = False  # systemd was told RELOADING=1 and awaits READY=1
+        self.autoscaler = None  # --max-workers (autoscale.py)
+        self.scaled = {"up": 0, "down": 0}  # workers added and retired by the autoscaler
 
     # ----- start
 
     def start(self):
         cfg = self.cfg
         cfg.workers = resolve_workers(cfg.workers)
+        check_max_workers(cfg)
+        self.setup_autoscaler(cfg)
         cfg.call_hook("nworkers_changed", self, cfg.workers, None)  # from none, as gunicorn tells it first
         cfg.call_hook("on_starting", self)
         self.ids = resolve_ids(cfg.user, cfg.group)
@@ -215,6 +221,7 @@ class Arbiter:
                     self.reap()
                     self.murder_workers()
                     self.manage_workers()
+                    self.autoscale()
                     if self.shutdown_at and time.monotonic() >= self.shutdown_at:
                         self.stop(graceful=True)
                         self.exit(0)
@@ -256,6 +263,8 @@ class Arbiter:
             due = min(due, self.next_spawn_at)
         if self.shutdown_at:
             due = min(due, self.shutdown_at)
+        if self.autoscaler is not None:
+            due = min(due, self.autoscaler.due)
         return min(MAX_SLEEP, max(0.005, due - now + 0.005))
 
     def sleep(self, timeout):
@@ -360,15 +369,63 @@ class Arbiter:
             log.exception("post_fork hook failed")
             flush_std()
             os._exit(BOOT_ERROR)
-        run_worker(self, self.cfg, self.listeners, worker.heartbeat, self.app, self.cfg.workers > 1, self.ids,
+        run_worker(self, self.cfg, self.listeners, worker.heartbeat, self.app, self.most_workers() > 1, self.ids,
                    self.handoff, self.board)
 
-    def manage_workers(self):
-        """Converge on cfg.workers current-generation workers; retire the rest gracefully."""
-        if self.board is not None:
-            self.board.handoff_open = self.cfg.workers > 0  # retiring workers hand connections only to live ones
+    # ----- workers that follow the load (--max-workers)
+
+    def setup_autoscaler(self, cfg):
+        """At start and at each reload: an autoscaler while --max-workers is set, keeping what it added."""
+        if not cfg.max_workers:
+            self.autoscaler = None
+        elif self.autoscaler is None:
+            self.autoscaler = Autoscaler(cfg.scale_up_after, cfg.scale_down_after)
+        else:
+            self.autoscaler.up_after, self.autoscaler.down_after = cfg.scale_up_after, cfg.scale_down_after
+
+    def most_workers(self):
+        """The most workers that may run: --max-workers, or -w (moved by TTIN/TTOU) when above it or unset."""
+        return max(self.cfg.workers, self.cfg.max_workers or 0)
+
+    def wanted(self):
+        """Workers to run now: -w (the least; 0 after WINCH), plus those the autoscaler added."""
+        workers = self.cfg.workers
+        if self.autoscaler is None or not workers:
+            return workers
+        return min(workers + self.autoscaler.extra, self.most_workers())
+
+    def autoscale(self):
+        """Sample the workers' busy-ness (heartbeat pages) and the accept queues; add or retire one
+        worker when the autoscaler says so. Nothing while stopping or reloading."""
+        scaler = self.autoscaler
+        now = time.monotonic()
+        if scaler is None or now < scaler.due or not self.cfg.workers or self.shutdown_at:
+            return
+        scaler.extra = self.wanted() - self.cfg.workers  # TTIN/TTOU may have moved the bounds
         current = [w for w in self.workers.values() if w.generation == self.generation and not w.retiring]
-        missing = self.cfg.workers - len(current)
+        if any(not w.heartbeat.booted for w in current) or any(w.generation != self.generation
+                                                               for w in self.workers.values()):
+            scaler.due = now + SAMPLE_INTERVAL  # booting or reloading: judge the workers once they serve
+            return
+        busy = {w.pid: w.heartbeat.busy_since > 0.0 for w in current}
+        queues = [tcp_listen_queue(listener.sock) for listener in self.listeners]
+        backlog = sum(queue[0] for queue in queues if queue is not None)
+        step = scaler.sample(now, busy, backlog, len(current), self.most_workers() - self.wanted())
+        if step:
+            self.scaled["up" if step > 0 else "down"] += 1
+            log.info("%s: %d worker(s) wanted (-w %d, --max-workers %d)",
+                     "load: every worker busy or connections queued, adding a worker" if step > 0
+                     else "load: a worker idle for --scale-down-after, retiring one", self.wanted(),
+                     self.cfg.workers, self.most_workers())
+            self.manage_workers()
+
+    def manage_workers(self):
+        """Converge on wanted() current-generation workers; retire the rest gracefully."""
+        wanted = self.wanted()
+        if self.board is not None:
+            self.board.handoff_open = wanted > 0  # retiring workers hand connections only to live ones
+        current = [w for w in self.workers.values() if w.generation == self.generation and not w.retiring]
+        missing = wanted - len(current)
         # Workers quit before they booted are waited for (they die at once, or are killed within
         # KILL_GRACE), so the abandoned and the new generation never run side by side.
         quitting = any(w.quit_at for w in self.workers.values())
@@ -388,7 +445,7 @@ class Arbiter:
         if booted:
             self.ever_booted = True
             self.boot_failures = 0
-        if booted >= self.cfg.workers:
+        if booted >= wanted:
             self.serving_generation = self.generation
             self.announce_ready()
             for worker in list(self.workers.values()):
@@ -511,6 +568,7 @@ class Arbiter:
         try:
             cfg = self.reload_config()
             cfg.workers = resolve_workers(cfg.workers)
+            check_max_workers(cfg)
             build_context(cfg)  # a renewed certificate that does not load keeps the workers serving
             otel.check(cfg)
         except ConfigError as exc:
@@ -534,6 +592,7 @@ class Arbiter:
             for listener in listeners:
                 log.info("Listening at: %s", listener)
         self.cfg = cfg
+        self.setup_autoscaler(cfg)
         mark_tls(self.listeners, cfg)  # --certfile may have been turned on or off
         if cfg.workers != old.workers:
             cfg.call_hook("nworkers_changed", self, cfg.workers, old.workers)

@@ -29,7 +29,7 @@ class Connection:
     __slots__ = ("worker", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io",
                  "served", "proxy_pending", "linger_until", "busy", "waiting_since", "pending",
                  "close_after", "send_progress_at", "tls", "handshaking", "client_closed", "running", "read_paused",
-                 "suspended", "unread_input")
+                 "suspended", "unread_input", "arrived")
 
     def __init__(self, worker, sock, peer, base, proxy_pending, tls=False):
         self.worker = worker
@@ -57,6 +57,7 @@ class Connection:
         self.read_paused = False  # too much unparsed input while it cannot be served: not polled for input
         self.suspended = None  # the request (handler.RequestRun) whose body waits for this client to read
         self.unread_input = False  # the app left part of a streamed request body unread: close gently
+        self.arrived = 0.0  # monotonic: when its first bytes reached the host, if earlier than read (queuetime.py)
 
     # ----- output, called by the owner while a response is written
 
@@ -193,6 +194,12 @@ class Connection:
 
     # ----- hand-off to another worker process
 
+    def first_seen(self):
+        """Monotonic time its current request was first seen: its first byte read, or the
+        kernel's stamp of its arrival when that is earlier (a connection that waited in the backlog)."""
+        arrived = self.arrived
+        return arrived if 0.0 < arrived < self.started else self.started
+
     def can_hand_off(self):
         """Only a connection between requests, holding nothing but raw bytes, moves."""
         return (not self.tls and not self.client_closed and not self.busy and not self.out
@@ -202,7 +209,8 @@ class Connection:
     def handoff_message(self):
         state = {"environ": {key: self.base[key] for key in _HANDOFF_KEYS if key in self.base},
                  "peer": list(self.peer), "served": self.served, "proxy": self.proxy_pending,
-                 "started": self.started, "last_io": self.last_io, "waiting_since": self.waiting_since}
+                 "started": self.started, "last_io": self.last_io, "waiting_since": self.waiting_since,
+                 "arrived": self.arrived}
         header = json.dumps(state).encode()
         return len(header).to_bytes(4, "big") + header + bytes(self.reader.buf)
 
@@ -217,6 +225,7 @@ class Connection:
         conn.started = state["started"]  # CLOCK_MONOTONIC is one clock for every process
         conn.last_io = state["last_io"]
         conn.waiting_since = state.get("waiting_since", 0.0)  # its place in line travels with it
+        conn.arrived = state.get("arrived", 0.0)  # and so does its queue time
         conn.reader.feed(message[4 + size:])
         return conn
 

@@ -73,8 +73,9 @@ def status(observer):
                           "backlog_max": queue[1] if queue else None})
     total = observer.totals()
     return {"master": {"pid": arbiter.pid, "rss": _stats.process_rss(os.getpid()),
-                       "uptime": round(now_wall - observer.started, 3), "workers_wanted": arbiter.cfg.workers,
-                       "generation": arbiter.generation, "version": __version__},
+                       "uptime": round(now_wall - observer.started, 3), "workers_wanted": arbiter.wanted(),
+                       "workers_min": arbiter.cfg.workers, "workers_max": arbiter.most_workers(),
+                       "scaled": dict(arbiter.scaled), "generation": arbiter.generation, "version": __version__},
             "workers": workers, "listeners": listeners,
             "requests": sum(total[_stats.DURATION:_stats.DURATION_SUM_US]),
             "restarts": dict(observer.restarts)}

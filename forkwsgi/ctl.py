@@ -76,6 +76,9 @@ def format_status(status):
     lines = ["master %d  forkwsgi %s  up %s  workers %d/%d wanted  generation %d  rss %s  requests %d" % (
         master["pid"], master["version"], _seconds(master["uptime"]), len(status["workers"]),
         master["workers_wanted"], master["generation"], _mb(master["rss"]), status["requests"])]
+    if master.get("workers_max", 0) > master.get("workers_min", 0):  # --max-workers: the range and its moves
+        lines.append("autoscaling: %d..%d workers, added %d, retired %d" % (
+            master["workers_min"], master["workers_max"], master["scaled"]["up"], master["scaled"]["down"]))
     restarts = ", ".join("%s %d" % item for item in status["restarts"].items() if item[1])
     if restarts:
         lines.append("restarts: " + restarts)

@@ -38,9 +38,11 @@ class InlineExecutor:
         self.current = None
         self.in_flight = 0
         self.watching = False
+        self.sheds = bool(worker.max_queue_time)  # the watcher also takes and sheds what waits (--max-queue-time)
+        self.heartbeat = worker.heartbeat if worker.cfg.max_workers else None  # busy-ness for the master
 
     def start(self):
-        if self.worker.handoff_enabled and self.worker.multiprocess:
+        if (self.worker.handoff_enabled and self.worker.multiprocess) or self.sheds:
             self.watching = True
             threading.Thread(target=self._watch, name="forkwsgi-handoff-watcher", daemon=True).start()
 
@@ -51,21 +53,39 @@ class InlineExecutor:
         self.current = conn
         self.in_flight = 1
         started = _monotonic()
+        heartbeat = self.heartbeat
+        if heartbeat is not None:
+            heartbeat.busy(started)
         if lock is not None:
+            if self.sheds:
+                self._in_app(True)
             lock.release()  # the watcher may move other connections meanwhile
         try:
             keep_alive = job.run()
         finally:
             if lock is not None:
                 lock.acquire()
+                if self.sheds:
+                    self._in_app(False)
             self.current = None
             self.in_flight = 0
+            if heartbeat is not None:
+                heartbeat.busy(0.0)
         ended = _monotonic()
         if ended - self.turn_started > self.delay:  # slow calls, or a burst of fast ones
             self.slow_call_at = ended
             if ended - started > worker.STALL:
                 worker.resumed_at = ended  # idle timers do not count the span the loop could not see
         worker.request_done(conn, keep_alive, ended)
+
+    def _in_app(self, inside):
+        """With shedding, the watcher queues connections during the call: none may start the app
+        (no thread is free), and siblings must not count on this worker (the loop's next turn says
+        again whether it has one to spare)."""
+        worker = self.worker
+        self.free = 0 if inside else 1
+        if inside and worker.handoff_enabled:
+            worker.handoff.say_spare(False)
 
     def _watch(self):
         worker = self.worker
@@ -85,6 +105,8 @@ class InlineExecutor:
             try:
                 if self.in_flight:  # holding the lock, with a call under way: the loop is inside the app
                     worker.hand_off_waiting(exclude=self.current)
+                    if self.sheds:
+                        worker.queue_while_busy()
             except Exception:
                 log.exception("hand-off watcher failed")
             finally:
@@ -105,6 +127,7 @@ class ThreadPoolExecutor:
         self.jobs = queue.SimpleQueue()
         self.done = deque()
         self.done_r, self.done_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.heartbeat = worker.heartbeat if worker.cfg.max_workers else None  # busy-ness for the master
 
     def start(self):
         for number in range(self.threads):
@@ -113,6 +136,8 @@ class ThreadPoolExecutor:
     def submit(self, conn, job):
         self.in_flight += 1
         self.free -= 1
+        if self.free == 0 and self.heartbeat is not None:
+            self.heartbeat.busy(_monotonic())
         self.jobs.put((conn, job))
 
     def _run(self):
@@ -142,6 +167,8 @@ class ThreadPoolExecutor:
         while self.done:
             finished.append(self.done.popleft())
         self.in_flight -= len(finished)
+        if finished and self.free == 0 and self.heartbeat is not None:
+            self.heartbeat.busy(0.0)
         self.free += len(finished)
         return finished
 

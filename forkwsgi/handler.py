@@ -17,6 +17,7 @@ from .http.body import StreamedBody
 from .http.errors import HTTPError
 from .http.response import error_response
 from .logs import log
+from .queuetime import REQUEST_START_KEY, stamp
 from .wsgi import Response
 
 _monotonic = time.monotonic
@@ -80,9 +81,12 @@ class RequestRun:
                                             worker.dates.get(), closing)
         self.environ = environ = build_environ(request, conn.base, worker.trusted)
         self.started = started = time.time()
+        queued = stamp(environ, conn.first_seen() + worker.clock_offset, started,
+                       REQUEST_START_KEY in environ and worker.trusted.trusts(conn.base["REMOTE_ADDR"]))
+        conn.arrived = 0.0  # the next request on this connection counts from its own first byte
         stats = worker.stats  # shared-memory counters (stats.py); None when nothing reads them
         if stats is not None:
-            self.slot = stats.begin(request.method, request.target, started)
+            self.slot = stats.begin(request.method, request.target, started, queued)
         if cfg.pre_request is not None:
             cfg.pre_request(worker, environ, request)
         self.result = worker.app(environ, response.start_response)

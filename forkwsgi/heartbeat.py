@@ -12,14 +12,16 @@ as silent.)
 import mmap
 import time
 
-_BEAT_AT, _BOOTED_AT = 0, 1  # indexes of the doubles: last beat, boot time (0 until booted); monotonic seconds
+# indexes of the doubles, monotonic seconds: last beat, boot time (0 until booted), since when every app
+# thread is busy (0 while one is free; written only with --max-workers, for autoscale.py)
+_BEAT_AT, _BOOTED_AT, BUSY_SINCE = 0, 1, 2
 
 
 class Heartbeat:
     __slots__ = ("page", "stamps")
 
     def __init__(self):
-        self.page = mmap.mmap(-1, 16)
+        self.page = mmap.mmap(-1, 24)
         self.stamps = memoryview(self.page).cast("d")
         self.stamps[_BEAT_AT] = time.monotonic()
 
@@ -30,6 +32,14 @@ class Heartbeat:
         now = time.monotonic()
         self.stamps[_BEAT_AT] = now
         self.stamps[_BOOTED_AT] = now
+
+    def busy(self, since):
+        """Every app thread is busy since ``since`` (0.0: one is free again)."""
+        self.stamps[BUSY_SINCE] = since
+
+    @property
+    def busy_since(self):
+        return self.stamps[BUSY_SINCE]
 
     @property
     def last_beat(self):

@@ -13,6 +13,7 @@ import time
 from .backlog import tcp_listen_queue
 from .connection import Connection
 from .logs import log
+from .queuetime import arrival
 from . import stats as _stats
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
@@ -133,6 +134,12 @@ class Intake:
                     or worker.retire_requested or len(worker.connections) >= worker.cfg.worker_connections:
                 return  # (a worker that just served its --max-requests takes no more)
 
+    def accept_waiting(self):
+        """Take every connection queued on the listeners (Worker.queue_while_busy); they wait here."""
+        if self.polling_listeners:
+            for listener in list(self.listeners):
+                self.accept(listener, burst=True)
+
     def accept_queued(self, events):
         """Take every queued connection of the listeners among ``events`` (a turn that has
         connections to serve too); True if there were any."""
@@ -164,7 +171,12 @@ class Intake:
                 log.debug("TLS connection from %s:%s failed at once: %s", peer[0], peer[1], exc)
                 sock.close()
                 return
-        worker.register(Connection(worker, sock, peer, environ, proxy, tls))
+        conn = Connection(worker, sock, peer, environ, proxy, tls)
+        if not tls:  # (a TLS stamp would be the handshake's)
+            conn.arrived = arrival(sock, worker.clock_offset)
+            if conn.arrived < 0.0:  # the head came with the connection, unstamped: count from the accept
+                conn.arrived = conn.started
+        worker.register(conn)
 
     def take_handoffs(self, thread_freed=False):
         """Adopt what siblings handed over while this worker has a free thread for it. Called when

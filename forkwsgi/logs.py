@@ -311,6 +311,8 @@ class _Atoms(dict):
                 return "-"
             if kind == "e":
                 return self.environ.get(name, "-")
+        if key == "Q":  # queue time, microseconds (queuetime.py); computed only for a format that has it
+            return int(self.environ.get("forkwsgi.queue_time", 0.0) * 1_000_000)
         return "-"
 
 

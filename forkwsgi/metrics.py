@@ -96,8 +96,18 @@ _REQUEST_CELLS = [("forkwsgi_requests_total%s " % _labels(method=method, status=
                   for method in _stats.METHODS for status in _stats.STATUS_CLASSES]
 DURATION = Family("forkwsgi_request_duration_seconds", "histogram",
                   "Time from calling the app to its response written (or queued) to the client.")
-_BUCKET_PREFIXES = ["forkwsgi_request_duration_seconds_bucket%s " % _labels(le=_number(float(bound)))
-                    for bound in _stats.BUCKETS + (float("inf"),)]
+QUEUE = Family("forkwsgi_request_queue_seconds", "histogram",
+               "Time from a request first seen (its first byte reaching the host, or a trusted front end's "
+               "X-Request-Start) to the app called.")
+SHED = Family("forkwsgi_requests_shed_total", "counter",
+              "Requests answered 503 without calling the app: they waited past --max-queue-time.")
+
+
+def _bucket_prefixes(name):
+    return ["%s_bucket%s " % (name, _labels(le=_number(float(bound)))) for bound in _stats.BUCKETS + (float("inf"),)]
+
+
+_BUCKET_PREFIXES = {family: _bucket_prefixes(family.name) for family in (DURATION, QUEUE)}
 BODY_IN = Family("forkwsgi_request_body_bytes_total", "counter", "Request body bytes received.")
 BODY_OUT = Family("forkwsgi_response_body_bytes_total", "counter", "Response body bytes sent (heads excluded).")
 IN_FLIGHT = Family("forkwsgi_requests_in_flight", "gauge", "Requests in the app now.")
@@ -106,7 +116,11 @@ CONNECTIONS = Family("forkwsgi_connections", "gauge",
                      "state", ("active", "idle"))
 WORKERS = Family("forkwsgi_workers", "gauge", "Worker processes by state.", "state",
                  ("booting", "idle", "busy", "stopping"))
-WORKERS_DESIRED = Family("forkwsgi_workers_desired", "gauge", "Workers the master keeps running (-w, TTIN/TTOU).")
+WORKERS_DESIRED = Family("forkwsgi_workers_desired", "gauge",
+                         "Workers the master keeps running (-w, TTIN/TTOU, and --max-workers following the load).")
+SCALED = Family("forkwsgi_worker_scaling_total", "counter",
+                "Workers added (up) and retired (down) by --max-workers following the load.", "direction",
+                ("up", "down"))
 RESTARTS = Family("forkwsgi_worker_restarts_total", "counter",
                   "Workers replaced, by reason: crash, timeout, max-requests, memory, reload.", "reason",
                   ("crash", "timeout", "max-requests", "memory", "reload"))
@@ -136,6 +150,16 @@ BUILD_INFO.head += "forkwsgi_build_info%s 1\n" % _labels(version=__version__, py
 STARTED = Family("forkwsgi_start_time_seconds", "gauge", "When the master started, in Unix time.")
 
 
+def _histogram(out, family, counts, sum_us):
+    """Append a histogram family: its buckets' counts (non-cumulative) and their sum in microseconds."""
+    out.append(family.head)
+    cumulative = 0
+    for prefix, count in zip(_BUCKET_PREFIXES[family], counts):
+        cumulative += count
+        out.append("%s%d\n" % (prefix, cumulative))
+    out.append("%s_sum %s\n%s_count %d\n" % (family.name, _number(sum_us / 1e6), family.name, cumulative))
+
+
 def render(observer):
     """The exposition text of every family, from the observer's totals and live workers."""
     arbiter = observer.arbiter
@@ -145,13 +169,9 @@ def render(observer):
     for (prefix, always), value in zip(_REQUEST_CELLS, total[_stats.REQUESTS:_stats.DURATION]):
         if value or always:
             out.append("%s%d\n" % (prefix, value))
-    out.append(DURATION.head)
-    cumulative = 0
-    for prefix, count in zip(_BUCKET_PREFIXES, total[_stats.DURATION:_stats.DURATION_SUM_US]):
-        cumulative += count
-        out.append("%s%d\n" % (prefix, cumulative))
-    out.append("forkwsgi_request_duration_seconds_sum %s\nforkwsgi_request_duration_seconds_count %d\n"
-               % (_number(total[_stats.DURATION_SUM_US] / 1e6), cumulative))
+    _histogram(out, DURATION, total[_stats.DURATION:_stats.DURATION_SUM_US], total[_stats.DURATION_SUM_US])
+    _histogram(out, QUEUE, total[_stats.QUEUE:_stats.QUEUE_SUM_US], total[_stats.QUEUE_SUM_US])
+    out.append(SHED.one(total[_stats.SHED]))
     out.append(BODY_IN.one(total[_stats.BYTES_IN]))
     out.append(BODY_OUT.one(total[_stats.BYTES_OUT]))
     in_flight = observer.in_flight(live)
@@ -159,7 +179,8 @@ def render(observer):
     idle = max(observer.open_connections(live) - in_flight, 0)
     out.append(CONNECTIONS.by([("active", in_flight), ("idle", idle)]))
     out.append(WORKERS.by(observer.state_counts(live).items()))
-    out.append(WORKERS_DESIRED.one(arbiter.cfg.workers))
+    out.append(WORKERS_DESIRED.one(arbiter.wanted()))
+    out.append(SCALED.by(arbiter.scaled.items()))
     out.append(RESTARTS.by(observer.restarts.items()))
     out.append(HANDOFFS.by([("given", total[_stats.HANDOFF_GIVEN]), ("taken", total[_stats.HANDOFF_TAKEN])]))
     queues = [(str(listener), tcp_listen_queue(listener.sock)) for listener in list(arbiter.listeners)]

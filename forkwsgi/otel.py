@@ -20,7 +20,7 @@ EXTRA = "pip install 'forkwsgi[otel]'"
 REQUIRED = ("opentelemetry.sdk", "opentelemetry.instrumentation.wsgi")
 EXPORTER_GROUP = "opentelemetry_traces_exporter"
 PID_ATTRIBUTE = "process.pid"
-QUEUE_TIME_KEY = "forkwsgi.queue_time"  # seconds the request waited in forkwsgi, when the environ has it
+from .queuetime import QUEUE_TIME_KEY  # seconds the request waited in forkwsgi, when the environ has it
 
 
 def missing_packages():

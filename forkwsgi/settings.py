@@ -36,6 +36,31 @@ def limit(zero_means):
     return validate
 
 
+def positive_seconds(value):
+    """Seconds above zero: a delay of zero would make the decision it times on a single sample."""
+    number = float(value)
+    if not 0 < number < float("inf"):
+        raise ValueError("must be a number of seconds above 0")
+    return number
+
+
+def optional_count(value):
+    """A whole number from 1, or None (unset: the feature is off)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
+        return None
+    return positive_int(int(value))
+
+
+def optional_seconds(value):
+    """Seconds above zero, or None (unset: the feature is off); a zero or negative value is refused."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "off", "none")):
+        return None
+    number = float(value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError("must be a number of seconds above 0 (leave it unset for none)")
+    return number
+
+
 def worker_count(value):
     """A positive int, or "auto": kept as such, and counted (cpus.py) when the master starts or reloads."""
     if isinstance(value, str) and value.strip().lower() == "auto":
@@ -338,6 +363,17 @@ SETTINGS = [
     Setting("workers", worker_count, 1, ("-w", "--workers"),
             "Number of worker processes, or 'auto': the container's CPU quota (cgroup v2 cpu.max or v1 "
             "cpu.cfs_quota_us, rounded up), else the CPUs this process may run on.", "Server", "INT|auto"),
+    Setting("max_workers", optional_count, None, ("--max-workers",),
+            "Let the workers follow the load: -w is then the least, and the master starts one more (up to "
+            "this many) when every worker has been busy, or connections have waited in the accept queue, for "
+            "scale_up_after; and retires one (gracefully: its connections move to siblings) once a worker "
+            "has been idle for scale_down_after. Off when unset; not below -w.", "Server", "INT", gunicorn=None),
+    Setting("scale_up_after", positive_seconds, 1.0, ("--scale-up-after",),
+            "With max_workers: seconds of every worker busy (or a non-empty accept queue) before a worker "
+            "is added.", "Server", "SECONDS", gunicorn=None),
+    Setting("scale_down_after", positive_seconds, 30.0, ("--scale-down-after",),
+            "With max_workers: seconds a worker must stay idle before one is retired (then one a second "
+            "while one still is), down to -w.", "Server", "SECONDS", gunicorn=None),
     Setting("worker_connections", positive_int, 1000, ("--worker-connections",),
             "Most open client connections one worker multiplexes.", "Server", "INT",
             "same: every worker class, not only async ones"),
@@ -387,6 +423,11 @@ SETTINGS = [
     Setting("max_requests", non_negative_int, 0, ("--max-requests",),
             "Restart a worker gracefully after this many requests (contains leaks); 0 disables.",
             "Timeouts", "INT"),
+    Setting("max_queue_time", optional_seconds, None, ("--max-queue-time",),
+            "Answer 503 (with Retry-After and Connection: close), without calling the app, a request that has "
+            "waited this many seconds since it was first seen (or since a trusted front end's X-Request-Start) "
+            "without reaching the app: at its deadline, not when a worker frees. Health probes are never shed. "
+            "Off when unset.", "Timeouts", "SECONDS", gunicorn=None),
     Setting("max_requests_jitter", non_negative_int, 0, ("--max-requests-jitter",),
             "Add a random 0..N to max_requests per worker so they do not all restart at once.",
             "Timeouts", "INT"),
@@ -459,7 +500,7 @@ SETTINGS = [
             "Write health-path requests to the access log too.", "Logging", gunicorn=None),
     Setting("access_log_format", optional_string, ACCESS_LOG_FORMAT, ("--access-logformat",),
             "Access log line format, with gunicorn's atoms (h l u t r m U q H s b B f a T D M L p "
-            "{header}i {header}o {var}e).", "Logging", "FORMAT"),
+            "{header}i {header}o {var}e) and Q, the queue time in microseconds.", "Logging", "FORMAT"),
     Setting("log_format", log_format, "text", ("--log-format",),
             "text, or json: the error log and the access log are one JSON object a line, with named "
             "fields; what the client sent is escaped (access_log_format is not used then).", "Logging",

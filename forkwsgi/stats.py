@@ -19,6 +19,9 @@ Layout (native byte order, 8-byte words; ``w`` = word index):
     w 583        why the worker retires itself: 0, RETIRE_MAX_REQUESTS, RETIRE_MEMORY, RETIRE_TIMEOUT
     w 584        number of request slots that follow
     w 585        gauge: the worker's USS in bytes, as its --max-worker-memory guard last read it (0: not read)
+    w 586..597   queue time: one counter per bucket (BUCKETS, +Inf), counted as the app is called
+    w 598        double: sum of queue times, seconds
+    w 599        requests shed past --max-queue-time
 
     bytes 8192 + 288*i: request slot i (one per app thread, at most MAX_SLOTS):
         +0   double   wall-clock start (time.time()); 0.0 when the slot is free
@@ -31,7 +34,7 @@ Counters only grow while the worker lives; the master adds a dead worker's
 last values to its retired totals, so the sums it exports never go back.
 
 ``counters()`` gives the master a flat list in the *logical* order below
-(REQUESTS .. HANDOFF_TAKEN), independent of the physical layout.
+(REQUESTS .. SHED), independent of the physical layout.
 """
 import bisect
 import mmap
@@ -55,7 +58,10 @@ BYTES_IN = DURATION_SUM_US + 1
 BYTES_OUT = BYTES_IN + 1
 HANDOFF_GIVEN = BYTES_OUT + 1
 HANDOFF_TAKEN = HANDOFF_GIVEN + 1
-COUNTERS = HANDOFF_TAKEN + 1
+QUEUE = HANDOFF_TAKEN + 1  # 12 buckets, non-cumulative
+QUEUE_SUM_US = QUEUE + _NB
+SHED = QUEUE_SUM_US + 1
+COUNTERS = SHED + 1
 
 # physical word indexes
 _SUM = _CELLS
@@ -67,6 +73,9 @@ STOPPING = CONNECTIONS + 1
 RETIRE_REASON = STOPPING + 1
 SLOT_COUNT = RETIRE_REASON + 1
 UNIQUE_MEMORY = SLOT_COUNT + 1
+_QUEUE = UNIQUE_MEMORY + 1
+_QUEUE_SUM = _QUEUE + _NB
+_PHYSICAL[SHED] = _QUEUE_SUM + 1
 
 RETIRE_MAX_REQUESTS, RETIRE_MEMORY, RETIRE_TIMEOUT = 1, 2, 3
 RETIRE_NAMES = {RETIRE_MAX_REQUESTS: "max-requests", RETIRE_MEMORY: "memory", RETIRE_TIMEOUT: "timeout"}
@@ -146,8 +155,10 @@ class WorkerStats:
             self.begin = self._begin_locked
             self.end = _make_end(self.words, self.doubles, self.lock, self.free_slots)
 
-    def begin(self, method, target, started):
-        """A request enters the app (inline: slot 0). Returns the slot for end()."""
+    def begin(self, method, target, started, queued=0.0):
+        """A request enters the app (inline: slot 0), after ``queued`` seconds of waiting.
+        Returns the slot for end()."""
+        self._queued(queued)
         if target != self.last_target or method != self.last_method:
             self.last_method, self.last_target = method, target
             _SLOT_TEXT.pack_into(self.page, _SLOT_BASE + 8, method.encode("latin-1", "replace"),
@@ -155,8 +166,14 @@ class WorkerStats:
         self.doubles[_SLOT_BASE >> 3] = started
         return 0
 
-    def _begin_locked(self, method, target, started):
+    def _queued(self, queued):
+        words = self.words
+        words[_QUEUE + (0 if queued <= _FIRST_BOUND else bisect.bisect_left(BUCKETS, queued))] += 1
+        self.doubles[_QUEUE_SUM] += queued
+
+    def _begin_locked(self, method, target, started, queued=0.0):
         with self.lock:
+            self._queued(queued)
             if not self.free_slots:
                 return -1
             slot = self.free_slots.pop()
@@ -167,7 +184,7 @@ class WorkerStats:
         return slot
 
     def add(self, counter, amount=1):
-        """Count an event (HANDOFF_GIVEN, HANDOFF_TAKEN); from the loop's thread."""
+        """Count an event (HANDOFF_GIVEN, HANDOFF_TAKEN, SHED); from the loop's thread."""
         word = _PHYSICAL[counter]
         if self.lock is None:
             self.words[word] += amount
@@ -181,12 +198,14 @@ class WorkerStats:
     # ----- in the master
 
     def counters(self):
-        """The counters in logical order (REQUESTS .. HANDOFF_TAKEN)."""
+        """The counters in logical order (REQUESTS .. SHED)."""
         cells = self.words[:_CELLS].tolist()
         out = [sum(cells[row:row + _NB]) for row in range(0, _CELLS, _NB)]  # REQUESTS: a row's buckets
         out += [sum(cells[bucket::_NB]) for bucket in range(_NB)]  # DURATION: a bucket over all rows
         out += [self.doubles[_SUM] * 1e6, self.words[_BYTES_IN], self.words[_BYTES_OUT],
                 self.words[_PHYSICAL[HANDOFF_GIVEN]], self.words[_PHYSICAL[HANDOFF_TAKEN]]]
+        out += self.words[_QUEUE:_QUEUE + _NB].tolist()
+        out += [self.doubles[_QUEUE_SUM] * 1e6, self.words[_PHYSICAL[SHED]]]
         return out
 
     def gauge(self, word):

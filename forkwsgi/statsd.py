@@ -15,6 +15,16 @@ STATSD_INTERVAL = 1.0
 STATSD_PACKET = 1400
 
 
+def _mean_timing(name, total, before, first, sum_us):
+    """The interval's mean of a histogram as one timing, with a sample rate that makes statsd
+    count every request; nothing when the interval had none."""
+    count = sum(total[first:sum_us]) - sum(before[first:sum_us])
+    if count <= 0:
+        return []
+    mean_ms = (total[sum_us] - before[sum_us]) / 1000.0 / count
+    return ["%s:%.3f|ms|@%.6g" % (name, mean_ms, 1.0 / count)]
+
+
 class Statsd:
     """Owned by the observer when --statsd-host is set; reads its totals, restarts and live workers."""
 
@@ -57,16 +67,16 @@ class Statsd:
                     if total[index] > before[index]:
                         lines.append("%srequests.%s.%s:%d|c" % (prefix, method, status, total[index] - before[index]))
             for name, index in (("request_body_bytes", _stats.BYTES_IN), ("response_body_bytes", _stats.BYTES_OUT),
-                                ("handoffs.given", _stats.HANDOFF_GIVEN), ("handoffs.taken", _stats.HANDOFF_TAKEN)):
+                                ("handoffs.given", _stats.HANDOFF_GIVEN), ("handoffs.taken", _stats.HANDOFF_TAKEN),
+                                ("requests_shed", _stats.SHED)):
                 if total[index] > before[index]:
                     lines.append("%s%s:%d|c" % (prefix, name, total[index] - before[index]))
             for reason, count in restarts.items():
                 if count > restarts_before[reason]:
                     lines.append("%sworker_restarts.%s:%d|c" % (prefix, reason, count - restarts_before[reason]))
-            count = sum(total[_stats.DURATION:_stats.DURATION_SUM_US]) - sum(before[_stats.DURATION:_stats.DURATION_SUM_US])
-            if count > 0:  # the interval's mean, with a sample rate that makes statsd count every request
-                mean_ms = (total[_stats.DURATION_SUM_US] - before[_stats.DURATION_SUM_US]) / 1000.0 / count
-                lines.append("%srequest_duration:%.3f|ms|@%.6g" % (prefix, mean_ms, 1.0 / count))
+            for name, first, sum_us in (("request_duration", _stats.DURATION, _stats.DURATION_SUM_US),
+                                        ("request_queue", _stats.QUEUE, _stats.QUEUE_SUM_US)):
+                lines.extend(_mean_timing(prefix + name, total, before, first, sum_us))
         live = observer.live_workers()
         for state, number in observer.state_counts(live).items():
             lines.append("%sworkers.%s:%d|g" % (prefix, state, number))

@@ -34,6 +34,7 @@ from .logs import AccessLog, log, reopen_error_log
 from .outbuf import SpillBudget
 from .poller import READ, WRITE, Poller
 from .process import drop_privileges, flush_std, set_title
+from .queuetime import RETRY_AFTER, ShedLog, clock_offset, earliest, front_end_start, front_end_start_raw
 from .reloader import load_app_reloading
 from .timers import sweep
 from .tls import WOULD_BLOCK, RefusalLog, build_context, is_plain_http, plain_http_answer, refusal_reason
@@ -103,6 +104,10 @@ class Worker:
         self.waiting = {}  # connection -> True, in arrival order: ready, but no thread is free
         self.handoff_retry_at = 0.0  # no hand-off of a waiting connection before this: siblings were busy
         self.wake_r = self.wake_w = -1
+        self.clock_offset = clock_offset()  # wall minus monotonic, refreshed each sweep (queuetime.py)
+        self.max_queue_time = cfg.max_queue_time or 0.0  # 0.0: no request is shed
+        self.shed_log = ShedLog(self.max_queue_time) if self.max_queue_time else None
+        self.shed_at = float("inf")  # the earliest deadline among the waiting connections
 
     # ----- boot
 
@@ -260,6 +265,7 @@ class Worker:
                 self.begin_stop()
             if now >= next_sweep:
                 sweep(self, now)
+                self.clock_offset = clock_offset()  # follows a step of the wall clock within a sweep
                 next_sweep = now + self.poll_interval
                 if os.getppid() != self.master_pid and not self.stopping:
                     log.warning("worker %d: the master is gone; stopping", self.pid)
@@ -281,6 +287,8 @@ class Worker:
             timeout = intake.poll_timeout(self.poll_interval)
             if self.waiting:
                 timeout = min(timeout, self.cfg.handoff_delay)
+                if self.max_queue_time:  # wake when the first of them is due to be shed
+                    timeout = max(0.0, min(timeout, self.shed_at - now))
             ready_listeners = []
             take_handoff = thread_freed = False
             events_ready = poll(timeout)
@@ -363,6 +371,8 @@ class Worker:
     def _serve_waiting(self):
         """Connections ready while no thread was free: run them as threads free, else move them."""
         now = _monotonic()
+        if self.max_queue_time and now >= self.shed_at:
+            self.shed_at = self._shed_waiting(now)
         delay = self.cfg.handoff_delay
         may_move = self.multiprocess and self.handoff is not None and now >= self.handoff_retry_at
         for conn in list(self.waiting):
@@ -580,6 +590,8 @@ class Worker:
         if conn not in self.waiting:
             conn.waiting_since = conn.waiting_since or _monotonic()  # a sibling's wait counts too
             self.waiting[conn] = True
+            if self.max_queue_time:
+                self.shed_at = min(self.shed_at, self._deadline(conn, conn.pending))
 
     def _first_in_line(self, conn):
         """Whether ``conn`` may take the free thread before the connections waiting here."""
@@ -587,6 +599,9 @@ class Worker:
         return first is conn or 0.0 < conn.waiting_since < first.waiting_since
 
     def _dispatch(self, conn, request):
+        if self.max_queue_time and _monotonic() >= self._deadline(conn, request):
+            self._shed(conn, request)
+            return
         if self.waiting:
             self.waiting.pop(conn, None)
         conn.waiting_since = 0.0
@@ -600,6 +615,50 @@ class Worker:
         if self.executor.threads > 1:
             self.poller.remove(conn.fd)  # its thread owns it until done
         self.executor.submit(conn, RequestRun(self, conn, request))
+
+    # ----- shedding (--max-queue-time)
+
+    def _deadline(self, conn, request):
+        """Monotonic time past which the request of ``conn`` (parsed, or None while raw) is shed:
+        --max-queue-time after it was first seen, or after a trusted front end's earlier stamp."""
+        seen = conn.first_seen()
+        if self.trusted.trusts(conn.base["REMOTE_ADDR"]):
+            front = front_end_start(request.headers) if request is not None else front_end_start_raw(conn.reader.buf)
+            offset = self.clock_offset
+            seen = earliest(seen + offset, front) - offset
+        return seen + self.max_queue_time
+
+    def _shed(self, conn, request):
+        """Answer 503 without calling the app, and close: counted, and logged once a second at most."""
+        self.shed_log.shed()
+        if self.stats is not None:
+            self.stats.add(_stats.SHED)
+        conn.pending = None
+        if request is not None and request.body is not None:
+            request.body.close()
+        self._answer_and_close(conn, 503, "Service Unavailable", RETRY_AFTER)
+
+    def queue_while_busy(self):
+        """Inline, while the loop is in an app call (the hand-off watcher calls this, holding the lock):
+        take what waits in the accept queue when no sibling is idle to, and keep the waiting ones'
+        clocks: moved to a sibling that frees, or shed at their deadline, not when the call returns."""
+        if not self.stopping and (not self._handoff_open() or self.handoff.siblings_busy()):
+            self.intake.accept_waiting()
+        if self.waiting:
+            self._serve_waiting()
+
+    def _shed_waiting(self, now):
+        """Shed the waiting connections past their deadline; the earliest deadline left (inf: none)."""
+        next_at = float("inf")
+        for conn in list(self.waiting):
+            if self.connections.get(conn.fd) is not conn or conn.busy:
+                continue
+            deadline = self._deadline(conn, conn.pending)
+            if now >= deadline:
+                self._shed(conn, conn.pending)
+            elif deadline < next_at:
+                next_at = deadline
+        return next_at
 
     def _resume(self, conn):
         """A suspended body goes on: its client has taken enough of what was queued."""
@@ -638,7 +697,8 @@ class Worker:
     def request_done(self, conn, keep_alive, now=None):
         """A response is written (or queued), or its body waits for the client; in the loop's thread."""
         now = now or _monotonic()
-        self.heartbeat.beat(now)  # a pipelined burst of requests is not silence
+        if self.executor.free:  # (not a probe the hand-off watcher answers while an inline call is stuck)
+            self.heartbeat.beat(now)  # a pipelined burst of requests is not silence
         if conn.suspended is not None:  # still busy: the loop drains, then resumes it (_on_writable)
             conn.send_progress_at = now
             self._watch(conn, write=True)
@@ -672,10 +732,10 @@ class Worker:
                  exc.status, exc.reason, exc.detail)
         self._answer_and_close(conn, exc.status, exc.reason)
 
-    def _answer_and_close(self, conn, status, reason):
+    def _answer_and_close(self, conn, status, reason, headers=""):
         self.dates.get()
         try:
-            conn.send(error_response(status, reason, self.dates.value))
+            conn.send(error_response(status, reason, self.dates.value, headers=headers))
         except ClientGone:
             self.close(conn)
             return

@@ -56,6 +56,14 @@ def app(environ, start_response):
         time.sleep(float(query or 1))
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"slept %d" % os.getpid()]
+    if path == "/queued":  # sleeps, then tells its queue time; each call leaves a line in the marker dir
+        if MARKER_DIR:
+            with open(os.path.join(MARKER_DIR, "called"), "a") as handle:
+                handle.write("%d\n" % os.getpid())
+        time.sleep(float(query or 0))
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps({"queue_time": environ.get("forkwsgi.queue_time"),
+                            "request_start": environ.get("HTTP_X_REQUEST_START")}).encode()]
     if path == "/stream":
         start_response("200 OK", [("Content-Type", "text/plain")])
         return (b"chunk%d;" % i for i in range(int(query or 3)))

@@ -410,6 +410,7 @@ def test_statsd_lines(server_factory):
                     got += int(line.split(":")[1].split("|")[0])
         assert got == 5, lines
         assert any(line.startswith("app1.request_duration:") and "|ms" in line for line in lines), lines
+        assert any(line.startswith("app1.request_queue:") and "|ms|@" in line for line in lines), lines
         assert any(line.startswith("app1.workers.idle:") and line.endswith("|g") for line in lines), lines
     finally:
         receiver.close()

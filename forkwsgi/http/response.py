@@ -122,9 +122,10 @@ def chunk(data):
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def error_response(status, reason, date, server="forkwsgi", text=None):
-    """A complete, self-contained error response that closes the connection; ``text`` is its body."""
+def error_response(status, reason, date, server="forkwsgi", text=None, headers=""):
+    """A complete, self-contained error response that closes the connection; ``text`` is its body,
+    ``headers`` more header lines, each ending in CRLF."""
     body = (text or "%d %s\n" % (status, reason)).encode("latin-1")
-    return ("HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\nConnection: close\r\n"
+    return ("HTTP/1.1 %d %s\r\nDate: %s\r\nServer: %s\r\nConnection: close\r\n%s"
             "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n"
-            % (status, reason, date, server, len(body))).encode("latin-1") + body
+            % (status, reason, date, server, headers, len(body))).encode("latin-1") + body

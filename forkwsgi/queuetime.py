@@ -1,0 +1,139 @@
+"""Queue time: how long a request waited before the app was called.
+
+A request is first seen when its first bytes reach this host. For a new
+connection the kernel stamps that moment (SO_TIMESTAMPNS, set on the
+listeners and inherited by every accepted socket), so a connection that sat in
+the accept queue while every worker was busy counts that wait too; one peek at
+the first bytes reads it, once per connection. Later requests on a keep-alive
+connection count from the read of their first byte (Connection.started).
+
+Monotonic times become wall-clock ones with one addition: the offset between
+the two clocks, read once per worker and refreshed by its sweep.
+"""
+import socket
+import struct
+import time
+
+from .logs import log
+
+QUEUE_TIME_KEY = "forkwsgi.queue_time"
+REQUEST_START_KEY = "HTTP_X_REQUEST_START"
+REQUEST_START_HEADER = "x-request-start"
+RETRY_AFTER = "Retry-After: 1\r\n"  # what a shed request is told (--max-queue-time)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's number; Python does not name it
+_STAMP = struct.Struct("qq")  # struct timespec
+_STAMP_SPACE = socket.CMSG_SPACE(_STAMP.size)
+
+
+def clock_offset():
+    """Wall clock minus monotonic clock: adding it turns a monotonic time into Unix time."""
+    return time.time() - time.monotonic()
+
+
+def stamp_arrivals(sock):
+    """Have the kernel stamp when data reaches connections accepted from ``sock`` (TCP)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        pass  # not supported (unix sockets on some kernels): the accept time stands in
+
+
+def arrival(sock, offset):
+    """When the first bytes waiting in ``sock`` reached this host, monotonic; 0.0 when none
+    has come yet (the head did not follow the connection at once) or the kernel gave no stamp."""
+    try:
+        data, ancillary, _, _ = sock.recvmsg(1, _STAMP_SPACE, socket.MSG_PEEK)
+    except OSError:
+        return 0.0
+    if not data:
+        return 0.0
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _STAMP.size:
+            seconds, nanoseconds = _STAMP.unpack_from(value)
+            return seconds + nanoseconds / 1e9 - offset
+    return -1.0  # data, but no stamp: the caller uses the accept time
+
+
+def parse_request_start(value):
+    """Unix time from an X-Request-Start value, as New Relic reads it: ``t=`` (optional) and
+    seconds (with a fraction), milliseconds or microseconds, told apart by their size. None if
+    it is none of those."""
+    text = value.strip()
+    if text.startswith("t="):
+        text = text[2:]
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    if not 0 < number < 1e17:  # NaN too
+        return None
+    if number >= 1e14:
+        return number / 1e6
+    if number >= 1e11:
+        return number / 1e3
+    return number
+
+
+def front_end_start(headers):
+    """A trusted front end's X-Request-Start from a parsed head's (name, value) pairs: Unix time or None."""
+    for name, value in headers:
+        if name == REQUEST_START_HEADER:
+            return parse_request_start(value)
+    return None
+
+
+def front_end_start_raw(buf):
+    """The same from the raw bytes of a head not parsed yet (a request waiting for a thread stays
+    raw, to move to a sibling): Unix time or None. Only read while shedding is on."""
+    head = bytes(buf[:buf.find(b"\r\n\r\n") if b"\r\n\r\n" in buf else len(buf)]).lower()
+    at = head.find(b"\r\nx-request-start:")
+    if at < 0:
+        return None
+    line = head[at + 18:].partition(b"\r\n")[0]
+    return parse_request_start(line.decode("latin-1"))
+
+
+def earliest(seen, front):
+    """The front end's stamp when it is earlier than ours (a front end's clock ahead of ours is ignored)."""
+    return front if front is not None and front < seen else seen
+
+
+def stamp(environ, seen, now, trusted):
+    """Set X-Request-Start (when the client sent none) and forkwsgi.queue_time in ``environ``.
+
+    ``seen`` and ``now`` are Unix times; a ``trusted`` front end's earlier stamp is kept and
+    counted from. Returns the queue time in seconds."""
+    sent = environ.get(REQUEST_START_KEY)
+    if sent is None:
+        environ[REQUEST_START_KEY] = "t=%d" % (seen * 1e6)
+    elif trusted:
+        seen = earliest(seen, parse_request_start(sent))
+    waited = now - seen
+    if waited < 0.0:
+        waited = 0.0
+    environ[QUEUE_TIME_KEY] = waited
+    return waited
+
+
+class ShedLog:
+    """Warns of requests shed past --max-queue-time at most once a second per worker: an
+    overload sheds many, and the log must not become its next bottleneck. The requests shed
+    between two lines are counted, and the next line says how many."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, limit, clock=time.monotonic):
+        self.limit = limit
+        self.clock = clock
+        self.quiet_until = 0.0
+        self.unlogged = 0
+
+    def shed(self):
+        self.unlogged += 1
+        now = self.clock()
+        if now < self.quiet_until:
+            return
+        log.warning("overloaded: answered 503 to %d request(s) that waited more than --max-queue-time %gs",
+                    self.unlogged, self.limit)
+        self.quiet_until = now + self.INTERVAL
+        self.unlogged = 0
