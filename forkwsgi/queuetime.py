@@ -105,7 +105,7 @@ def stamp(environ, seen, now, trusted):
     counted from. Returns the queue time in seconds."""
     sent = environ.get(REQUEST_START_KEY)
     if sent is None:
-        environ[REQUEST_START_KEY] = "t=%d" % (seen * 1e6)
+        environ[REQUEST_START_KEY] = f"t={int(seen * 1e6)}"  # (the cheapest way to format it)
     elif trusted:
         seen = earliest(seen, parse_request_start(sent))
     waited = now - seen
