@@ -111,7 +111,6 @@ class RequestRun:
     def finish(self):
         """Close the app's iterable and the body, count, log and run post_request: once, whether
         the body was all written or the connection is closed under it. True to keep it open."""
-        worker = self.worker
         request = self.request
         response = self.response
         conn = self.conn

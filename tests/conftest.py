@@ -38,6 +38,15 @@ def process_gone(pid):
         return True
 
 
+def terminate(pid, timeout=20.0):
+    """SIGTERM ``pid`` (a master a test started by USR2, outside any Server) and wait until it is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    return wait_for(lambda: process_gone(pid), timeout)
+
+
 _UNCLOSED = []  # every Server whose log files still exist; the session fixture below removes them
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from .conftest import ROOT, ResponseReader, Server, free_port, process_gone, request, wait_for
+from .conftest import ROOT, ResponseReader, Server, free_port, process_gone, request, terminate, wait_for
 from .test_tls import _tls_args, certs  # noqa: F401 (certs is a fixture)
 
 
@@ -196,11 +196,7 @@ def test_usr2_upgrade_under_socket_activation_keeps_serving_the_passed_socket(se
     finally:
         traffic.stop()
         if new_master:
-            try:
-                os.kill(new_master[0], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            assert wait_for(lambda: process_gone(new_master[0]), 20)
+            assert terminate(new_master[0])
 
 
 def test_fd_bind_survives_a_reload_that_adds_a_bind(server_factory, tmp_path):

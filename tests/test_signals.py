@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from .conftest import ROOT, ResponseReader, Server, Traffic, connect, process_gone, wait_for
+from .conftest import ROOT, ResponseReader, Server, Traffic, connect, process_gone, terminate, wait_for
 
 
 def _lines(path):
@@ -106,11 +106,7 @@ def test_usr2_upgrade_then_winch_and_quit_loses_nothing(server_factory, tmp_path
         assert requests.get(server.url("/")).text == "hello"
     finally:
         if new_master:
-            try:
-                os.kill(new_master[0], signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            assert wait_for(lambda: process_gone(new_master[0]), 20)
+            assert terminate(new_master[0])
 
 
 def test_term_with_steady_traffic_answers_everything_accepted(server_factory):
