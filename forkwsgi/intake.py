@@ -18,6 +18,8 @@ from . import stats as _stats
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
 DRAIN_SECONDS = 1.0  # without a queue length to read (unix sockets), drain the backlog this long
+BURST_ROUNDS = 3  # times a burst reads the accept queue's length and takes that many
+BURST_UNMEASURED = 64  # connections a round takes where the queue length cannot be read (unix sockets)
 _monotonic = time.monotonic
 
 
@@ -106,33 +108,44 @@ class Intake:
     def accept(self, listener, burst=False):
         """Take one connection, then go back to polling: idle sibling workers get the next ones.
 
-        With ``burst`` (this turn of the loop also serves connections already here), take every
-        connection queued, as room allows: they queued while this worker served a whole turn,
+        With ``burst`` (this turn of the loop also serves connections already here), take the
+        connections queued, as room allows: they queued while this worker served a whole turn,
         and an idle sibling would have raced for them already. One a turn would let a few busy
-        keep-alive clients starve every new one."""
+        keep-alive clients starve every new one. The burst is bounded: what the queue holds, read
+        again a few times (a crowd arriving over a few milliseconds gets in), no more: clients
+        that reconnect at once would otherwise keep it going, while connections it took before
+        their requests came wait for the loop."""
         if not self.polling_listeners:
             return
+        for _ in range(BURST_ROUNDS if burst else 1):
+            queued = backlog_length(listener.sock) if burst else 1
+            if queued == 0 or not self._accept_some(listener, BURST_UNMEASURED if queued is None else queued):
+                return
+
+    def _accept_some(self, listener, most):
+        """Accept up to ``most`` connections; False once the queue is empty or this worker is to take no more."""
         worker = self.worker
-        while True:
+        for _ in range(most):
             try:
                 sock, address = listener.sock.accept()
             except (BlockingIOError, InterruptedError):
                 if self.drain_until and backlog_length(listener.sock) is None:
                     self.drain_quota = 0  # no queue length to read: an empty accept ends the drain
-                return
+                return False
             except OSError as exc:
                 if exc.errno == errno.ECONNABORTED:
                     continue
                 log.error("accept failed on %s: %s; pausing accepts for a second", listener, exc)
                 self.paused_until = _monotonic() + 1.0  # no busy loop on EMFILE
-                return
+                return False
             if self.drain_until:
                 self.drain_quota -= 1
                 self.drained += 1
             self._adopt(sock, address, listener)
-            if not burst or (self.drain_until and self.drain_quota <= 0) or not self.listeners \
+            if (self.drain_until and self.drain_quota <= 0) or not self.listeners \
                     or worker.retire_requested or len(worker.connections) >= worker.cfg.worker_connections:
-                return  # (a worker that just served its --max-requests takes no more)
+                return False  # (a worker that just served its --max-requests takes no more)
+        return True
 
     def accept_waiting(self):
         """Take every connection queued on the listeners (Worker.queue_while_busy); they wait here."""
