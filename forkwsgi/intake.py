@@ -186,7 +186,7 @@ class Intake:
                 return
         conn = Connection(worker, sock, peer, environ, proxy, tls)
         if not tls:  # (a TLS stamp would be the handshake's)
-            conn.arrived = arrival(sock, worker.clock_offset)
+            conn.arrived = arrival(sock)
             if conn.arrived < 0.0:  # the head came with the connection, unstamped: count from the accept
                 conn.arrived = conn.started
         worker.register(conn)

@@ -1,11 +1,13 @@
 """Queue time: how long a request waited before the app was called.
 
 A request is first seen when its first bytes reach this host. For a new
-connection the kernel stamps that moment (SO_TIMESTAMPNS, set on the
-listeners and inherited by every accepted socket), so a connection that sat in
-the accept queue while every worker was busy counts that wait too; one peek at
-the first bytes reads it, once per connection. Later requests on a keep-alive
-connection count from the read of their first byte (Connection.started).
+connection the kernel tells that moment (TCP_INFO: milliseconds since data
+last came), so a connection that sat in the accept queue while every worker
+was busy counts that wait too; one getsockopt per new connection reads it.
+(Kernel timestamps, SO_TIMESTAMPNS, would be finer, but once on they stamp
+every packet the host receives, at a cost to every request.) Later requests
+on a keep-alive connection count from the read of their first byte
+(Connection.started).
 
 Monotonic times become wall-clock ones with one addition: the offset between
 the two clocks, read once per worker and refreshed by its sweep.
@@ -20,9 +22,10 @@ QUEUE_TIME_KEY = "forkwsgi.queue_time"
 REQUEST_START_KEY = "HTTP_X_REQUEST_START"
 REQUEST_START_HEADER = "x-request-start"
 RETRY_AFTER = "Retry-After: 1\r\n"  # what a shed request is told (--max-queue-time)
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's number; Python does not name it
-_STAMP = struct.Struct("qq")  # struct timespec
-_STAMP_SPACE = socket.CMSG_SPACE(_STAMP.size)
+# struct tcp_info (Linux): tcpi_last_data_recv (ms) at byte 52, tcpi_data_segs_in at byte 152.
+_TCP_INFO_SIZE = 156
+_LAST_DATA_RECV = _DATA_SEGS_IN = struct.Struct("I")
+_TCP_CLOCK_TICK = 0.004  # TCP counts in jiffies (HZ 250 and up): never say it came earlier than it did
 
 
 def clock_offset():
@@ -30,28 +33,20 @@ def clock_offset():
     return time.time() - time.monotonic()
 
 
-def stamp_arrivals(sock):
-    """Have the kernel stamp when data reaches connections accepted from ``sock`` (TCP)."""
+def arrival(sock):
+    """When the last bytes waiting in a new connection ``sock`` reached this host, monotonic, from
+    the kernel's TCP_INFO (milliseconds since data last came); 0.0 when none has come yet (the
+    head did not follow the connection at once); -1.0 where the kernel does not say (a unix socket)."""
     try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
     except OSError:
-        pass  # not supported (unix sockets on some kernels): the accept time stands in
-
-
-def arrival(sock, offset):
-    """When the first bytes waiting in ``sock`` reached this host, monotonic; 0.0 when none
-    has come yet (the head did not follow the connection at once) or the kernel gave no stamp."""
-    try:
-        data, ancillary, _, _ = sock.recvmsg(1, _STAMP_SPACE, socket.MSG_PEEK)
-    except OSError:
+        return -1.0
+    if len(info) < _TCP_INFO_SIZE:
+        return -1.0
+    if not _DATA_SEGS_IN.unpack_from(info, 152)[0]:
         return 0.0
-    if not data:
-        return 0.0
-    for level, kind, value in ancillary:
-        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _STAMP.size:
-            seconds, nanoseconds = _STAMP.unpack_from(value)
-            return seconds + nanoseconds / 1e9 - offset
-    return -1.0  # data, but no stamp: the caller uses the accept time
+    waited = _LAST_DATA_RECV.unpack_from(info, 52)[0] / 1000.0 - _TCP_CLOCK_TICK
+    return time.monotonic() - (waited if waited > 0.0 else 0.0)
 
 
 def parse_request_start(value):

@@ -5,7 +5,6 @@ import socket
 import stat
 
 from .errors import ConfigError
-from .queuetime import stamp_arrivals
 
 
 class Listener:
@@ -17,7 +16,6 @@ class Listener:
         self.path = path  # unix socket path we created, to unlink on exit
         self.owned = owned  # bound from our own bind setting (here or by the master before a USR2)
         self.tls = False  # the workers serve TLS on it (--certfile): a TCP one is shown as https://
-        stamp_arrivals(sock)  # before any connection queues: accepted sockets inherit it (queuetime.py)
 
     def fileno(self):
         return self.sock.fileno()
