@@ -83,11 +83,13 @@ def non_reading_client(port, path):
     return sock
 
 
-def test_clients_that_never_read_spill_no_more_than_the_budget(server_factory, tmp_path):
+@pytest.mark.parametrize("threads", ["1", "48"])
+def test_clients_that_never_read_spill_no_more_than_the_budget(server_factory, tmp_path, threads):
+    """Past the budget their bodies wait in memory, then are suspended: inline too, no worker is held."""
     spool = tmp_path / "spool"
     spool.mkdir()
     budget = 16 << 20
-    server = server_factory(["-w", "1", "--threads", "48", "--spool-dir", str(spool),
+    server = server_factory(["-w", "1", "--threads", threads, "--spool-dir", str(spool),
                              "--output-spill-budget", str(budget), "--output-buffer-memory", str(256 << 10),
                              "--send-timeout", "20"], app=APP)
     pid = server.wait_workers(1)[0]
