@@ -524,6 +524,8 @@ class Arbiter:
             if self.observer is not None:
                 self.observer.worker_exited(worker, code)  # its last counters join the retired totals
             worker.heartbeat.close()
+            if self.handoff is not None:
+                self.handoff.forget(pid)  # a worker killed outright said it had a thread to spare
             self.cfg.call_hook("child_exit", self, worker)
 
     def on_boot_failure(self, worker):

@@ -73,6 +73,10 @@ class HandoffChannel:
             self.spare = spare
             self.spare_page[self.slot] = 1 if spare else 0
 
+    def forget(self, pid):
+        """In the master, once worker ``pid`` is gone: its word on spare threads no longer holds."""
+        self.spare_page[pid % SPARE_SLOTS] = 0
+
     def sibling_spare(self):
         """Whether some other worker has said it has a thread to spare. Slots may collide or go
         stale (a killed worker): then a connection waits in the channel, as before, and the

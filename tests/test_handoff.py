@@ -52,3 +52,12 @@ def test_a_worker_without_its_reserved_fd_receives_nothing_and_the_connection_st
         b.close()
         if handoff.spare_fd >= 0:
             os.close(handoff.spare_fd)
+
+
+def test_the_word_of_a_worker_that_is_gone_is_forgotten():
+    handoff = channel()
+    pid = os.getpid() + 1
+    handoff.spare_page[pid % SPARE_SLOTS] = 1  # a sibling killed outright, flag still set
+    assert not handoff.siblings_busy()
+    handoff.forget(pid)
+    assert handoff.siblings_busy()
