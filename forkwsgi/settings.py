@@ -631,8 +631,9 @@ SETTINGS = [
             "gunicorn's leniency for 'Name : value'.", "gunicorn", None,
             "ignored: space before the colon is refused with 400 (RFC 9112 5.1)"),
     Setting("casefold_http_method", boolean, False, ("--casefold-http-method",),
-            "gunicorn's upper-casing of methods.", "gunicorn", None,
-            "ignored: methods reach the app as sent (they are case-sensitive)"),
+            "Upper-case request methods before the app sees them ('get' becomes GET); off, a method "
+            "reaches the app as sent (methods are case-sensitive).", "gunicorn", None,
+            "same: off, forkwsgi passes a lower-case method on where gunicorn refuses it with 400"),
     Setting("http_parser", anything, "auto", ("--http-parser",), "gunicorn's parser choice.", "gunicorn",
             "PARSER", "ignored: forkwsgi has one parser"),
     Setting("root_path", anything, "", ("--root-path",), "gunicorn's ASGI root_path.", "gunicorn", "PATH",

@@ -85,6 +85,7 @@ class Worker:
         self.spill_budget = SpillBudget(cfg.output_spill_budget)  # shared by the connections' output
         self.proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
         self.keepalive = cfg.keepalive > 0
+        self.casefold_methods = cfg.casefold_http_method
         # With app threads the loop times requests out itself: it looks often enough to cut one
         # within a quarter second of --timeout.
         self.poll_interval = min(1.0 if cfg.threads == 1 else 0.25, cfg.timeout / 4) if cfg.timeout else 1.0
@@ -546,8 +547,11 @@ class Worker:
                             conn.peer = found[0]
                             conn.base = dict(conn.base, REMOTE_ADDR=found[0][0], REMOTE_PORT=str(found[0][1]))
                     request = reader.next_request()
-                    if request is not None and type(request.body) is StreamedBody:
-                        conn.stream_input(request)
+                    if request is not None:
+                        if type(request.body) is StreamedBody:
+                            conn.stream_input(request)
+                        if self.casefold_methods:  # casefold_http_method, as gunicorn users know it
+                            request.method = request.method.upper()
                 except HTTPError as exc:
                     self.refuse(conn, exc)
                     return

@@ -580,3 +580,14 @@ def test_a_failing_nworkers_changed_hook_is_logged_not_raised(recorded):
         raise RuntimeError("boom")
     make_config(nworkers_changed=nworkers_changed).call_hook("nworkers_changed", Arbiter(), 2, 1)
     assert recorded == ["nworkers_changed hook failed"]
+
+
+def test_casefold_http_method_upper_cases_the_method_the_app_sees(server_factory):
+    import json
+    from .conftest import ResponseReader, connect
+    for args, expected in ((["--casefold-http-method"], "GET"), ([], "get")):
+        server = server_factory(["-w", "1"] + args)
+        with connect(server.port) as sock:
+            sock.sendall(b"get /environ HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, body = ResponseReader(sock).read()
+        assert status == 200 and json.loads(body)["REQUEST_METHOD"] == expected
