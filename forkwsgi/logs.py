@@ -460,3 +460,25 @@ class AccessLog:
             log.error("bad access log format %r: %s", self.fmt, exc)
         except OSError as exc:
             log.error("cannot write access log: %s", exc)
+
+
+class Throttle:
+    """One log line a second at most for a kind of event a client or an overload can repeat
+    without end; the events in between are counted, and the next line can say how many."""
+
+    INTERVAL = 1.0
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.quiet_until = 0.0
+        self.count = 0
+
+    def tick(self):
+        """Count an event: how many since the last line (this one included) when a line is due, else 0."""
+        self.count += 1
+        now = self.clock()
+        if now < self.quiet_until:
+            return 0
+        self.quiet_until = now + self.INTERVAL
+        count, self.count = self.count, 0
+        return count

@@ -16,7 +16,7 @@ import socket
 import struct
 import time
 
-from .logs import log
+from .logs import Throttle, log
 
 QUEUE_TIME_KEY = "forkwsgi.queue_time"
 REQUEST_START_KEY = "HTTP_X_REQUEST_START"
@@ -115,20 +115,12 @@ class ShedLog:
     overload sheds many, and the log must not become its next bottleneck. The requests shed
     between two lines are counted, and the next line says how many."""
 
-    INTERVAL = 1.0
-
     def __init__(self, limit, clock=time.monotonic):
         self.limit = limit
-        self.clock = clock
-        self.quiet_until = 0.0
-        self.unlogged = 0
+        self.throttle = Throttle(clock)
 
     def shed(self):
-        self.unlogged += 1
-        now = self.clock()
-        if now < self.quiet_until:
-            return
-        log.warning("overloaded: answered 503 to %d request(s) that waited more than --max-queue-time %gs",
-                    self.unlogged, self.limit)
-        self.quiet_until = now + self.INTERVAL
-        self.unlogged = 0
+        count = self.throttle.tick()
+        if count:
+            log.warning("overloaded: answered 503 to %d request(s) that waited more than --max-queue-time %gs",
+                        count, self.limit)

@@ -10,7 +10,7 @@ import time
 
 from .errors import ConfigError
 from .http.response import error_response
-from .logs import log
+from .logs import Throttle, log
 
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 # What "cannot go on now" looks like on a non-blocking TLS socket: like EAGAIN on a plain one.
@@ -93,19 +93,11 @@ class RefusalLog:
     flood the log: the lines between two warnings are counted, not written.
     """
 
-    INTERVAL = 1.0
-
     def __init__(self, clock=time.monotonic):
-        self.clock = clock
-        self.quiet_until = 0.0
-        self.unlogged = 0
+        self.throttle = Throttle(clock)
 
     def refused(self, peer, reason):
-        now = self.clock()
-        if now < self.quiet_until:
-            self.unlogged += 1
-            return
-        more = "; %d more refused since the last line like this" % self.unlogged if self.unlogged else ""
-        log.warning("refused TLS handshake from %s:%s: %s%s", peer[0], peer[1], reason, more)
-        self.quiet_until = now + self.INTERVAL
-        self.unlogged = 0
+        count = self.throttle.tick()
+        if count:
+            more = "; %d more refused since the last line like this" % (count - 1) if count > 1 else ""
+            log.warning("refused TLS handshake from %s:%s: %s%s", peer[0], peer[1], reason, more)
