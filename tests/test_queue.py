@@ -12,9 +12,11 @@ from tests.conftest import wait_for
 
 
 def _send(port, path, headers=""):
-    """Open a connection and send one request; (socket, Unix time it was sent)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
+    """Open a connection and send one request; (socket, Unix time the client began: its connect).
+    A request whose head follows its connection at once is counted from the accept (the server
+    may accept before the head arrives), so the client's clock starts at the connect too."""
     sent = time.time()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=15)
     sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path, headers)).encode())
     return sock, sent
 
