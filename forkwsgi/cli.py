@@ -3,13 +3,13 @@ import argparse
 import os
 import sys
 
-from . import __version__
-from .appload import AppImportError, check_app_module, load_app
-from .arbiter import Arbiter
-from .config import audit_config_file, build_config
-from .logs import log, setup_error_log
-from .process import daemonize
-from .settings import SETTINGS, ConfigError, boolean, boolean_on_by_default, validate
+from forkwsgi import __version__
+from forkwsgi.config.appload import AppImportError, check_app_module, load_app
+from forkwsgi.master.arbiter import Arbiter
+from forkwsgi.config.loader import audit_config_file, build_config
+from forkwsgi.logs import log, setup_error_log
+from forkwsgi.process import daemonize
+from forkwsgi.config.settings import SETTINGS, ConfigError, boolean, boolean_on_by_default, validate
 
 
 APPENDED = ("bind", "reload_extra_files", "raw_env", "dirty_apps", "raw_paste_global_conf")
@@ -123,7 +123,7 @@ def _audit_from_argv(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["ctl"]:  # forkwsgi ctl ...: talk to a running master's control socket
-        from .ctl import main as ctl_main
+        from forkwsgi.ctl import main as ctl_main
         return ctl_main(argv[1:])
     try:
         cfg, actions = load_config(argv, os.environ)

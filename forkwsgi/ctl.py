@@ -100,8 +100,8 @@ def format_status(status):
 def find_socket(args):
     if args.socket:
         return args.socket
-    from .cli import load_config
-    from .settings import ConfigError
+    from forkwsgi.cli import load_config
+    from forkwsgi.config.settings import ConfigError
     try:
         cfg, _ = load_config(["-c", args.config] if args.config else [], os.environ)
     except ConfigError as exc:

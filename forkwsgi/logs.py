@@ -12,7 +12,7 @@ import threading
 import time
 from json.encoder import encode_basestring_ascii as _json_string
 
-from .errors import ConfigError
+from forkwsgi.errors import ConfigError
 
 ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"

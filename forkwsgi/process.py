@@ -4,7 +4,7 @@ import os
 import pwd
 import sys
 
-from .errors import ConfigError
+from forkwsgi.errors import ConfigError
 
 try:
     from setproctitle import setproctitle as _setproctitle

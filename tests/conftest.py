@@ -195,8 +195,8 @@ def server_factory():
 
 def make_config(**values):
     """A Config of the defaults plus ``values`` (hooks adapted as at load)."""
-    from forkwsgi.config import Config
-    from forkwsgi.settings import SETTINGS
+    from forkwsgi.config.loader import Config
+    from forkwsgi.config.settings import SETTINGS
     merged = {setting.name: setting.default for setting in SETTINGS}
     merged.update(values)
     return Config(merged, {})

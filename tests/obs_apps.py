@@ -1,7 +1,7 @@
 """Apps for tests/test_observability.py."""
 import os
 
-from forkwsgi.stats import process_uss
+from forkwsgi.shared.stats import process_uss
 
 _HELD = []
 

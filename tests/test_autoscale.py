@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from forkwsgi.autoscale import Autoscaler
+from forkwsgi.master.autoscale import Autoscaler
 from tests.conftest import wait_for
 
 

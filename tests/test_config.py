@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from forkwsgi.settings import SETTINGS, render_markdown
+from forkwsgi.config.settings import SETTINGS, render_markdown
 
 from .conftest import ROOT
 
@@ -197,7 +197,7 @@ def test_readme_settings_table_is_generated_from_the_table():
         readme = handle.read()
     start = readme.index("<!-- settings:start -->\n") + len("<!-- settings:start -->\n")
     end = readme.index("<!-- settings:end -->")
-    assert readme[start:end] == render_markdown(), "run: python -m forkwsgi.settings --update-readme"
+    assert readme[start:end] == render_markdown(), "run: python -m forkwsgi.config.settings --update-readme"
 
 
 def test_print_config_writes_file_modes_in_octal():

@@ -9,8 +9,8 @@ import signal
 
 import pytest
 
-from forkwsgi import cpus
-from forkwsgi.settings import ConfigError, validate
+from forkwsgi.config import cpus
+from forkwsgi.config.settings import ConfigError, validate
 from .conftest import wait_for
 
 V2_SELF = "0::/kubepods/pod1/app\n"

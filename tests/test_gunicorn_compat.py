@@ -8,12 +8,12 @@ import pytest
 gunicorn_config = pytest.importorskip("gunicorn.config")
 
 from forkwsgi.cli import build_parser, parse_settings  # noqa: E402
-from forkwsgi.config import build_config  # noqa: E402
+from forkwsgi.config.loader import build_config  # noqa: E402
 from forkwsgi.errors import ConfigError  # noqa: E402
-from forkwsgi.hookapi import HookRequest, note_forked_worker  # noqa: E402
+from forkwsgi.config.hookapi import HookRequest, note_forked_worker  # noqa: E402
 from forkwsgi.http.parser import Limits, RequestReader  # noqa: E402
 from forkwsgi.logs import AccessLog  # noqa: E402
-from forkwsgi.settings import BY_NAME, SETTINGS, audit  # noqa: E402
+from forkwsgi.config.settings import BY_NAME, SETTINGS, audit  # noqa: E402
 
 from .conftest import make_config  # noqa: E402
 
@@ -303,7 +303,7 @@ def test_access_log_body_size_is_zero_for_an_empty_body():
 # ----- what a trusted proxy may tell: secure_scheme_headers, forwarder_headers
 
 def proxied_environ(headers, trusted, target="/app/page"):
-    from forkwsgi.environ import build_environ
+    from forkwsgi.wsgi.environ import build_environ
     from forkwsgi.http.parser import Request
     base = {"SCRIPT_NAME": "", "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "REMOTE_ADDR": "127.0.0.1",
             "REMOTE_PORT": "5555", "wsgi.url_scheme": "http"}
@@ -320,20 +320,20 @@ def proxied_environ(headers, trusted, target="/app/page"):
     ([("x-forwarded-proto", "https"), ("x-forwarded-ssl", "off")], "http"),  # they disagree: unchanged
 ])
 def test_default_secure_scheme_headers_are_gunicorns(headers, scheme):
-    from forkwsgi.forwarded import TrustedPeers
+    from forkwsgi.wsgi.forwarded import TrustedPeers
     assert proxied_environ([("host", "h")] + headers, TrustedPeers(["127.0.0.1"]))["wsgi.url_scheme"] == scheme
     assert proxied_environ([("host", "h")] + headers, TrustedPeers([]))["wsgi.url_scheme"] == "http"
 
 
 def test_custom_secure_scheme_header():
-    from forkwsgi.forwarded import TrustedPeers
+    from forkwsgi.wsgi.forwarded import TrustedPeers
     trusted = TrustedPeers(["127.0.0.1"], BY_NAME["secure_scheme_headers"].validate({"X-Scheme": "https"}))
     assert proxied_environ([("host", "h"), ("x-scheme", "https")], trusted)["wsgi.url_scheme"] == "https"
     assert proxied_environ([("host", "h"), ("x-forwarded-ssl", "on")], trusted)["wsgi.url_scheme"] == "http"
 
 
 def test_forwarder_headers_with_underscores_only_from_trusted_peers():
-    from forkwsgi.forwarded import TrustedPeers
+    from forkwsgi.wsgi.forwarded import TrustedPeers
     names = BY_NAME["forwarder_headers"].validate("SCRIPT_NAME,REMOTE_USER")
     headers = [("host", "h"), ("script_name", "/app"), ("remote_user", "alice"), ("other_name", "x")]
     trusted = proxied_environ(headers, TrustedPeers(["127.0.0.1"], None, names))
@@ -345,7 +345,7 @@ def test_forwarder_headers_with_underscores_only_from_trusted_peers():
 
 
 def test_sendfile_off_reads_files_instead(tmp_path):
-    from forkwsgi.environ import base_environ
+    from forkwsgi.wsgi.environ import base_environ
     (tmp_path / "f").write_bytes(b"x")
     with open(tmp_path / "f", "rb") as on, open(tmp_path / "f", "rb") as off:
         assert base_environ(make_config(), True)["wsgi.file_wrapper"](on).sendfile_span() is not None
@@ -522,7 +522,7 @@ def test_proxy_protocol_flag_takes_a_mode_or_none(args, mode):
 
 
 def test_ciphers_limit_the_tls_context(tmp_path):
-    from forkwsgi.tls import build_context
+    from forkwsgi.worker.tls import build_context
     from .test_tls import _openssl
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "1",
              "-subj", "/CN=localhost", cwd=tmp_path)

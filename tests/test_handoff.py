@@ -3,8 +3,8 @@ import os
 import socket
 import time
 
-from forkwsgi.board import Board
-from forkwsgi.handoff import SPARE_SLOTS, HandoffChannel
+from forkwsgi.shared.board import Board
+from forkwsgi.shared.handoff import SPARE_SLOTS, HandoffChannel
 
 
 def channel():

@@ -2,7 +2,7 @@
 import os
 import time
 
-from forkwsgi.heartbeat import Heartbeat
+from forkwsgi.shared.heartbeat import Heartbeat
 
 BEATS = 300_000
 

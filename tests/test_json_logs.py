@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from forkwsgi.environ import base_environ
+from forkwsgi.wsgi.environ import base_environ
 from forkwsgi.logs import AccessLog, Rfc3339Clock, setup_error_log
 
 from .conftest import ROOT, make_config, request, wait_for

@@ -13,8 +13,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from forkwsgi import stats
-from forkwsgi.arbiter import fork_with_gc_off, preload_app
+from forkwsgi.shared import stats
+from forkwsgi.master.arbiter import fork_with_gc_off, preload_app
 from .conftest import ROOT, Server, free_port, wait_for
 
 MEMORY_APP = "tests.memory_app:app"

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from forkwsgi import otel
+from forkwsgi.observe import otel
 from .conftest import ROOT, free_port, wait_for
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed (pip install 'forkwsgi[otel]')")

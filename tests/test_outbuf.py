@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from forkwsgi.outbuf import OutputBuffer, SpillBudget
+from forkwsgi.worker.outbuf import OutputBuffer, SpillBudget
 
 KIB = 1024
 CHUNK = b"x" * (64 * KIB)

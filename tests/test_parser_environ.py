@@ -4,8 +4,8 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forkwsgi.environ import build_environ
-from forkwsgi.forwarded import TrustedPeers
+from forkwsgi.wsgi.environ import build_environ
+from forkwsgi.wsgi.forwarded import TrustedPeers
 from forkwsgi.http.parser import Request
 
 BASE = {"SCRIPT_NAME": "", "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "REMOTE_ADDR": "127.0.0.1",

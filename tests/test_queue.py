@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from forkwsgi.queuetime import earliest, parse_request_start, stamp
+from forkwsgi.wsgi.queuetime import earliest, parse_request_start, stamp
 from tests.conftest import wait_for
 
 
@@ -195,7 +195,7 @@ def test_max_queue_time_refuses_zero_and_negative(server_factory):
 
 
 def test_a_front_end_stamp_is_found_in_a_raw_head():
-    from forkwsgi.queuetime import front_end_start_raw
+    from forkwsgi.wsgi.queuetime import front_end_start_raw
     assert front_end_start_raw(bytearray(b"GET / HTTP/1.1\r\nHost: x\r\nx-REQUEST-start: t=1700000000.5\r\n\r\n")) \
         == 1700000000.5
     assert front_end_start_raw(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nX-Request-Start: t=5\r\n") is None

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from forkwsgi.devpage import is_loopback
+from forkwsgi.wsgi.devpage import is_loopback
 
 from .conftest import ROOT, wait_for
 

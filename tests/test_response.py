@@ -2,7 +2,7 @@
 import pytest
 
 from forkwsgi.http.parser import Request
-from forkwsgi.wsgi import Response
+from forkwsgi.wsgi.response import Response
 
 
 def _run(method, result, headers=(), version="HTTP/1.1"):

@@ -380,7 +380,7 @@ def test_workers_stop_when_the_master_is_killed(server_factory):
 
 def test_signal_queue_keeps_stop_signals_and_counts_added_workers():
     """A flood of other signals fills the queue; TERM, INT and QUIT still get in, and `add 64` is one entry."""
-    from forkwsgi.arbiter import MAX_QUEUED, Arbiter
+    from forkwsgi.master.arbiter import MAX_QUEUED, Arbiter
     arbiter = Arbiter(None, None, [])
     arbiter.enqueue(signal.SIGTTIN, 64)
     arbiter.enqueue(signal.SIGTTIN, 2)

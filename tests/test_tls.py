@@ -205,7 +205,7 @@ def test_a_large_response_reaches_a_slow_tls_reader_whole(server_factory, certs)
 
 
 def test_refused_handshakes_are_warned_at_most_once_a_second(caplog):
-    from forkwsgi.tls import RefusalLog
+    from forkwsgi.worker.tls import RefusalLog
     now = [100.0]
     refusals = RefusalLog(clock=lambda: now[0])
     with caplog.at_level("WARNING", logger="forkwsgi"):

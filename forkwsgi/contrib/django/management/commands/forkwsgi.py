@@ -43,7 +43,7 @@ def split_django_options(args):
 
 def has_app_argument(args):
     from forkwsgi.cli import build_parser
-    from forkwsgi.settings import ConfigError
+    from forkwsgi.config.settings import ConfigError
     try:
         return bool(vars(build_parser().parse_args(args)).get("app"))
     except ConfigError:

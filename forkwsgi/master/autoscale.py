@@ -10,7 +10,7 @@ for --scale-down-after, one less, down to -w, and another a second later while
 one is still idle. A worker more restarts the pressure clock, so the next one is
 judged on what the last one did.
 """
-from .errors import ConfigError
+from forkwsgi.errors import ConfigError
 
 SAMPLE_INTERVAL = 0.1  # seconds between the master's samples
 SETTLE = 1.0  # seconds after a retirement before the next: the load spreads over those left

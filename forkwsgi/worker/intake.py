@@ -10,11 +10,11 @@ import errno
 import socket
 import time
 
-from .backlog import tcp_listen_queue
-from .connection import Connection
-from .logs import log
-from .queuetime import arrival
-from . import stats as _stats
+from forkwsgi.shared.backlog import tcp_listen_queue
+from forkwsgi.worker.connection import Connection
+from forkwsgi.logs import log
+from forkwsgi.wsgi.queuetime import arrival
+from forkwsgi.shared import stats as _stats
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
 DRAIN_SECONDS = 1.0  # without a queue length to read (unix sockets), drain the backlog this long

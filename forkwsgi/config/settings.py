@@ -8,9 +8,9 @@ import glob
 import importlib
 import inspect
 
-from .errors import ConfigError
-from .sockets import parse_address
-from .tls import cert_reqs
+from forkwsgi.errors import ConfigError
+from forkwsgi.master.sockets import parse_address
+from forkwsgi.worker.tls import cert_reqs
 
 
 def at_least(convert, minimum):

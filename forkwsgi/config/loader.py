@@ -4,8 +4,8 @@ import os
 import shlex
 import types
 
-from .hookapi import adapt_hook, note_forked_worker
-from .settings import BY_NAME, INTERNAL_ENV, SETTINGS, ConfigError, audit, ignored_warning, octal, validate
+from forkwsgi.config.hookapi import adapt_hook, note_forked_worker
+from forkwsgi.config.settings import BY_NAME, INTERNAL_ENV, SETTINGS, ConfigError, audit, ignored_warning, octal, validate
 
 
 class Config:

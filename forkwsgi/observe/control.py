@@ -10,9 +10,9 @@ import os
 import signal
 import time
 
-from . import __version__
-from . import stats as _stats
-from .backlog import tcp_listen_queue
+from forkwsgi import __version__
+from forkwsgi.shared import stats as _stats
+from forkwsgi.shared.backlog import tcp_listen_queue
 
 CONTROL_SIGNALS = {"reload": (signal.SIGHUP, "reloading (HUP)"), "stop": (signal.SIGQUIT, "stopping now (QUIT)"),
                    "graceful-stop": (signal.SIGTERM, "stopping gracefully (TERM)")}

@@ -18,7 +18,7 @@ import socket
 import termios
 import time
 
-from .logs import log
+from forkwsgi.logs import log
 
 MAX_MESSAGE = 1 << 17
 FULL_BACKOFF = 0.05  # after the queue was found full, seconds before trying to send again

@@ -11,14 +11,14 @@ serve others. The loop resumes it when the client has taken enough.
 import threading
 import time
 
-from .connection import ClientGone
-from .environ import build_environ
-from .http.body import StreamedBody
-from .http.errors import HTTPError
-from .http.response import error_response
-from .logs import log
-from .queuetime import REQUEST_START_KEY, stamp
-from .wsgi import Response
+from forkwsgi.worker.connection import ClientGone
+from forkwsgi.wsgi.environ import build_environ
+from forkwsgi.http.body import StreamedBody
+from forkwsgi.http.errors import HTTPError
+from forkwsgi.http.response import error_response
+from forkwsgi.logs import log
+from forkwsgi.wsgi.queuetime import REQUEST_START_KEY, stamp
+from forkwsgi.wsgi.response import Response
 
 _monotonic = time.monotonic
 SUSPENDED = "suspended"  # what RequestRun.run returns while its body waits for the client

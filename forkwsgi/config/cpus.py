@@ -11,7 +11,7 @@ smallest applies. A fraction of a CPU rounds up (1.5 CPUs: 2 workers).
 import math
 import os
 
-from .logs import log
+from forkwsgi.logs import log
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 SELF_CGROUP = "/proc/self/cgroup"

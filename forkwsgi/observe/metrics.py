@@ -9,9 +9,9 @@ import os
 import time
 import platform
 
-from . import __version__
-from . import stats as _stats
-from .backlog import listen_drops, tcp_listen_queue
+from forkwsgi import __version__
+from forkwsgi.shared import stats as _stats
+from forkwsgi.shared.backlog import listen_drops, tcp_listen_queue
 
 
 def _escape_label(value):

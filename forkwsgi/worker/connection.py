@@ -10,11 +10,11 @@ import os
 import select
 import time
 
-from .http.errors import RequestTimeout
-from .http.parser import RequestReader
-from .http.response import CONTINUE
-from .outbuf import OutputBuffer
-from .tls import TLS_WRITE, WOULD_BLOCK
+from forkwsgi.http.errors import RequestTimeout
+from forkwsgi.http.parser import RequestReader
+from forkwsgi.http.response import CONTINUE
+from forkwsgi.worker.outbuf import OutputBuffer
+from forkwsgi.worker.tls import TLS_WRITE, WOULD_BLOCK
 
 _monotonic = time.monotonic
 HANDOFF_MAX_BUFFER = 65536  # a connection holding more unparsed bytes than this stays where it is

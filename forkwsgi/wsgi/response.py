@@ -7,7 +7,7 @@ import io
 import os
 import stat
 
-from .http.response import (LAST_CHUNK, NO_BODY_STATUSES, InvalidResponse,
+from forkwsgi.http.response import (LAST_CHUNK, NO_BODY_STATUSES, InvalidResponse,
                             check_status, chunk, response_fields)
 
 __all__ = ["FileWrapper", "ReadingFileWrapper", "Response"]

@@ -8,9 +8,9 @@ the worker, and --header-timeout bounds the handshake like a request head.
 import ssl
 import time
 
-from .errors import ConfigError
-from .http.response import error_response
-from .logs import Throttle, log
+from forkwsgi.errors import ConfigError
+from forkwsgi.http.response import error_response
+from forkwsgi.logs import Throttle, log
 
 CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
 # What "cannot go on now" looks like on a non-blocking TLS socket: like EAGAIN on a plain one.

@@ -4,7 +4,7 @@ import os
 import socket
 import stat
 
-from .errors import ConfigError
+from forkwsgi.errors import ConfigError
 
 
 class Listener:

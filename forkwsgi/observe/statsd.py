@@ -7,9 +7,9 @@ loses that interval's packet.
 """
 import socket
 
-from . import stats as _stats
-from .backlog import tcp_listen_queue
-from .errors import ConfigError
+from forkwsgi.shared import stats as _stats
+from forkwsgi.shared.backlog import tcp_listen_queue
+from forkwsgi.errors import ConfigError
 
 STATSD_INTERVAL = 1.0
 STATSD_PACKET = 1400

@@ -52,8 +52,8 @@ import threading
 import time
 import traceback
 
-from .appload import AppImportError, load_app
-from .logs import log
+from forkwsgi.config.appload import AppImportError, load_app
+from forkwsgi.logs import log
 
 POLL_INTERVAL = 1.0  # stat polling: seconds between scans while nothing is pending
 STEP = 0.1  # seconds between looks while a change is pending
@@ -171,7 +171,7 @@ def load_app_reloading(cfg):
     it as a 500 page (details to loopback clients only) until a watched file
     changes. Either way the imported files are reported to the master.
     """
-    from .devpage import error_app  # here: the master never needs it
+    from forkwsgi.wsgi.devpage import error_app  # here: the master never needs it
 
     extra = ()
     try:

@@ -17,12 +17,12 @@ so every counter only grows across crashes, kill -9, reloads and restarts.
 """
 import time
 
-from . import control
-from . import metrics
-from . import stats as _stats
-from .endpoints import Endpoints, close_unused, inherited_fds
-from .logs import log
-from .statsd import Statsd
+from forkwsgi.observe import control
+from forkwsgi.observe import metrics
+from forkwsgi.shared import stats as _stats
+from forkwsgi.observe.endpoints import Endpoints, close_unused, inherited_fds
+from forkwsgi.logs import log
+from forkwsgi.observe.statsd import Statsd
 
 RESTART_REASONS = ("crash", "timeout", "max-requests", "memory", "reload")
 WORKER_STATES = ("booting", "idle", "busy", "stopping")

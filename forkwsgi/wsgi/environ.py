@@ -3,8 +3,8 @@ import io
 import os
 from urllib.parse import unquote_to_bytes
 
-from .logs import ErrorStream
-from .wsgi import FileWrapper, ReadingFileWrapper
+from forkwsgi.logs import ErrorStream
+from forkwsgi.wsgi.response import FileWrapper, ReadingFileWrapper
 
 # Lower-case header name -> its environ key, or None for a name with "_" (dropped:
 # X_Forwarded would collide with X-Forwarded, so never guess). Filled as names

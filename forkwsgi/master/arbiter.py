@@ -10,22 +10,24 @@ import signal
 import sys
 import time
 
-from . import __version__, otel, systemd
-from .appload import AppImportError, load_app
-from .autoscale import SAMPLE_INTERVAL, Autoscaler, check_max_workers
-from .backlog import tcp_listen_queue
-from .board import Board
-from .cpus import resolve_workers
-from .handoff import HandoffChannel
-from .heartbeat import Heartbeat
-from .logs import log, reopen_error_log, setup_error_log
-from .observe import Observer
-from .process import PidFile, flush_std, resolve_ids, set_title
-from .reloader import start_reloader
-from .settings import ConfigError
-from .sockets import create_listeners, mark_tls
-from .tls import build_context
-from .worker import BOOT_ERROR, run_worker
+from forkwsgi import __version__
+from forkwsgi.observe import otel
+from forkwsgi.master import systemd
+from forkwsgi.config.appload import AppImportError, load_app
+from forkwsgi.master.autoscale import SAMPLE_INTERVAL, Autoscaler, check_max_workers
+from forkwsgi.shared.backlog import tcp_listen_queue
+from forkwsgi.shared.board import Board
+from forkwsgi.config.cpus import resolve_workers
+from forkwsgi.shared.handoff import HandoffChannel
+from forkwsgi.shared.heartbeat import Heartbeat
+from forkwsgi.logs import log, reopen_error_log, setup_error_log
+from forkwsgi.observe.observer import Observer
+from forkwsgi.process import PidFile, flush_std, resolve_ids, set_title
+from forkwsgi.master.reloader import start_reloader
+from forkwsgi.config.settings import ConfigError
+from forkwsgi.master.sockets import create_listeners, mark_tls
+from forkwsgi.worker.tls import build_context
+from forkwsgi.worker.loop import BOOT_ERROR, run_worker
 
 MAX_BOOT_FAILURES = 5
 KILL_GRACE = 1.0  # seconds a worker told to exit now (SIGABRT on timeout, SIGQUIT before boot) gets before SIGKILL

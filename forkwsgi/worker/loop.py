@@ -16,30 +16,30 @@ import threading
 import time
 import traceback
 
-from .appload import AppImportError, load_app
-from .board import DRAINING
-from .connection import HANDOFF_MAX_BUFFER, ClientGone
-from .environ import base_environ
-from .errors import ConfigError
-from .executor import InlineExecutor, ThreadPoolExecutor
-from .forwarded import TrustedPeers
-from .handler import RequestRun, answer_health
-from .http.errors import HTTPError
-from .http.body import StreamedBody
-from .http.parser import SPOOL_SIZE, Limits
-from .http.proxy import parse_proxy
-from .http.response import CONTINUE, DateCache, error_response
-from .intake import Intake
-from .logs import AccessLog, log, reopen_error_log
-from .outbuf import SpillBudget
-from .poller import READ, WRITE, Poller
-from .process import drop_privileges, flush_std, set_title
-from .queuetime import RETRY_AFTER, ShedLog, clock_offset, earliest, front_end_start, front_end_start_raw
-from .reloader import load_app_reloading
-from .timers import sweep
-from .tls import WOULD_BLOCK, RefusalLog, build_context, is_plain_http, plain_http_answer, refusal_reason
-from . import otel
-from . import stats as _stats
+from forkwsgi.config.appload import AppImportError, load_app
+from forkwsgi.shared.board import DRAINING
+from forkwsgi.worker.connection import HANDOFF_MAX_BUFFER, ClientGone
+from forkwsgi.wsgi.environ import base_environ
+from forkwsgi.errors import ConfigError
+from forkwsgi.worker.executor import InlineExecutor, ThreadPoolExecutor
+from forkwsgi.wsgi.forwarded import TrustedPeers
+from forkwsgi.worker.handler import RequestRun, answer_health
+from forkwsgi.http.errors import HTTPError
+from forkwsgi.http.body import StreamedBody
+from forkwsgi.http.parser import SPOOL_SIZE, Limits
+from forkwsgi.http.proxy import parse_proxy
+from forkwsgi.http.response import CONTINUE, DateCache, error_response
+from forkwsgi.worker.intake import Intake
+from forkwsgi.logs import AccessLog, log, reopen_error_log
+from forkwsgi.worker.outbuf import SpillBudget
+from forkwsgi.worker.poller import READ, WRITE, Poller
+from forkwsgi.process import drop_privileges, flush_std, set_title
+from forkwsgi.wsgi.queuetime import RETRY_AFTER, ShedLog, clock_offset, earliest, front_end_start, front_end_start_raw
+from forkwsgi.master.reloader import load_app_reloading
+from forkwsgi.worker.timers import sweep
+from forkwsgi.worker.tls import WOULD_BLOCK, RefusalLog, build_context, is_plain_http, plain_http_answer, refusal_reason
+from forkwsgi.observe import otel
+from forkwsgi.shared import stats as _stats
 
 BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
 LINGER_SECONDS = 2.0  # after closing our side, read and discard so the client sees a close, not a reset

@@ -13,14 +13,14 @@ Nothing here imports OpenTelemetry unless --otel is on: it is an optional extra.
 import os
 from importlib.util import find_spec
 
-from .errors import ConfigError
-from .logs import log
+from forkwsgi.errors import ConfigError
+from forkwsgi.logs import log
 
 EXTRA = "pip install 'forkwsgi[otel]'"
 REQUIRED = ("opentelemetry.sdk", "opentelemetry.instrumentation.wsgi")
 EXPORTER_GROUP = "opentelemetry_traces_exporter"
 PID_ATTRIBUTE = "process.pid"
-from .queuetime import QUEUE_TIME_KEY  # seconds the request waited in forkwsgi, when the environ has it
+from forkwsgi.wsgi.queuetime import QUEUE_TIME_KEY  # seconds the request waited in forkwsgi, when the environ has it
 
 
 def missing_packages():

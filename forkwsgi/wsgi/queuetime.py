@@ -16,7 +16,7 @@ import socket
 import struct
 import time
 
-from .logs import Throttle, log
+from forkwsgi.logs import Throttle, log
 
 QUEUE_TIME_KEY = "forkwsgi.queue_time"
 REQUEST_START_KEY = "HTTP_X_REQUEST_START"

@@ -18,7 +18,7 @@ import tempfile
 import threading
 from collections import deque
 
-from .tls import TLS_WRITE, WOULD_BLOCK
+from forkwsgi.worker.tls import TLS_WRITE, WOULD_BLOCK
 
 
 class _FileSpan:

@@ -25,9 +25,9 @@ import socket
 import stat
 import time
 
-from .errors import ConfigError
-from .logs import log
-from .sockets import parse_address
+from forkwsgi.errors import ConfigError
+from forkwsgi.logs import log
+from forkwsgi.master.sockets import parse_address
 
 READ_LIMIT = 8192  # bytes of a request (HTTP head, control line) before it is refused
 CONN_TIMEOUT = 5.0  # seconds a metrics or control connection may wait for a request or answer

@@ -2,8 +2,8 @@
 import functools
 import ipaddress
 
-from .errors import ConfigError
-from .logs import log
+from forkwsgi.errors import ConfigError
+from forkwsgi.logs import log
 
 
 def hop_address(hop):

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 
-from .logs import log
+from forkwsgi.logs import log
 
 _monotonic = time.monotonic
 QUIET_TICK = 0.025  # the watcher's period while no app call has been slow for a while

@@ -7,8 +7,8 @@ connection whose next request has just arrived is served, not closed.
 """
 import time
 
-from .http.errors import RequestTimeout
-from .logs import log
+from forkwsgi.http.errors import RequestTimeout
+from forkwsgi.logs import log
 
 STOP_IDLE_GRACE = 0.5  # a stopping worker closes a keep-alive connection once idle this long
 
