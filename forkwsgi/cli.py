@@ -150,9 +150,7 @@ def main(argv=None):
         try:
             load_app(cfg.wsgi_app, cfg.chdir)
         except AppImportError as exc:
-            print("forkwsgi: error: %s" % exc, file=sys.stderr)
-            if exc.details():
-                print(exc.details(), file=sys.stderr)
+            exc.report(lambda text: print(text, file=sys.stderr), "forkwsgi: error: ")
             return 1
         print("forkwsgi: config OK (%s)" % cfg.wsgi_app)
         return 0

@@ -522,7 +522,7 @@ def test_proxy_protocol_flag_takes_a_mode_or_none(args, mode):
 
 
 def test_ciphers_limit_the_tls_context(tmp_path):
-    from forkwsgi.worker.tls import build_context
+    from forkwsgi.config.tls import build_context
     from .test_tls import _openssl
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "1",
              "-subj", "/CN=localhost", cwd=tmp_path)

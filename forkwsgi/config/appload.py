@@ -31,6 +31,12 @@ class AppImportError(Exception):
         """The traceback text for the developer ("" when there is none); no trailing newline."""
         return (self.traceback or "").rstrip("\n")
 
+    def report(self, write, prefix=""):
+        """Give the operator the message, then the traceback, through ``write`` (a log method, print)."""
+        write(prefix + str(self))
+        if self.details():
+            write(self.details())
+
 
 def _is_machinery(filename):
     """Frames of the import system and of this loader: noise in an app's traceback."""

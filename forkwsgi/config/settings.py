@@ -9,8 +9,8 @@ import importlib
 import inspect
 
 from forkwsgi.errors import ConfigError
-from forkwsgi.master.sockets import parse_address
-from forkwsgi.worker.tls import cert_reqs
+from forkwsgi.config.addresses import parse_address
+from forkwsgi.config.tls import cert_reqs
 
 
 def at_least(convert, minimum):

@@ -26,8 +26,10 @@ from forkwsgi.process import PidFile, flush_std, resolve_ids, set_title
 from forkwsgi.master.reloader import start_reloader
 from forkwsgi.config.settings import ConfigError
 from forkwsgi.master.sockets import create_listeners, mark_tls
-from forkwsgi.worker.tls import build_context
-from forkwsgi.worker.loop import BOOT_ERROR, run_worker
+from forkwsgi.config.tls import build_context
+from forkwsgi.errors import BOOT_ERROR
+from forkwsgi.shared.setup import WorkerSetup
+from forkwsgi.worker.loop import run_worker
 
 MAX_BOOT_FAILURES = 5
 KILL_GRACE = 1.0  # seconds a worker told to exit now (SIGABRT on timeout, SIGQUIT before boot) gets before SIGKILL
@@ -97,6 +99,7 @@ class WorkerProcess:
         self.quit_at = 0.0  # when it got SIGQUIT, retired before it booted
         self.killed = False
         self.seen_booted = False
+        self.stats = None  # its shared.stats.WorkerStats page, when the observer made one
 
     def __repr__(self):
         return "<worker %d>" % self.pid
@@ -211,9 +214,10 @@ class Arbiter:
         try:
             self.start()
         except (ConfigError, AppImportError) as exc:
-            log.error("%s", exc)
-            if isinstance(exc, AppImportError) and exc.details():
-                log.error("%s", exc.details())
+            if isinstance(exc, AppImportError):
+                exc.report(log.error)
+            else:
+                log.error("%s", exc)
             self.exit(1, quiet=True)
         while True:
             try:
@@ -371,8 +375,9 @@ class Arbiter:
             log.exception("post_fork hook failed")
             flush_std()
             os._exit(BOOT_ERROR)
-        run_worker(self, self.cfg, self.listeners, worker.heartbeat, self.app, self.most_workers() > 1, self.ids,
-                   self.handoff, self.board)
+        run_worker(WorkerSetup(self, self.cfg, self.listeners, worker.heartbeat, self.app, self.most_workers() > 1,
+                               self.ids, self.handoff, self.board, worker.stats,
+                               self.reloader.directory if self.reloader is not None else None))
 
     # ----- workers that follow the load (--max-workers)
 

@@ -3,7 +3,7 @@
 Which files
     The master never imports the app (``--reload`` refuses ``--preload``), so the
     workers say what they imported. Before forking, the master makes a private
-    drop-box directory (``_report_dir``, inherited by the workers through fork).
+    drop-box directory, whose path each worker is given (wsgi/devreload.py).
     A worker writes the list of its ``sys.modules`` files there once its app is
     loaded, or has failed to load (then the files named in the traceback are
     listed too, the broken module's path first of all, so fixing it reloads; for
@@ -46,157 +46,19 @@ import os
 import shutil
 import signal
 import stat
-import sys
 import tempfile
 import threading
 import time
-import traceback
 
-from forkwsgi.config.appload import AppImportError, load_app
 from forkwsgi.logs import log
+from forkwsgi.wsgi.devreload import MISSING, content_of, file_state
 
 POLL_INTERVAL = 1.0  # stat polling: seconds between scans while nothing is pending
 STEP = 0.1  # seconds between looks while a change is pending
 QUIET = 0.3  # a change is acted on once nothing more changed for this long...
 MAX_DELAY = 3.0  # ...or this long after the first change, whichever comes first
-REPORT_EVERY = 1.0  # a worker's thread looks for newly imported modules this often
 INOTIFY_FULL_SCAN = 2.0  # with inotify, a full stat scan this often anyway (directories created later)
 SETTLE_MAX = 15.0  # after asking for a reload, wake the arbiter's loop every STEP for at most this long
-
-MISSING = ("missing",)
-_report_dir = None  # set in the master; the workers inherit it through fork
-
-
-def file_state(path):
-    """What a change is judged by: (type, mtime_ns, size, inode, permission bits), or MISSING, or an error."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return MISSING
-    except OSError as exc:
-        return ("error", exc.strerror or str(exc))
-    return (stat.S_IFMT(st.st_mode), st.st_mtime_ns, st.st_size, st.st_ino, stat.S_IMODE(st.st_mode))
-
-
-def _content(state):
-    """The part of a state whose change means a reload (permission bits alone do not)."""
-    return state[:4] if len(state) == 5 else state
-
-
-# ----- worker side
-
-
-def module_files():
-    """Absolute paths of the files of every imported module."""
-    files = set()
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
-        if isinstance(path, str) and path:
-            files.add(os.path.abspath(path))
-    return files
-
-
-def error_files(exc):
-    """Files named in an exception chain's tracebacks (and a SyntaxError's file): the broken module among them.
-
-    For a module not found, the paths it would have on sys.path are included (they do not exist yet).
-    """
-    files, seen, pending = [], set(), [exc]
-    while pending:
-        error = pending.pop()
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
-        if isinstance(error, SyntaxError) and error.filename:
-            files.append(error.filename)
-        if isinstance(error, ModuleNotFoundError) and error.name:  # where it would be, once created
-            relative = error.name.replace(".", os.sep)
-            for entry in sys.path:
-                if entry and os.path.isdir(entry):
-                    files += [os.path.join(entry, relative + ".py"), os.path.join(entry, relative, "__init__.py")]
-        files.extend(frame.filename for frame in traceback.extract_tb(error.__traceback__))
-        pending += [error.__cause__, error.__context__]
-    return {os.path.abspath(name) for name in files if name and not name.startswith("<")}
-
-
-class Reporter:
-    """Writes this worker's imported files into the master's drop box."""
-
-    def __init__(self, directory, extra=()):
-        self.directory = directory
-        self.extra = set(extra)
-        self.count = -1  # len(sys.modules) at the last report
-        self.seq = 0
-        self.lock = threading.Lock()
-
-    def report_if_grown(self):
-        if len(sys.modules) != self.count:
-            self.report()
-
-    def report(self):
-        with self.lock:
-            self.count = len(sys.modules)
-            self.seq += 1
-            lines = []
-            for path in sorted(module_files() | self.extra):
-                state = file_state(path)
-                if "\n" in path or "\t" in path:
-                    continue
-                if len(state) == 5:
-                    lines.append("%d %d %d %d %d\t%s\n" % (state + (path,)))
-                elif state == MISSING and path in self.extra:  # a module the app looked for: watch for it
-                    lines.append("missing\t%s\n" % path)
-            name = "%d.%d" % (os.getpid(), self.seq)
-            temporary = os.path.join(self.directory, "." + name + ".tmp")
-            try:
-                with open(temporary, "w", encoding="utf-8", errors="surrogateescape") as handle:
-                    handle.writelines(lines)
-                os.replace(temporary, os.path.join(self.directory, name + ".files"))
-            except OSError as exc:
-                log.warning("reload: cannot tell the master which files to watch: %s", exc)
-
-    def run_forever(self):
-        while True:
-            time.sleep(REPORT_EVERY)
-            try:
-                self.report_if_grown()
-            except Exception:  # never let the helper thread take anything down
-                log.debug("reload: report failed", exc_info=True)
-
-
-def load_app_reloading(cfg):
-    """The worker's app in --reload mode: never raises for an app that fails to import.
-
-    The failure is logged in full (summary, then traceback) and the worker serves
-    it as a 500 page (details to loopback clients only) until a watched file
-    changes. Either way the imported files are reported to the master.
-    """
-    from forkwsgi.wsgi.devpage import error_app  # here: the master never needs it
-
-    extra = ()
-    try:
-        app = load_app(cfg.wsgi_app, cfg.chdir)
-    except AppImportError as exc:
-        log.error("%s", exc)
-        if exc.details():
-            log.error("%s", exc.details())
-        log.error("--reload: serving this error (details to loopback clients only) until a watched file changes")
-        extra = error_files(exc)
-        app = error_app(exc)
-    if _report_dir is None:
-        return app
-    reporter = Reporter(_report_dir, extra)
-    reporter.report()
-    threading.Thread(target=reporter.run_forever, name="forkwsgi-reload-report", daemon=True).start()
-
-    def reporting_app(environ, start_response):
-        try:
-            return app(environ, start_response)
-        finally:
-            reporter.report_if_grown()  # before the response leaves: a lazy import is watched from now on
-
-    return reporting_app
-
 
 # ----- master side
 
@@ -213,13 +75,11 @@ class Reloader:
     """The master's watcher: a thread that asks the arbiter for a reload when a watched file changes."""
 
     def __init__(self, arbiter):
-        global _report_dir
         self.arbiter = arbiter
         self.directory = tempfile.mkdtemp(prefix="forkwsgi-reload-")
         uid, gid = arbiter.ids
         if uid is not None or gid is not None:  # workers drop privileges before they report
             os.chown(self.directory, -1 if uid is None else uid, -1 if gid is None else gid)
-        _report_dir = self.directory
         self.owner = os.getpid()
         self.states = {}  # path -> last state seen
         self.static = frozenset()
@@ -325,7 +185,7 @@ class Reloader:
         for path in self.static:
             if path not in self.states:
                 self.states[path] = state = file_state(path)
-                if _content(state) == MISSING:
+                if content_of(state) == MISSING:
                     log.warning("reload: %s does not exist (yet); watching for it", path)
 
     def _collect(self):
@@ -369,7 +229,7 @@ class Reloader:
                     log.warning("reload: watched file %s is not readable (mode %o)", path, new[4])
                 elif not old[4] & 0o444:
                     log.info("reload: watched file %s is readable again", path)
-            if _content(new) == _content(old):
+            if content_of(new) == content_of(old):
                 continue
             if new == MISSING:
                 log.warning("reload: watched file %s was removed", path)

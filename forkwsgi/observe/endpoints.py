@@ -27,7 +27,7 @@ import time
 
 from forkwsgi.errors import ConfigError
 from forkwsgi.logs import log
-from forkwsgi.master.sockets import parse_address
+from forkwsgi.config.addresses import parse_address
 
 READ_LIMIT = 8192  # bytes of a request (HTTP head, control line) before it is refused
 CONN_TIMEOUT = 5.0  # seconds a metrics or control connection may wait for a request or answer

@@ -73,14 +73,13 @@ class Observer:
         if self.statsd is not None:
             self.statsd.sock.close()
         for other in self.arbiter.workers.values():
-            if other is not worker and getattr(other, "stats", None) is not None:
+            if other is not worker and other.stats is not None:
                 other.stats.close()
-        _stats.current = getattr(worker, "stats", None)
 
     def worker_exited(self, worker, code):
         """A worker was reaped: fold its last counters into the retired totals, count why it went."""
         self.slots.pop(worker.pid, None)
-        page = getattr(worker, "stats", None)
+        page = worker.stats
         if page is None:
             return
         for index, value in enumerate(page.counters()):
@@ -106,7 +105,7 @@ class Observer:
         """Every counter: the retired workers' last values plus the live workers' pages."""
         total = list(self.retired)
         for worker in list(self.arbiter.workers.values()):
-            page = getattr(worker, "stats", None)
+            page = worker.stats
             if page is not None:
                 for index, value in enumerate(page.counters()):
                     total[index] += value
@@ -124,7 +123,7 @@ class Observer:
         """[(worker, slot, running requests, state)] of the workers with a page."""
         found = []
         for worker in list(self.arbiter.workers.values()):
-            page = getattr(worker, "stats", None)
+            page = worker.stats
             if page is None:
                 continue
             running = page.running()

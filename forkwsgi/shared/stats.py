@@ -94,7 +94,6 @@ _FIRST_BOUND = BUCKETS[0]
 
 assert (_SUM, _BYTES_IN, _BYTES_OUT, _NB, _SLOT_BASE, _SLOT_SIZE) == (576, 577, 578, 12, 8192, 288)  # as in end()
 
-current = None  # in a worker: its own WorkerStats, set right after fork
 
 
 def _make_end(words, doubles, lock=None, free_slots=None):

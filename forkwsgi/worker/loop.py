@@ -20,7 +20,7 @@ from forkwsgi.config.appload import AppImportError, load_app
 from forkwsgi.shared.board import DRAINING
 from forkwsgi.worker.connection import HANDOFF_MAX_BUFFER, ClientGone
 from forkwsgi.wsgi.environ import base_environ
-from forkwsgi.errors import ConfigError
+from forkwsgi.errors import BOOT_ERROR, ConfigError
 from forkwsgi.worker.executor import InlineExecutor, ThreadPoolExecutor
 from forkwsgi.wsgi.forwarded import TrustedPeers
 from forkwsgi.worker.handler import RequestRun, answer_health
@@ -35,13 +35,13 @@ from forkwsgi.worker.outbuf import SpillBudget
 from forkwsgi.worker.poller import READ, WRITE, Poller
 from forkwsgi.process import drop_privileges, flush_std, set_title
 from forkwsgi.wsgi.queuetime import RETRY_AFTER, ShedLog, clock_offset, earliest, front_end_start, front_end_start_raw
-from forkwsgi.master.reloader import load_app_reloading
+from forkwsgi.wsgi.devreload import load_app_reloading
 from forkwsgi.worker.timers import sweep
-from forkwsgi.worker.tls import WOULD_BLOCK, RefusalLog, build_context, is_plain_http, plain_http_answer, refusal_reason
+from forkwsgi.config.tls import build_context
+from forkwsgi.worker.tls import WOULD_BLOCK, RefusalLog, is_plain_http, plain_http_answer, refusal_reason
 from forkwsgi.observe import otel
 from forkwsgi.shared import stats as _stats
 
-BOOT_ERROR = 3  # exit status telling the master the app could not be loaded
 LINGER_SECONDS = 2.0  # after closing our side, read and discard so the client sees a close, not a reset
 INPUT_PAUSE = 1 << 20  # unparsed input a connection may hold while it cannot be served (then: no reads)
 _monotonic = time.monotonic
@@ -50,7 +50,8 @@ _monotonic = time.monotonic
 class Worker:
     STALL = 0.5  # an app call at least this long restarts the keep-alive clocks of the others
 
-    def __init__(self, cfg, listeners, heartbeat, app=None, multiprocess=True, handoff=None, board=None):
+    def __init__(self, cfg, listeners, heartbeat, app=None, multiprocess=True, handoff=None, board=None, stats=None,
+                 reload_reports=None):
         self.cfg = cfg
         self.intake = Intake(self, listeners)
         self.heartbeat = heartbeat
@@ -97,7 +98,8 @@ class Worker:
         self.resumed_at = 0.0
         self.polled_at = 0.0  # when the last poll returned: input that came later is not seen yet
         self.cut_loose_conns = set()  # connections of requests past --timeout whose threads run on, abandoned
-        self.stats = _stats.current  # shared-memory counters the master reads (None: observability off)
+        self.stats = stats  # shared-memory counters the master reads (None: observability off)
+        self.reload_reports = reload_reports
         if self.stats is not None:
             self.stats.setup_threads(cfg.threads)
         self.memory_guard = _stats.MemoryGuard(cfg.max_worker_memory, stats=self.stats) \
@@ -132,7 +134,7 @@ class Worker:
         if self.cfg.accesslog:
             self.access_log = AccessLog(self.cfg.accesslog, self.cfg.access_log_format, self.cfg.log_format)
         if self.app is None and getattr(self.cfg, "reload", False):
-            self.app = load_app_reloading(self.cfg)  # an import error becomes a 500 page, not BOOT_ERROR
+            self.app = load_app_reloading(self.cfg, self.reload_reports)  # an import error becomes a 500 page, not BOOT_ERROR
         elif self.app is None:
             self.app = load_app(self.cfg.wsgi_app, self.cfg.chdir)
         self.app = otel.instrument(self.app, self.cfg)  # --otel: after the fork, so its exporter thread runs here
@@ -826,18 +828,19 @@ class Worker:
         return self.handoff_enabled and self.handoff.open
 
 
-def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, handoff=None, board=None):
-    """Child-side entry after fork; never returns."""
+def run_worker(setup):
+    """Child-side entry after fork, given a shared.setup.WorkerSetup; never returns."""
     code = 0
-    worker = Worker(cfg, listeners, heartbeat, app, multiprocess, handoff, board)
+    cfg = setup.cfg
+    handoff = setup.handoff
+    worker = Worker(cfg, setup.listeners, setup.heartbeat, setup.app, setup.multiprocess, handoff, setup.board,
+                    setup.stats, setup.reload_reports)
     try:
-        worker.boot(*ids)
+        worker.boot(*setup.ids)
         log.debug("worker %d booted", worker.pid)
         worker.serve_forever()
     except AppImportError as exc:
-        log.error("%s", exc)
-        if exc.details():
-            log.error("%s", exc.details())
+        exc.report(log.error)
         code = BOOT_ERROR
     except ConfigError as exc:  # the TLS certificate: the master backs off as for an app that won't load
         log.error("worker %d cannot start: %s", worker.pid, exc)
@@ -852,7 +855,7 @@ def run_worker(arbiter, cfg, listeners, heartbeat, app, multiprocess, ids, hando
             handoff.say_spare(False)  # a worker that is gone takes nothing
         otel.flush(worker.app, graceful=worker.stopping and code == 0)  # --otel: queued spans leave before os._exit
         try:
-            cfg.call_hook("worker_exit", arbiter, worker)
+            cfg.call_hook("worker_exit", setup.server, worker)
         except Exception:
             log.exception("worker_exit hook failed")
         flush_std()
