@@ -2,7 +2,7 @@
 import select
 import time
 
-from .conftest import ResponseReader, connect, wait_for
+from tests.conftest import ResponseReader, connect, wait_for
 
 
 def test_empty_lines_do_not_keep_a_connection_alive(server_factory):
