@@ -153,6 +153,8 @@ class OutputBuffer:
                 self.size -= sent
                 self.spilled -= sent
             if segment.remaining:
+                if self.tls and sent == TLS_WRITE:
+                    continue  # one TLS record went: try the next, as for output in memory
                 return False
             self._drop(segments.popleft())
         return True
