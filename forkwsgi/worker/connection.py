@@ -1,9 +1,10 @@
-"""One client connection: its socket, parsing state, unsent output and timers.
+"""One client connection: its socket, parsing state, unsent output and clocks.
 
 Exactly one thread owns a connection at a time: the thread running the app
-for its request while it is busy, and otherwise whoever holds the worker's
-lock (the event loop, or the hand-off watcher while the loop is inside an
-inline app call). The owner alone reads, writes, moves or closes it.
+for its request while it is in the app (states.APP), and otherwise whoever
+holds the worker's lock (the event loop, or the hand-off watcher while the
+loop is inside an inline app call). The owner alone reads, writes, moves or
+closes it. Its life is the table in states.py.
 """
 import json
 import os
@@ -14,6 +15,7 @@ from forkwsgi.http.errors import RequestTimeout
 from forkwsgi.http.parser import RequestReader
 from forkwsgi.http.response import CONTINUE
 from forkwsgi.worker.outbuf import OutputBuffer
+from forkwsgi.worker.states import BUSY, CLOSED, HANDSHAKE, READING, WAITING, next_state
 from forkwsgi.worker.tls import TLS_WRITE, WOULD_BLOCK
 
 _monotonic = time.monotonic
@@ -25,39 +27,81 @@ class ClientGone(Exception):
     """The client went away or stopped reading; the connection is dropped."""
 
 
-class Connection:
-    __slots__ = ("worker", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io",
-                 "served", "proxy_pending", "linger_until", "busy", "waiting_since", "pending",
-                 "close_after", "send_progress_at", "tls", "handshaking", "client_closed", "running", "read_paused",
-                 "suspended", "unread_input", "arrived")
+class ConnectionKit:
+    """What every connection of a worker is made with: parser limits, output buffer sizes, the
+    timeouts a thread waits on its client with, and the heartbeat it keeps beating meanwhile."""
 
-    def __init__(self, worker, sock, peer, base, proxy_pending, tls=False):
-        self.worker = worker
+    def __init__(self, cfg, limits, spill_budget, beat):
+        self.limits = limits
+        self.out_memory = cfg.output_buffer_memory
+        self.out_max = cfg.output_buffer_max
+        self.spool_dir = cfg.spool_dir
+        self.spill_budget = spill_budget
+        self.body_timeout = cfg.body_timeout or 3600
+        self.send_timeout = cfg.send_timeout or 3600
+        self.beat = beat
+
+    def new(self, sock, peer, base, proxy_pending, tls=False):
+        return Connection(self, sock, peer, base, proxy_pending, tls)
+
+    def from_handoff(self, sock, message, base):
+        """The connection a sibling handed over (Connection.handoff_message), on its socket ``sock``;
+        ``base`` is this worker's environ, which the carried keys update."""
+        size = int.from_bytes(message[:4], "big")
+        state = json.loads(message[4:4 + size])
+        base = dict(base)
+        base.update(state["environ"])
+        conn = Connection(self, sock, tuple(state["peer"]), base, state["proxy"])
+        conn.served = state["served"]
+        conn.started = state["started"]  # CLOCK_MONOTONIC is one clock for every process
+        conn.last_io = state["last_io"]
+        conn.waiting_since = state.get("waiting_since", 0.0)  # its place in line travels with it
+        conn.arrived = state.get("arrived", 0.0)  # and so does its queue time
+        conn.reader.feed(message[4 + size:])
+        return conn
+
+
+class Connection:
+    __slots__ = ("kit", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io", "served",
+                 "proxy_pending", "state", "linger_until", "waiting_since", "pending", "job",
+                 "send_progress_at", "tls", "input_ended", "read_paused", "unread_input", "arrived")
+
+    def __init__(self, kit, sock, peer, base, proxy_pending, tls=False):
+        self.kit = kit
         self.sock = sock
         self.fd = sock.fileno()
-        self.reader = RequestReader(worker.limits)
-        cfg = worker.cfg
-        self.out = OutputBuffer(cfg.output_buffer_memory, cfg.output_buffer_max, cfg.spool_dir, tls,
-                                worker.spill_budget)
+        self.reader = RequestReader(kit.limits)
+        self.out = OutputBuffer(kit.out_memory, kit.out_max, kit.spool_dir, tls, kit.spill_budget)
         self.base = base
         self.peer = peer
         self.started = self.last_io = _monotonic()
         self.served = 0
-        self.proxy_pending = proxy_pending
-        self.linger_until = 0.0
-        self.busy = False  # a request of this connection is in the app
-        self.waiting_since = 0.0  # bytes arrived while no thread was free
-        self.pending = None  # a parsed request waiting for a free thread
-        self.close_after = False  # the response under way said Connection: close
+        self.proxy_pending = proxy_pending  # a PROXY protocol header is due before the first request
+        self.state = HANDSHAKE if tls else READING  # states.py
+        self.linger_until = 0.0  # LINGER: when to give up waiting for the client's close
+        self.waiting_since = 0.0  # WAITING: when it began to wait (a sibling's wait counts too)
+        self.pending = None  # WAITING: the parsed request, or None while only its raw bytes are here
+        self.job = None  # APP, SUSPENDED: its request's handler.RequestRun
         self.send_progress_at = 0.0
         self.tls = tls
-        self.handshaking = tls  # the TLS handshake runs in the loop, non-blocking, before any request
-        self.client_closed = False  # the client shut its side: serve what it sent, then close
-        self.running = None  # (method, target, wall-clock start, monotonic start) while in the app
+        self.input_ended = False  # the client shut its side: serve what it sent, then close
         self.read_paused = False  # too much unparsed input while it cannot be served: not polled for input
-        self.suspended = None  # the request (handler.RequestRun) whose body waits for this client to read
         self.unread_input = False  # the app left part of a streamed request body unread: close gently
         self.arrived = 0.0  # monotonic: when its first bytes reached the host, if earlier than read (queuetime.py)
+
+    def move(self, event):
+        """Apply ``event`` (states.py); the new state."""
+        self.state = state = next_state(self.state, event)
+        return state
+
+    @property
+    def busy(self):
+        """Its request is in the app, or the app's body waits for the client: not the loop's to serve."""
+        return self.state in BUSY
+
+    @property
+    def open(self):
+        return self.state is not CLOSED
 
     # ----- output, called by the owner while a response is written
 
@@ -91,8 +135,7 @@ class Connection:
     def receive(self):
         """Wait, bounded by --body-timeout, for more of a body the app is reading; b"" once the
         client closed. Runs in the thread that runs the app, which owns the connection then."""
-        worker = self.worker
-        timeout = worker.cfg.body_timeout or 3600
+        timeout = self.kit.body_timeout
         deadline = _monotonic() + timeout
         poller = None
         while True:
@@ -109,7 +152,7 @@ class Connection:
             now = _monotonic()
             if now > deadline:
                 raise RequestTimeout("request body stalled for %gs" % timeout)
-            worker.beat(now)
+            self.kit.beat(now)
             if poller is None:
                 poller = select.poll()
                 poller.register(self.fd, select.POLLIN)
@@ -168,18 +211,17 @@ class Connection:
         The client must take half the buffer within send_timeout each time (a
         minimum rate), or it is dropped: a slow reader never holds the app for long.
         """
-        worker = self.worker
         out = self.out
         poller = select.poll()
         poller.register(self.fd, select.POLLOUT)
-        timeout = worker.cfg.send_timeout or 3600
+        timeout = self.kit.send_timeout
         deadline = _monotonic() + timeout
         low_water = out.max_size // 2
         while out.size > low_water or out.memory > out.memory_limit:
             if poller.poll(250) and self.flush():
                 return
             now = _monotonic()
-            worker.beat(now)
+            self.kit.beat(now)
             if now > deadline:
                 raise ClientGone("client took too little of the response within %gs" % timeout)
 
@@ -201,10 +243,11 @@ class Connection:
         return arrived if 0.0 < arrived < self.started else self.started
 
     def can_hand_off(self):
-        """Only a connection between requests, holding nothing but raw bytes, moves."""
-        return (not self.tls and not self.client_closed and not self.busy and not self.out
-                and not self.linger_until and self.pending is None and self.reader.request is None
-                and len(self.reader.buf) <= HANDOFF_MAX_BUFFER)
+        """Only a connection between requests (reading, or waiting with raw bytes), holding nothing
+        but raw bytes, moves: never over TLS, whose session cannot travel."""
+        return ((self.state is READING or (self.state is WAITING and self.pending is None))
+                and not self.tls and not self.input_ended and not self.out
+                and self.reader.request is None and len(self.reader.buf) <= HANDOFF_MAX_BUFFER)
 
     def handoff_message(self):
         state = {"environ": {key: self.base[key] for key in _HANDOFF_KEYS if key in self.base},
@@ -214,22 +257,8 @@ class Connection:
         header = json.dumps(state).encode()
         return len(header).to_bytes(4, "big") + header + bytes(self.reader.buf)
 
-    @classmethod
-    def from_handoff(cls, worker, sock, message):
-        size = int.from_bytes(message[:4], "big")
-        state = json.loads(message[4:4 + size])
-        base = worker.base.copy()
-        base.update(state["environ"])
-        conn = cls(worker, sock, tuple(state["peer"]), base, state["proxy"])
-        conn.served = state["served"]
-        conn.started = state["started"]  # CLOCK_MONOTONIC is one clock for every process
-        conn.last_io = state["last_io"]
-        conn.waiting_since = state.get("waiting_since", 0.0)  # its place in line travels with it
-        conn.arrived = state.get("arrived", 0.0)  # and so does its queue time
-        conn.reader.feed(message[4 + size:])
-        return conn
-
     def close(self):
+        """Release the socket, the output buffer and a body's spool file; the state is the caller's."""
         self.out.close()
         self.reader.discard()  # a body cut off mid-way: its spool file closes with the connection
         try:

@@ -25,73 +25,67 @@ QUIET_AFTER = 10.0  # seconds without a slow call before the watcher slows down
 
 
 class InlineExecutor:
-    """Runs each app call in the loop's own thread; the worker lock is free only meanwhile."""
+    """Runs each app call in the loop's own thread; the worker lock is free only meanwhile.
+
+    ``finished(conn, result, started, ended)`` is called in the loop's thread after each call.
+    ``watch_turn()`` is what the watcher does, holding the lock, while a call has run past
+    ``delay``; ``busy`` (or None) tells the master's autoscaler when a call starts and ends.
+    ``in_app(inside)`` (or None) is told as each call begins and ends, with the lock held."""
 
     threads = 1
     free = 1  # the loop runs only when no app call does
     turn_started = 0.0  # set by the loop as each batch of events begins
 
-    def __init__(self, worker):
-        self.worker = worker
-        self.delay = worker.cfg.handoff_delay
+    def __init__(self, delay, lock, finished, watch_turn=None, busy=None, in_app=None):
+        self.delay = delay
+        self.lock = lock
+        self.finished = finished
+        self.watch_turn = watch_turn  # None: no watcher thread (a single worker, nothing to shed)
+        self.busy = busy
+        self.in_app = in_app
         self.slow_call_at = 0.0  # when an app call last ran past the hand-off delay
         self.current = None
         self.in_flight = 0
-        self.watching = False
-        self.sheds = bool(worker.max_queue_time)  # the watcher also takes and sheds what waits (--max-queue-time)
-        self.heartbeat = worker.heartbeat if worker.cfg.max_workers else None  # busy-ness for the master
 
     def start(self):
-        if (self.worker.handoff_enabled and self.worker.multiprocess) or self.sheds:
-            self.watching = True
+        if self.watch_turn is not None:
             threading.Thread(target=self._watch, name="forkwsgi-handoff-watcher", daemon=True).start()
 
     def submit(self, conn, job):
         """Run ``job`` (handler.RequestRun) for ``conn`` now, in the loop's thread."""
-        worker = self.worker
-        lock = worker.lock if self.watching else None
+        lock = self.lock if self.watch_turn is not None else None
         self.current = conn
         self.in_flight = 1
         started = _monotonic()
-        heartbeat = self.heartbeat
-        if heartbeat is not None:
-            heartbeat.busy(started)
+        busy = self.busy
+        if busy is not None:
+            busy(started)
         if lock is not None:
-            if self.sheds:
-                self._in_app(True)
+            if self.in_app is not None:
+                self.free = 0  # none may start the app meanwhile: no thread is free
+                self.in_app(True)
             lock.release()  # the watcher may move other connections meanwhile
         try:
-            keep_alive = job.run()
+            result = job.run()
         finally:
             if lock is not None:
                 lock.acquire()
-                if self.sheds:
-                    self._in_app(False)
+                if self.in_app is not None:
+                    self.free = 1
+                    self.in_app(False)
             self.current = None
             self.in_flight = 0
-            if heartbeat is not None:
-                heartbeat.busy(0.0)
+            if busy is not None:
+                busy(0.0)
         ended = _monotonic()
         if ended - self.turn_started > self.delay:  # slow calls, or a burst of fast ones
             self.slow_call_at = ended
-            if ended - started > worker.STALL:
-                worker.resumed_at = ended  # idle timers do not count the span the loop could not see
-        worker.request_done(conn, keep_alive, ended)
-
-    def _in_app(self, inside):
-        """With shedding, the watcher queues connections during the call: none may start the app
-        (no thread is free), and siblings must not count on this worker (the loop's next turn says
-        again whether it has one to spare)."""
-        worker = self.worker
-        self.free = 0 if inside else 1
-        if inside and worker.handoff_enabled:
-            worker.handoff.say_spare(False)
+        self.finished(conn, result, started, ended)
 
     def _watch(self):
-        worker = self.worker
         delay = self.delay
         tick = max(delay / 2, 0.001)
-        lock = worker.lock
+        lock = self.lock
         while True:
             time.sleep(tick if _monotonic() - self.slow_call_at < QUIET_AFTER else QUIET_TICK)
             if not self.in_flight:
@@ -104,9 +98,7 @@ class InlineExecutor:
                 continue
             try:
                 if self.in_flight:  # holding the lock, with a call under way: the loop is inside the app
-                    worker.hand_off_waiting(exclude=self.current)
-                    if self.sheds:
-                        worker.queue_while_busy()
+                    self.watch_turn(self.current)
             except Exception:
                 log.exception("hand-off watcher failed")
             finally:
@@ -117,17 +109,18 @@ class InlineExecutor:
 
 
 class ThreadPoolExecutor:
-    """N threads take (connection, request) pairs; each finished one goes back to the loop."""
+    """N threads take (connection, job) pairs; each finished one goes back to the loop.
 
-    def __init__(self, worker, threads):
-        self.worker = worker
+    ``busy`` (or None) tells the master's autoscaler when every thread is taken and when one frees."""
+
+    def __init__(self, threads, busy=None):
         self.threads = threads
         self.in_flight = 0
         self.free = threads
         self.jobs = queue.SimpleQueue()
         self.done = deque()
         self.done_r, self.done_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.heartbeat = worker.heartbeat if worker.cfg.max_workers else None  # busy-ness for the master
+        self.busy = busy
 
     def start(self):
         for number in range(self.threads):
@@ -136,8 +129,8 @@ class ThreadPoolExecutor:
     def submit(self, conn, job):
         self.in_flight += 1
         self.free -= 1
-        if self.free == 0 and self.heartbeat is not None:
-            self.heartbeat.busy(_monotonic())
+        if self.free == 0 and self.busy is not None:
+            self.busy(_monotonic())
         self.jobs.put((conn, job))
 
     def _run(self):
@@ -146,19 +139,19 @@ class ThreadPoolExecutor:
             if job is None:
                 return
             conn, run = job
-            keep_alive = False
+            result = False
             try:
-                keep_alive = run.run()
+                result = run.run()
             except BaseException:  # RequestRun handles app errors; this is the server's own bug
                 log.exception("request thread failed")
-            self.done.append((conn, keep_alive))
+            self.done.append((conn, result))
             try:
                 os.write(self.done_w, b".")
             except BlockingIOError:
                 pass  # the loop has wake-ups pending already
 
     def collect(self):
-        """Finished (connection, keep_alive) pairs, in the loop's thread."""
+        """Finished (connection, result) pairs, in the loop's thread."""
         try:
             os.read(self.done_r, 4096)
         except BlockingIOError:
@@ -167,8 +160,8 @@ class ThreadPoolExecutor:
         while self.done:
             finished.append(self.done.popleft())
         self.in_flight -= len(finished)
-        if finished and self.free == 0 and self.heartbeat is not None:
-            self.heartbeat.busy(0.0)
+        if finished and self.free == 0 and self.busy is not None:
+            self.busy(0.0)
         self.free += len(finished)
         return finished
 

@@ -11,6 +11,7 @@ serve others. The loop resumes it when the client has taken enough.
 import threading
 import time
 
+from forkwsgi.http.response import DateCache
 from forkwsgi.worker.connection import ClientGone
 from forkwsgi.wsgi.environ import build_environ
 from forkwsgi.http.body import StreamedBody
@@ -24,14 +25,38 @@ _monotonic = time.monotonic
 SUSPENDED = "suspended"  # what RequestRun.run returns while its body waits for the client
 
 
+class Site:
+    """What every request of a worker is served with: the app, the hooks and what they are given,
+    the trust in proxies, the counters, the access log, the clocks and the keep-alive policy."""
+
+    def __init__(self, app, cfg, hook_worker, stop, trusted, stats=None, access_log=None):
+        self.app = app
+        self.cfg = cfg
+        self.pre_request = cfg.pre_request
+        self.post_request = cfg.post_request
+        self.hook_worker = hook_worker  # what pre_request/post_request receive as ``worker``
+        self.stop = stop  # stopping.StopState
+        self.closing = stop.closing  # bound once: each Response asks it
+        self.trusted = trusted  # wsgi.forwarded.TrustedPeers
+        self.stats = stats  # shared-memory counters (shared/stats.py); None when nothing reads them
+        self.access_log = access_log
+        self.log_health = cfg.log_health
+        self.dates = DateCache()
+        self.clock_offset = 0.0  # wall minus monotonic, refreshed by the loop (queuetime.py)
+
+    def keeps_alive(self, conn, request):
+        """Whether this response may leave the connection open."""
+        return request.keep_alive and self.stop.keeps_alive(conn.tls)
+
+
 class RequestRun:
     """One request's way through the app, in one call or in several when its body waits."""
 
-    __slots__ = ("worker", "conn", "request", "environ", "response", "result", "started", "slot", "began",
-                 "thread", "timed_out")
+    __slots__ = ("site", "conn", "request", "environ", "response", "result", "started", "slot", "began",
+                 "thread", "timed_out", "running")
 
-    def __init__(self, worker, conn, request):
-        self.worker = worker
+    def __init__(self, site, conn, request):
+        self.site = site
         self.conn = conn
         self.request = request
         self.environ = None
@@ -42,6 +67,7 @@ class RequestRun:
         self.began = 0.0  # monotonic, when this turn in the app began (for --timeout)
         self.thread = 0  # the thread running it now
         self.timed_out = False  # answered 504 past --timeout: counted and logged then, not again
+        self.running = False  # in the app now (not queued for a thread, not suspended): --timeout watches it
 
     def run(self):
         """Start the request, or go on with its body; True/False: done, keep the connection open
@@ -49,12 +75,11 @@ class RequestRun:
         conn = self.conn
         self.began = _monotonic()
         self.thread = threading.get_ident()
-        conn.running = self  # for --timeout
+        self.running = True
         try:
             behind = self._start() if self.response is None else self.response.write_more(conn.has_room)
             if behind:
-                conn.running = None
-                conn.suspended = self  # the loop takes it up again as the client reads (Worker._resume)
+                self.running = False  # the loop takes it up again as the client reads
                 return SUSPENDED
         except ClientGone as exc:
             log.debug("client %s:%s went away: %s", conn.peer[0], conn.peer[1], exc)
@@ -69,27 +94,26 @@ class RequestRun:
 
     def _start(self):
         """Call the app and write what its body gives while the client keeps up; True if suspended."""
-        worker = self.worker
+        site = self.site
         request = self.request
         conn = self.conn
-        cfg = worker.cfg
-        closing = worker.closing_check
+        closing = site.closing
         body = request.body
         if type(body) is StreamedBody:  # a body not all read when the head goes: the connection closes
-            closing = lambda: worker.closing_check() or not body.complete  # noqa: E731
-        self.response = response = Response(conn.send, conn.send_file, request, worker.keeps_alive(conn, request),
-                                            worker.dates.get(), closing)
-        self.environ = environ = build_environ(request, conn.base, worker.trusted)
+            closing = lambda: site.closing() or not body.complete  # noqa: E731
+        self.response = response = Response(conn.send, conn.send_file, request, site.keeps_alive(conn, request),
+                                            site.dates.get(), closing)
+        self.environ = environ = build_environ(request, conn.base, site.trusted)
         self.started = started = time.time()
-        queued = stamp(environ, conn.first_seen() + worker.clock_offset, started,
-                       REQUEST_START_KEY in environ and worker.trusted.trusts(conn.base["REMOTE_ADDR"]))
+        queued = stamp(environ, conn.first_seen() + site.clock_offset, started,
+                       REQUEST_START_KEY in environ and site.trusted.trusts(conn.base["REMOTE_ADDR"]))
         conn.arrived = 0.0  # the next request on this connection counts from its own first byte
-        stats = worker.stats  # shared-memory counters (stats.py); None when nothing reads them
+        stats = site.stats
         if stats is not None:
             self.slot = stats.begin(request.method, request.target, started, queued)
-        if cfg.pre_request is not None:
-            cfg.pre_request(worker, environ, request)
-        self.result = worker.app(environ, response.start_response)
+        if site.pre_request is not None:
+            site.pre_request(site.hook_worker, environ, request)
+        self.result = site.app(environ, response.start_response)
         return response.write_result(self.result, conn.has_room)
 
     def _answer_error(self, status, reason):
@@ -99,7 +123,7 @@ class RequestRun:
         if not response.head_sent:
             response.status = "%d %s" % (status, reason)
             try:
-                self.conn.send(error_response(status, reason, self.worker.dates.value))
+                self.conn.send(error_response(status, reason, self.site.dates.value))
             except ClientGone:
                 pass
 
@@ -114,7 +138,7 @@ class RequestRun:
         request = self.request
         response = self.response
         conn = self.conn
-        conn.running = None
+        self.running = False
         result, self.result = self.result, None
         if result is not None and hasattr(result, "close"):
             try:
@@ -142,41 +166,39 @@ class RequestRun:
         if not response.head_sent:
             response.status = "504 Gateway Timeout"
             try:
-                self.conn.send(error_response(504, "Gateway Timeout", self.worker.dates.value), False)
+                self.conn.send(error_response(504, "Gateway Timeout", self.site.dates.value), False)
             except ClientGone:
                 pass
         self._account(response.code if response.head_sent else 504)
 
     def _account(self, code):
         """Counters, access log and post_request hook for the finished request."""
-        worker = self.worker
+        site = self.site
         request = self.request
         response = self.response
         elapsed = time.time() - self.started
-        stats = worker.stats
+        stats = site.stats
         if stats is not None:  # counted before the next request: exact even if the worker is killed then
             stats.end(self.slot, request.method, code, request.content_length or 0, response.sent, elapsed)
-        if worker.access_log is not None:
-            worker.access_log.write(self.environ or {}, response.status, response.headers or [],
-                                    response.sent, elapsed)
-        cfg = worker.cfg
-        if cfg.post_request is not None:
+        if site.access_log is not None:
+            site.access_log.write(self.environ or {}, response.status, response.headers or [],
+                                  response.sent, elapsed)
+        if site.post_request is not None:
             try:
-                cfg.post_request(worker, self.environ, request, response)
+                site.post_request(site.hook_worker, self.environ, request, response)
             except Exception:
                 log.exception("post_request hook failed")
 
 
-def answer_health(worker, conn, request):
-    """The --health-path answer, from the worker itself: 200, or 503 once the server is stopping."""
+def answer_health(site, conn, request, ready):
+    """The --health-path answer, from the loop itself: 200, or 503 once the server is stopping."""
     if request.body is not None:
         request.body.close()
-    ready = not (worker.stopping or worker.board_draining())
     status, body = ("200 OK", b"ok\n") if ready else ("503 Service Unavailable", b"stopping\n")
-    response = Response(conn.send, conn.send_file, request, worker.keeps_alive(conn, request), worker.dates.get())
+    response = Response(conn.send, conn.send_file, request, site.keeps_alive(conn, request), site.dates.get())
     response.start_response(status, [("Content-Type", "text/plain")])
     response.write_result([body])  # the same framing as any response: HEAD, HTTP/1.0, Connection
-    if worker.access_log is not None and worker.cfg.log_health:
-        worker.access_log.write(build_environ(request, conn.base, worker.trusted), status, response.headers,
-                                response.sent, 0.0)
+    if site.access_log is not None and site.log_health:
+        site.access_log.write(build_environ(request, conn.base, site.trusted), status, response.headers,
+                              response.sent, 0.0)
     return response.keep_alive

@@ -7,14 +7,14 @@ the backlog when the stop began is taken too (bounded by that count and by
 time), then the listeners close.
 """
 import errno
+import os
 import socket
 import time
 
-from forkwsgi.shared.backlog import tcp_listen_queue
-from forkwsgi.worker.connection import Connection
 from forkwsgi.logs import log
-from forkwsgi.wsgi.queuetime import arrival
 from forkwsgi.shared import stats as _stats
+from forkwsgi.shared.backlog import tcp_listen_queue
+from forkwsgi.wsgi.queuetime import arrival
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
 DRAIN_SECONDS = 1.0  # without a queue length to read (unix sockets), drain the backlog this long
@@ -30,9 +30,29 @@ def backlog_length(sock):
 
 
 class Intake:
-    def __init__(self, worker, listeners):
-        self.worker = worker
+    """Takes connections in: from the listeners, and from siblings through the hand-off channel.
+
+    It is given what it decides with: the worker's connections (how many), the executor (free
+    threads), the stop state, the hand-off channel (None without hand-off), the scheduler's
+    waiting queue (a worker with connections waiting has no thread to spare), and where a new
+    connection goes (``register``)."""
+
+    def __init__(self, listeners, poller, kit, register, connections, executor, stop, handoff, waiting,
+                 worker_connections, tls, proxy_peers=None, stats=None):
         self.listeners = list(listeners)
+        self.poller = poller
+        self.kit = kit  # connection.ConnectionKit
+        self.register = register
+        self.connections = connections
+        self.executor = executor
+        self.stop = stop
+        self.handoff = handoff  # the hand-off channel, or None; used while stop.may_hand_off says so
+        self.waiting = waiting
+        self.worker_connections = worker_connections
+        self.tls = tls  # tls.TLSContext: the server's SSLContext now (None: plain), reloaded on USR1
+        self.proxy_peers = proxy_peers  # PROXY protocol: the peers whose header is read
+        self.stats = stats
+        self.base = {}
         self.by_fd = {}
         self.environ_by_fd = {}  # per listener: SERVER_NAME, SERVER_PORT, wsgi.url_scheme
         self.polling_listeners = False
@@ -44,6 +64,7 @@ class Intake:
         self.drained = 0
 
     def start(self, base, now):
+        self.base = base
         for listener in self.listeners:
             self.by_fd[listener.fileno()] = listener
             self.environ_by_fd[listener.fileno()] = _listener_environ(listener, base)
@@ -51,14 +72,15 @@ class Intake:
 
     # ----- what to poll
 
+    def _has_room(self):
+        return len(self.connections) < self.worker_connections
+
     def _wants_listeners(self, now):
-        worker = self.worker
-        if worker.stopping and not self.drain_until:
+        if self.stop.stopping and not self.drain_until:
             return False
-        if len(worker.connections) >= worker.cfg.worker_connections or now < self.paused_until \
-                or not self._fd_spare():
+        if not self._has_room() or now < self.paused_until or not self._fd_spare():
             return False
-        if worker.executor.free > 0:
+        if self.executor.free > 0:
             self.all_busy_since = 0.0
             return True
         # Every thread is busy: idle siblings get new connections first; past a moment this
@@ -69,18 +91,16 @@ class Intake:
 
     def _wants_handoffs(self):
         """Siblings with a free thread take waiting connections; a retiring worker gives, never takes."""
-        worker = self.worker
-        return (worker.handoff_enabled and not worker.retiring and worker.executor.free > 0
-                and len(worker.connections) < worker.cfg.worker_connections and self._fd_spare())
+        return (self.stop.may_hand_off and not self.stop.handing_over and self.executor.free > 0
+                and self._has_room() and self._fd_spare())
 
     def _fd_spare(self):
         """False while this worker is at its fd limit (its reserved fd could not be taken back):
         it then neither accepts nor takes hand-offs, and siblings with room get them."""
-        handoff = self.worker.handoff
-        return handoff is None or not self.worker.handoff_enabled or handoff.reserve_fd()
+        return not self.stop.may_hand_off or self.handoff.reserve_fd()
 
     def refresh(self, now):
-        poller = self.worker.poller
+        poller = self.poller
         want = self._wants_listeners(now)
         if want != self.polling_listeners:
             for fd in self.by_fd:
@@ -90,13 +110,13 @@ class Intake:
                     poller.remove(fd)
             self.polling_listeners = want
         want = self._wants_handoffs()
-        if self.worker.handoff_enabled:
-            self.worker.handoff.say_spare(want and not self.worker.waiting)
+        if self.stop.may_hand_off:
+            self.handoff.say_spare(want and not self.waiting)
         if want != self.polling_handoffs:
             if want:
-                poller.add(self.worker.handoff.fileno())
+                poller.add(self.handoff.fileno())
             else:
-                poller.remove(self.worker.handoff.fileno())
+                poller.remove(self.handoff.fileno())
             self.polling_handoffs = want
 
     def poll_timeout(self, timeout):
@@ -124,7 +144,6 @@ class Intake:
 
     def _accept_some(self, listener, most):
         """Accept up to ``most`` connections; False once the queue is empty or this worker is to take no more."""
-        worker = self.worker
         for _ in range(most):
             try:
                 sock, address = listener.sock.accept()
@@ -143,7 +162,7 @@ class Intake:
                 self.drained += 1
             self._adopt(sock, address, listener)
             if (self.drain_until and self.drain_quota <= 0) or not self.listeners \
-                    or worker.retire_requested or len(worker.connections) >= worker.cfg.worker_connections:
+                    or self.stop.stop_after_turn or not self._has_room():
                 return False  # (a worker that just served its --max-requests takes no more)
         return True
 
@@ -164,7 +183,6 @@ class Intake:
         return True
 
     def _adopt(self, sock, address, listener):
-        worker = self.worker
         sock.setblocking(False)
         if sock.family == socket.AF_UNIX:
             peer = ("", 0)
@@ -174,55 +192,53 @@ class Intake:
         environ = self.environ_by_fd[listener.fileno()].copy()
         environ["REMOTE_ADDR"] = peer[0]
         environ["REMOTE_PORT"] = str(peer[1])
-        proxy = worker.proxy_peers is not None and worker.proxy_peers.trusts(peer[0])
-        tls = worker.ssl_context is not None
-        if tls:
+        proxy = self.proxy_peers is not None and self.proxy_peers.trusts(peer[0])
+        context = self.tls.context
+        if context is not None:
             environ["wsgi.url_scheme"] = "https"
             try:
-                sock = worker.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             except (OSError, ValueError) as exc:  # reset before the handshake began (a TCP health check)
                 log.debug("TLS connection from %s:%s failed at once: %s", peer[0], peer[1], exc)
                 sock.close()
                 return
-        conn = Connection(worker, sock, peer, environ, proxy, tls)
-        if not tls:  # (a TLS stamp would be the handshake's)
+        conn = self.kit.new(sock, peer, environ, proxy, context is not None)
+        if context is None:  # (a TLS stamp would be the handshake's)
             conn.arrived = arrival(sock)
             if conn.arrived < 0.0:  # the head came with the connection, unstamped: count from the accept
                 conn.arrived = conn.started
-        worker.register(conn)
+        self.register(conn)
 
     def take_handoffs(self, thread_freed=False):
         """Adopt what siblings handed over while this worker has a free thread for it. Called when
         the channel is readable or a thread has just freed (then only if a sibling handed one on
         lately): a connection handed over has waited already, and takes a freed thread before
-        those that wait here (Worker._first_in_line)."""
-        if thread_freed and not self.worker.handoff.sent_lately(_monotonic()):
+        those that wait here (Scheduler.first_in_line)."""
+        if thread_freed and not self.handoff.sent_lately(_monotonic()):
             return
         if self._wants_handoffs():
-            while self.worker.executor.free > 0 and self.take_handoff():
+            while self.executor.free > 0 and self.take_handoff():
                 pass
 
     def take_handoff(self):
         """Adopt one connection a sibling handed over; True if there was one."""
-        worker = self.worker
-        if worker.handoff is None or worker.executor.free <= 0 \
-                or len(worker.connections) >= worker.cfg.worker_connections or not worker.handoff.has_room():
+        if self.handoff is None or self.executor.free <= 0 or not self._has_room() or not self.handoff.has_room():
             return False
-        received = worker.handoff.receive()
+        received = self.handoff.receive()
         if received is None:
             return False
         sock, message = received
         try:
             sock.setblocking(False)
-            conn = Connection.from_handoff(worker, sock, message)
+            conn = self.kit.from_handoff(sock, message, self.base)
         except (ValueError, KeyError, OSError) as exc:
             log.error("dropped a connection handed over with a bad state: %s", exc)
             sock.close()
             return True
         log.debug("took over connection %s:%s from a sibling", *conn.peer[:2])
-        if worker.stats is not None:
-            worker.stats.add(_stats.HANDOFF_TAKEN)
-        worker.register(conn)
+        if self.stats is not None:
+            self.stats.add(_stats.HANDOFF_TAKEN)
+        self.register(conn)
         return True
 
     # ----- stopping
@@ -237,7 +253,7 @@ class Intake:
 
     def drain_done(self, now):
         """The backlog queued at the stop is taken: by count, by an empty queue, or by time."""
-        if self.drain_quota <= 0 or now >= self.worker.stop_deadline:
+        if self.drain_quota <= 0 or now >= self.stop.deadline:
             return True
         queued = [backlog_length(listener.sock) for listener in self.listeners]
         if None in queued:
@@ -248,14 +264,14 @@ class Intake:
         drained = self.drain_until
         self.drain_until = 0.0
         for fd in self.by_fd:
-            self.worker.poller.remove(fd)
+            self.poller.remove(fd)
         self.by_fd.clear()
         self.polling_listeners = False
         for listener in self.listeners:
             listener.sock.close()
         self.listeners = []
         if drained and self.drained:
-            log.info("worker %d: stopping, took %d queued connection(s)", self.worker.pid, self.drained)
+            log.info("worker %d: stopping, took %d queued connection(s)", os.getpid(), self.drained)
 
 
 def _listener_environ(listener, base):

@@ -8,6 +8,7 @@ the worker, and --header-timeout bounds the handshake like a request head.
 import ssl
 import time
 
+from forkwsgi.config.tls import build_context
 from forkwsgi.http.response import error_response
 from forkwsgi.logs import Throttle, log
 
@@ -61,3 +62,27 @@ class RefusalLog:
         if count:
             more = "; %d more refused since the last line like this" % (count - 1) if count > 1 else ""
             log.warning("refused TLS handshake from %s:%s: %s%s", peer[0], peer[1], reason, more)
+
+
+class ServerContext:
+    """The SSLContext new connections are wrapped in (``context`` None: plain HTTP).
+
+    Built after fork, before privileges drop (keys are often root's), and built
+    again on USR1 to pick up renewed certificate files; connections already open
+    keep their session."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.context = None
+
+    def load(self):
+        self.context = build_context(self.cfg)
+
+    def reload(self, pid):
+        if self.context is None:
+            return
+        try:
+            self.context = build_context(self.cfg)
+            log.info("worker %d: reloaded the TLS certificate", pid)
+        except Exception as exc:  # a bad file, or the ssl_context hook: keep serving with the old one
+            log.error("worker %d: keeping the TLS certificate in use: %s", pid, exc)

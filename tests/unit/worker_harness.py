@@ -1,0 +1,144 @@
+"""A worker's components assembled in-process, without fork, signals or listeners.
+
+Connections are socketpairs: the test holds the client end and calls the
+loop's handlers (Channels.readable/writable, Timers.sweep, ...) itself, as the
+loop would on the events the poller reports.
+"""
+import os
+import select
+import socket
+import time
+
+from forkwsgi.config.loader import Config
+from forkwsgi.config.settings import SETTINGS
+from forkwsgi.shared.heartbeat import Heartbeat
+from forkwsgi.shared.setup import WorkerSetup
+from forkwsgi.worker import connection as connection_module
+from forkwsgi.worker import states
+from forkwsgi.worker.boot import assemble
+from forkwsgi.worker.loop import Worker
+from forkwsgi.worker.stopping import StopState
+from forkwsgi.worker.tls import ServerContext
+
+
+def config(**values):
+    merged = {setting.name: setting.default for setting in SETTINGS}
+    merged.update(values)
+    return Config(merged, {})
+
+
+def hello(environ, start_response):
+    body = b"hello " + environ["PATH_INFO"].encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class Harness:
+    """One worker, assembled as boot.py does after the app is loaded."""
+
+    def __init__(self, app=hello, handoff=None, board_page=None, tls_context=None, **settings):
+        settings.setdefault("wsgi_app", "tests:app")
+        self.cfg = cfg = config(**settings)
+        self.setup = WorkerSetup(server=None, cfg=cfg, listeners=[], heartbeat=Heartbeat(), app=app,
+                                 multiprocess=handoff is not None, handoff=handoff)
+        self.worker = worker = Worker(self.setup)
+        enabled = handoff if handoff is not None and cfg.handoff else None
+        worker.stop = StopState(cfg.graceful_timeout, board_page if board_page is not None else bytearray(2),
+                                cfg.keepalive > 0, enabled)
+        worker.tls = ServerContext(cfg)
+        worker.tls.context = tls_context
+        worker.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        assemble(worker, self.setup, cfg, worker.stop, enabled)
+        worker.lock.acquire()  # held by the loop, as serve_forever holds it
+        self.clients = []
+
+    @property
+    def channels(self):
+        return self.worker.channels
+
+    @property
+    def scheduler(self):
+        return self.worker.scheduler
+
+    def connect(self, sndbuf=None, rcvbuf=None, tls=False):
+        """A new connection admitted as intake does; (its Connection, the client's socket)."""
+        server, client = socket.socketpair()
+        for sock, size in ((server, sndbuf), (client, rcvbuf)):
+            if size:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF if sock is server else socket.SO_RCVBUF, size)
+        server.setblocking(False)
+        client.settimeout(5)
+        self.clients.append(client)
+        if tls:
+            server = self.worker.tls.context.wrap_socket(server, server_side=True, do_handshake_on_connect=False)
+        environ = dict(self.worker.intake.base, REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000",
+                       SERVER_NAME="127.0.0.1", SERVER_PORT="8000")
+        environ["wsgi.url_scheme"] = "https" if tls else "http"
+        conn = self.worker.intake.kit.new(server, ("127.0.0.1", 40000), environ, False, tls)
+        self.scheduler.admit(conn)
+        return conn, client
+
+    def send(self, conn, client, data):
+        """The client sends ``data``; the loop reads it (and serves what is whole)."""
+        client.sendall(data)
+        wait_readable(conn.sock)
+        self.channels.readable(conn)
+
+    def collect(self):
+        """What the loop does when pool threads finish (--threads)."""
+        wait_readable(self.worker.executor.done_r)
+        for conn, result in self.worker.executor.collect():
+            self.scheduler.thread_done(conn, result)
+
+    def close(self):
+        for conn in list(self.worker.connections.values()):
+            self.channels.close(conn)
+        for client in self.clients:
+            client.close()
+        self.worker.executor.stop()
+        os.close(self.worker.wake_r)
+        os.close(self.wake_w)
+
+
+def wait_readable(sock_or_fd, timeout=5.0):
+    fd = sock_or_fd if isinstance(sock_or_fd, int) else sock_or_fd.fileno()
+    readable, _, _ = select.select([fd], [], [], timeout)
+    assert readable, "nothing arrived within %gs" % timeout
+
+
+def read_response(client, timeout=5.0):
+    """One whole response (Content-Length framed) from the client's socket, as bytes."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(rest) >= length:
+                return data
+        assert time.monotonic() < deadline, "no whole response within %gs: %r" % (timeout, data[:200])
+        chunk = client.recv(65536)
+        assert chunk, "the connection closed after %r" % data[:200]
+        data += chunk
+
+
+class TransitionLog:
+    """Records each (state, event) a connection takes, while installed."""
+
+    def __init__(self):
+        self.taken = set()
+        self._original = states.next_state
+
+    def __enter__(self):
+        def recording(state, event):
+            self.taken.add((state, event))
+            return self._original(state, event)
+        connection_module.next_state = recording
+        return self
+
+    def __exit__(self, *exc):
+        connection_module.next_state = self._original
