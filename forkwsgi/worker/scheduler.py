@@ -305,7 +305,8 @@ class Scheduler:
         waits to an idle sibling; with shedding, also take what waits in the accept queue when no
         sibling is idle, and keep the waiting ones' clocks (moved, or shed at their deadline, not
         when the call returns)."""
-        self.handover.hand_off_ready(exclude=current)
+        if self.handover is not None:
+            self.handover.hand_off_ready(exclude=current)
         if self.shedder is None:
             return
         if not self.stop.stopping and (not self.stop.handoff_open() or self.handover.siblings_busy()):

@@ -36,10 +36,10 @@ def hello(environ, start_response):
 class Harness:
     """One worker, assembled as boot.py does after the app is loaded."""
 
-    def __init__(self, app=hello, handoff=None, board_page=None, tls_context=None, **settings):
+    def __init__(self, app=hello, handoff=None, board_page=None, tls_context=None, listeners=(), **settings):
         settings.setdefault("wsgi_app", "tests:app")
         self.cfg = cfg = config(**settings)
-        self.setup = WorkerSetup(server=None, cfg=cfg, listeners=[], heartbeat=Heartbeat(), app=app,
+        self.setup = WorkerSetup(server=None, cfg=cfg, listeners=list(listeners), heartbeat=Heartbeat(), app=app,
                                  multiprocess=handoff is not None, handoff=handoff)
         self.worker = worker = Worker(self.setup)
         enabled = handoff if handoff is not None and cfg.handoff else None

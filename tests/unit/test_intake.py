@@ -1,0 +1,151 @@
+"""Where connections come from (forkwsgi/worker/intake.py), in-process against a real 127.0.0.1 listener."""
+import socket
+import time
+
+import pytest
+
+from forkwsgi.shared.backlog import tcp_listen_queue
+from forkwsgi.worker import states
+from tests.unit.test_worker_connections import open_handoff_channel
+from tests.unit.worker_harness import Harness, read_response
+
+
+class Listener:
+    """What the master hands a worker: a listening socket (master/sockets.Listener has the same face)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.setblocking(False)
+
+    def fileno(self):
+        return self.sock.fileno()
+
+
+@pytest.fixture
+def listener():
+    listener = Listener()
+    yield listener
+    listener.sock.close()
+
+
+def queue_clients(listener, count):
+    """``count`` clients whose connections wait in the accept queue (each sent a request)."""
+    clients = []
+    for index in range(count):
+        client = socket.create_connection(listener.sock.getsockname(), timeout=5)
+        client.sendall(b"GET /c%d HTTP/1.1\r\nHost: x\r\n\r\n" % index)
+        clients.append(client)
+    deadline = time.monotonic() + 5
+    while tcp_listen_queue(listener.sock)[0] < count:
+        assert time.monotonic() < deadline, "the kernel did not queue the connections"
+        time.sleep(0.005)
+    return clients
+
+
+def test_an_idle_turn_takes_one_connection_so_idle_siblings_share_new_arrivals(listener):
+    harness = Harness(listeners=[listener])
+    clients = queue_clients(listener, 3)
+    try:
+        harness.worker.intake.accept(listener)
+        assert len(harness.worker.connections) == 1
+        assert tcp_listen_queue(listener.sock)[0] == 2, "the others stay queued for a sibling"
+        assert read_response(clients[0]).endswith(b"hello /c0"), "the request that came with it is served"
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
+
+
+def test_a_busy_turn_takes_what_the_queue_holds(listener):
+    harness = Harness(listeners=[listener])
+    clients = queue_clients(listener, 5)
+    try:
+        harness.worker.intake.accept(listener, burst=True)
+        assert tcp_listen_queue(listener.sock)[0] == 0
+        for index, client in enumerate(clients):
+            assert read_response(client).endswith(b"hello /c%d" % index)
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
+
+
+def test_no_more_than_worker_connections_are_taken_and_listeners_rest_until_one_closes(listener):
+    harness = Harness(listeners=[listener], worker_connections=2)
+    intake = harness.worker.intake
+    clients = queue_clients(listener, 4)
+    try:
+        intake.accept(listener, burst=True)
+        assert len(harness.worker.connections) == 2
+        intake.refresh(time.monotonic())
+        assert not intake.polling_listeners, "full: the listeners are not polled"
+        harness.channels.close(next(iter(harness.worker.connections.values())))
+        intake.refresh(time.monotonic())
+        assert intake.polling_listeners
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
+
+
+def test_connections_get_the_listeners_address_and_their_peers(listener):
+    harness = Harness(listeners=[listener])
+    clients = queue_clients(listener, 1)
+    try:
+        harness.worker.intake.accept(listener)
+        conn = next(iter(harness.worker.connections.values()))
+        host, port = listener.sock.getsockname()
+        assert (conn.base["SERVER_NAME"], conn.base["SERVER_PORT"]) == (host, str(port))
+        assert (conn.base["REMOTE_ADDR"], conn.base["REMOTE_PORT"]) == tuple(map(str, clients[0].getsockname()))
+        assert conn.base["wsgi.url_scheme"] == "http"
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
+
+
+def test_a_full_stop_serves_what_the_backlog_held_then_closes_the_listeners(listener):
+    harness = Harness(listeners=[listener])
+    intake = harness.worker.intake
+    clients = queue_clients(listener, 3)
+    try:
+        now = time.monotonic()
+        harness.worker.stop.begin(now)
+        intake.begin_drain(now)
+        intake.refresh(now)
+        assert intake.polling_listeners, "draining: still accepting what was queued"
+        for _ in range(3):
+            intake.accept(listener)
+        assert intake.drain_done(time.monotonic())
+        intake.close_listeners()
+        assert listener.sock.fileno() == -1
+        for index, client in enumerate(clients):
+            assert b"Connection: close" in read_response(client), "a full stop closes each connection"
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
+
+
+def test_a_connection_handed_over_is_served_with_the_bytes_that_came_with_it():
+    channel = open_handoff_channel()
+    harness = Harness(handoff=channel)
+    client, server_end = socket.socketpair()
+    try:
+        message = (b'{"environ": {"REMOTE_ADDR": "10.0.0.9", "REMOTE_PORT": "5555", "SERVER_NAME": "h", '
+                   b'"SERVER_PORT": "80", "wsgi.url_scheme": "http"}, "peer": ["10.0.0.9", 5555], "served": 3, '
+                   b'"proxy": false, "started": 1.0, "last_io": 1.0, "waiting_since": 0.0, "arrived": 0.0}')
+        assert channel.send(len(message).to_bytes(4, "big") + message + b"GET /moved HTTP/1.1\r\nHost: x\r\n\r\n",
+                            server_end.fileno())
+        server_end.close()
+        channel.reserve_fd()
+        assert harness.worker.intake.take_handoff()
+        conn = next(iter(harness.worker.connections.values()))
+        assert conn.peer == ("10.0.0.9", 5555) and conn.served == 4 and conn.state is states.READING
+        client.settimeout(5)
+        assert read_response(client).endswith(b"hello /moved")
+    finally:
+        harness.close()
+        client.close()
