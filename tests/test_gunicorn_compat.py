@@ -7,12 +7,12 @@ import pytest
 
 gunicorn_config = pytest.importorskip("gunicorn.config")
 
-from forkwsgi.cli import build_parser, parse_settings  # noqa: E402
+from forkwsgi.config.cmdline import build_parser, parse_settings  # noqa: E402
 from forkwsgi.config.loader import build_config  # noqa: E402
 from forkwsgi.errors import ConfigError  # noqa: E402
 from forkwsgi.config.hookapi import HookRequest, note_forked_worker  # noqa: E402
 from forkwsgi.http.parser import Limits, RequestReader  # noqa: E402
-from forkwsgi.logs import AccessLog  # noqa: E402
+from forkwsgi.observe.accesslog import AccessLog  # noqa: E402
 from forkwsgi.config.settings import BY_NAME, SETTINGS, audit  # noqa: E402
 
 from .conftest import make_config  # noqa: E402

@@ -30,7 +30,8 @@ from forkwsgi.http.parser import SPOOL_SIZE, Limits
 from forkwsgi.http.proxy import parse_proxy
 from forkwsgi.http.response import CONTINUE, DateCache, error_response
 from forkwsgi.worker.intake import Intake
-from forkwsgi.logs import AccessLog, log, reopen_error_log
+from forkwsgi.logs import log, reopen_error_log
+from forkwsgi.observe.accesslog import AccessLog
 from forkwsgi.worker.outbuf import SpillBudget
 from forkwsgi.worker.poller import READ, WRITE, Poller
 from forkwsgi.process import drop_privileges, flush_std, set_title
