@@ -1,99 +1,20 @@
-"""Command line: generated from the settings table."""
-import argparse
+"""``forkwsgi``: the command that serves an app (``forkwsgi ctl`` talks to one that runs).
+
+The flags come from the settings table (config/cmdline.py); this module decides what the
+command does with the configuration: print it, check it, or start the master.
+"""
 import os
 import sys
 
 from forkwsgi import __version__
+from forkwsgi import ctl
 from forkwsgi.config.appload import AppImportError, check_app_module, load_app
-from forkwsgi.master.arbiter import Arbiter
-from forkwsgi.config.loader import audit_config_file, build_config
+from forkwsgi.config.cmdline import build_parser, load_config
+from forkwsgi.config.loader import audit_config_file
+from forkwsgi.errors import ConfigError
 from forkwsgi.logs import log, setup_error_log
+from forkwsgi.master.arbiter import Arbiter
 from forkwsgi.process import daemonize
-from forkwsgi.config.settings import SETTINGS, ConfigError, boolean, boolean_on_by_default, validate
-
-
-APPENDED = ("bind", "reload_extra_files", "raw_env", "dirty_apps", "raw_paste_global_conf")
-ACTIONS = ("check_config", "print_config")
-# Flags whose value may be left out, as in gunicorn (--proxy-protocol means auto), with the words
-# they take: a bare flag followed by anything else (the app) does not swallow it.
-OPTIONAL_VALUE = {"proxy_protocol": "auto"}
-OPTIONAL_WORDS = {"--proxy-protocol": ("off", "false", "true", "0", "1", "no", "yes", "none", "on",
-                                       "auto", "v1", "v2")}
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        raise ConfigError(message)
-
-
-def build_parser():
-    parser = _Parser(prog="forkwsgi", argument_default=argparse.SUPPRESS,
-                     description="Serve a WSGI application with pre-forked, event-looped workers.",
-                     epilog="Every setting can also be set in the config file (-c) or as FORKWSGI_<NAME>. "
-                            "Precedence: command line > environment > config file > defaults.")
-    parser.add_argument("app", nargs="?", metavar="MODULE:APP", help="the WSGI application, e.g. myproject.wsgi:app")
-    parser.add_argument("-v", "--version", action="version", version="forkwsgi %s" % __version__)
-    for setting in SETTINGS:
-        if not setting.flags:
-            continue
-        kwargs = {"dest": setting.name, "help": setting.help}
-        switch = setting.validate in (boolean, boolean_on_by_default)
-        if switch and setting.flags[-1].startswith("--no-"):
-            kwargs.update(action="store_true")  # gunicorn's --no-control-socket: the flag is the value
-        elif switch:  # --preload / --no-preload: the CLI can undo a config file
-            kwargs.update(action=argparse.BooleanOptionalAction)
-        elif setting.name in OPTIONAL_VALUE:
-            kwargs.update(nargs="?", const=OPTIONAL_VALUE[setting.name], metavar=setting.metavar)
-        elif setting.name in APPENDED:
-            kwargs.update(action="append", metavar=setting.metavar)
-        else:
-            kwargs.update(metavar=setting.metavar)
-        parser.add_argument(*setting.flags, **kwargs)
-    return parser
-
-
-def _bare_flags_explicit(argv):
-    """``--proxy-protocol`` with no mode word after it becomes ``--proxy-protocol=auto``."""
-    argv = list(argv)
-    for index, arg in enumerate(argv):
-        words = OPTIONAL_WORDS.get(arg)
-        if words is not None and (index + 1 == len(argv) or argv[index + 1].lower() not in words):
-            argv[index] = "%s=%s" % (arg, OPTIONAL_VALUE[arg[2:].replace("-", "_")])
-    return argv
-
-
-def parse_settings(parser, argv, origin):
-    """(setting values, actions) from an argument list; values validated, unknown flags refused."""
-    namespace = vars(parser.parse_args(_bare_flags_explicit(argv)))
-    actions = {key: namespace.pop(key) for key in ACTIONS if key in namespace}
-    app = namespace.pop("app", None)
-    if app:
-        namespace["wsgi_app"] = app
-    values = {name: validate(name, value, origin) for name, value in namespace.items()}
-    return values, actions
-
-
-def load_config(argv, environ):
-    parser = build_parser()
-    cli_values, actions = parse_settings(parser, argv, "command line")
-    cfg = build_config(cli_values, environ, lambda args, origin: parse_settings(parser, args, origin)[0])
-    for name in ACTIONS:  # gunicorn also takes them as settings of the config file
-        actions[name] = actions.get(name) or getattr(cfg, name)
-    apply_process_settings(cfg)
-    return cfg, actions
-
-
-def apply_process_settings(cfg):
-    """raw_env and pythonpath act on this process before the app loads (and again on reload),
-    so the workers forked from it inherit them."""
-    for item in cfg.raw_env:
-        key, _, value = item.partition("=")
-        os.environ[key] = value
-    if cfg.pythonpath:
-        for path in reversed([item.strip() for item in cfg.pythonpath.split(",") if item.strip()]):
-            path = os.path.abspath(os.path.join(cfg.chdir, path))
-            if path not in sys.path:
-                sys.path.insert(0, path)
 
 
 def print_audit(path):
@@ -123,10 +44,9 @@ def _audit_from_argv(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["ctl"]:  # forkwsgi ctl ...: talk to a running master's control socket
-        from forkwsgi.ctl import main as ctl_main
-        return ctl_main(argv[1:])
+        return ctl.main(argv[1:])
     try:
-        cfg, actions = load_config(argv, os.environ)
+        cfg, actions = load_config(argv, os.environ, __version__)
     except ConfigError as exc:
         if "--check-config" in argv:
             _audit_from_argv(argv)  # every setting's answer, not only the first refused

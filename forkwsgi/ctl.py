@@ -13,6 +13,9 @@ import socket
 import sys
 import time
 
+from forkwsgi.config.cmdline import load_config
+from forkwsgi.errors import ConfigError
+
 COMMANDS = ("status", "top", "reload", "add", "remove", "stop", "graceful-stop")
 
 
@@ -100,8 +103,6 @@ def format_status(status):
 def find_socket(args):
     if args.socket:
         return args.socket
-    from forkwsgi.cli import load_config
-    from forkwsgi.config.settings import ConfigError
     try:
         cfg, _ = load_config(["-c", args.config] if args.config else [], os.environ)
     except ConfigError as exc:
@@ -143,15 +144,11 @@ def _main(argv):
         return 1
     if args.json:
         print(json.dumps(answer, indent=2, sort_keys=True))
-    elif not answer.get("ok"):
-        pass
-    elif args.command == "status":
-        print(format_status(answer))
-    else:
-        print(answer.get("message", "ok"))
     if not answer.get("ok"):
         print("forkwsgi ctl: error: %s" % answer.get("error", "failed"), file=sys.stderr)
         return 1
+    if not args.json:
+        print(format_status(answer) if args.command == "status" else answer.get("message", "ok"))
     return 0
 
 

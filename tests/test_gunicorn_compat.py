@@ -7,12 +7,12 @@ import pytest
 
 gunicorn_config = pytest.importorskip("gunicorn.config")
 
-from forkwsgi.cli import build_parser, parse_settings  # noqa: E402
+from forkwsgi.config.cmdline import build_parser, parse_settings  # noqa: E402
 from forkwsgi.config.loader import build_config  # noqa: E402
 from forkwsgi.errors import ConfigError  # noqa: E402
 from forkwsgi.config.hookapi import HookRequest, note_forked_worker  # noqa: E402
 from forkwsgi.http.parser import Limits, RequestReader  # noqa: E402
-from forkwsgi.logs import AccessLog  # noqa: E402
+from forkwsgi.observe.accesslog import AccessLog  # noqa: E402
 from forkwsgi.config.settings import BY_NAME, SETTINGS, audit  # noqa: E402
 
 from .conftest import make_config  # noqa: E402
@@ -304,7 +304,7 @@ def test_access_log_body_size_is_zero_for_an_empty_body():
 
 def proxied_environ(headers, trusted, target="/app/page"):
     from forkwsgi.wsgi.environ import build_environ
-    from forkwsgi.http.parser import Request
+    from forkwsgi.http.head import Request
     base = {"SCRIPT_NAME": "", "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "REMOTE_ADDR": "127.0.0.1",
             "REMOTE_PORT": "5555", "wsgi.url_scheme": "http"}
     return build_environ(Request("GET", target, "HTTP/1.1", headers), base, trusted)

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from forkwsgi.wsgi.environ import base_environ
-from forkwsgi.logs import AccessLog, Rfc3339Clock, setup_error_log
+from forkwsgi.logs import Rfc3339Clock, setup_error_log
+from forkwsgi.observe.accesslog import AccessLog
 
 from .conftest import ROOT, make_config, request, wait_for
 
@@ -259,7 +260,7 @@ def test_workers_sharing_stdout_write_whole_lines_at_once(server_factory):
 def test_access_log_reopen_waits_for_a_line_being_written(tmp_path):
     """USR1 under --threads: the file is not closed under a writer (its lock is held while it writes)."""
     import threading
-    from forkwsgi.logs import AccessLog
+    from forkwsgi.observe.accesslog import AccessLog
     path = tmp_path / "access.log"
     access = AccessLog(str(path), '%(s)s')
     errors = []

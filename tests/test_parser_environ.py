@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from forkwsgi.wsgi.environ import build_environ
 from forkwsgi.wsgi.forwarded import TrustedPeers
-from forkwsgi.http.parser import Request
+from forkwsgi.http.head import Request
 
 BASE = {"SCRIPT_NAME": "", "SERVER_NAME": "localhost", "SERVER_PORT": "8000", "REMOTE_ADDR": "127.0.0.1",
         "REMOTE_PORT": "5555", "wsgi.url_scheme": "http"}

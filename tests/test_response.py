@@ -1,7 +1,7 @@
 """Response framing, sans I/O: what goes on the wire for each kind of app result."""
 import pytest
 
-from forkwsgi.http.parser import Request
+from forkwsgi.http.head import Request
 from forkwsgi.wsgi.response import Response
 
 

@@ -5,7 +5,9 @@ import shlex
 import types
 
 from forkwsgi.config.hookapi import adapt_hook, note_forked_worker
-from forkwsgi.config.settings import BY_NAME, INTERNAL_ENV, SETTINGS, ConfigError, audit, ignored_warning, octal, validate
+from forkwsgi.errors import ConfigError
+from forkwsgi.config.settings import BY_NAME, INTERNAL_ENV, SETTINGS, audit, ignored_warning, validate
+from forkwsgi.config.validators import octal
 
 
 class Config:

@@ -37,6 +37,11 @@ FORBIDDEN_TRAILERS = frozenset((
 ))
 
 
+def is_token(text):
+    """Whether ``text`` is an RFC 9110 token (a method, a field name): the one check of it."""
+    return bool(text) and NON_TOKEN.search(text) is None
+
+
 class Doubt(Exception):
     """Raised inside a fast path to hand over to the exact one."""
 
@@ -65,7 +70,7 @@ def field_name(name):
     """The lower-case form of a valid field name, or None if ``name`` is not a token."""
     lname = NAME_CACHE.get(name)
     if lname is None:
-        if not name or NON_TOKEN.search(name):
+        if not is_token(name):
             return None
         lname = name.lower()
         remember(NAME_CACHE, name, lname, len(name))

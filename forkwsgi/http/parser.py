@@ -31,34 +31,20 @@ How a head is judged, whatever way its bytes are split across reads:
   (RFC 9112 section 2.2), and do not count as a request in progress; one more
   is 400.
 
-Request targets (RFC 9112 section 3.2): origin-form (``/path?query``) and
-absolute-form (``http://host/path``, http or https) for any method; ``*`` only
-for OPTIONS; authority-form (``host:port``) only for CONNECT. Anything else is
-400. forkwsgi does not tunnel: CONNECT is answered 501.
-
-forkwsgi never switches protocols. A request with an ``Upgrade`` header is
-served as a plain HTTP/1.1 request, and the connection is closed after the
-response (``keep_alive`` is False): a front end that opened a tunnel without
-checking the answer cannot then smuggle a second request through it.
-
-``Expect``: only ``100-continue`` (any case) is supported; any other
-expectation, in any of several Expect headers or list elements, is 417.
-HTTP/1.0 requests' Expect headers are ignored.
+What a head must say (request line, target form, framing headers) is judged in
+head.py; this module finds the lines, in whatever pieces they arrive.
 """
 import io
 import tempfile
 
 from .body import ChunkedBody, FixedLengthBody, StreamedBody
-from .errors import (BadRequest, ExpectationFailed, HeaderFieldsTooLarge,
-                     NotImplementedMethod, PayloadTooLarge, URITooLong,
-                     VersionNotSupported)
-from .fields import HEAD_BYTES, LINE_CACHE, NON_TOKEN, OWS, Doubt, fast_field, parse_field
-from .known import remember
+from .errors import BadRequest, HeaderFieldsTooLarge, URITooLong
+from .fields import LINE_CACHE, Doubt, fast_field, parse_field
+from .head import VALID_REQUEST_LINES, Request, apply_framing, only_crlf_between, parse_request_line
 
 SPOOL_SIZE = 1 << 20
 MAX_EMPTY_LINES = 4  # CRLFs ignored before one request line; more is 400
 KNOWN_HEAD_MAX = 2048  # heads up to this long look their lines up among those accepted before
-_KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"))
 
 
 class Limits:
@@ -82,30 +68,6 @@ class Limits:
         self.stream_over = stream_over
 
 
-class Request:
-    """One parsed request. ``headers`` keeps order and repeats: (lower-case name, value)."""
-
-    __slots__ = ("method", "target", "version", "headers", "content_length",
-                 "chunked", "keep_alive", "expect_continue", "body", "host")
-
-    def __init__(self, method, target, version, headers):
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.content_length = None
-        self.chunked = False
-        self.keep_alive = version == "HTTP/1.1"
-        self.expect_continue = False
-        self.body = None
-        self.host = None
-
-    def header(self, name):
-        """The value of header ``name`` (lower case); repeats joined with ', '."""
-        values = [v for n, v in self.headers if n == name]
-        return ", ".join(values) if values else None
-
-
 def _body_sink(length, spool_dir=None):
     """Small known-size bodies stay in memory; big or unknown ones may spill to disk.
 
@@ -115,144 +77,6 @@ def _body_sink(length, spool_dir=None):
     if length is not None and length <= SPOOL_SIZE:
         return io.BytesIO()
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE, dir=spool_dir)
-
-
-def _digits(text):
-    return text.isdigit() and text.isascii()  # isdigit alone accepts '²' and other digits
-
-
-# Request lines already found valid, mapped to (method, target, version): clients ask for the
-# same few paths again and again (known.py).
-_VALID_REQUEST_LINES = {}
-
-
-def parse_request_line(line):
-    """``(method, target, version)`` of a request line (latin-1 text, no CRLF, length checked)."""
-    start = _VALID_REQUEST_LINES.get(line)
-    if start is not None:
-        return start
-    parts = line.split(" ")
-    if len(parts) != 3:
-        raise BadRequest("invalid request line %r" % line[:100])
-    method, target, version = parts
-    if version != "HTTP/1.1" and version != "HTTP/1.0":
-        major, dot, minor = version[5:].partition(".")
-        if version.startswith("HTTP/") and dot and _digits(major) and _digits(minor):
-            raise VersionNotSupported("unsupported version %r" % version[:20])
-        raise BadRequest("invalid request line %r" % line[:100])
-    if method not in _KNOWN_METHODS and (not method or NON_TOKEN.search(method)):
-        raise BadRequest("invalid method in request line %r" % line[:100])
-    if not target or not target.isprintable() or not target.isascii():
-        raise BadRequest("invalid request target in %r" % line[:100])
-    _check_target_form(method, target)
-    start = (method, target, version)
-    remember(_VALID_REQUEST_LINES, line, start, len(line))
-    return start
-
-
-def _check_target_form(method, target):
-    """RFC 9112 section 3.2: which form of request target goes with which method."""
-    if target[0] == "/":
-        if method == "CONNECT":
-            raise BadRequest("CONNECT needs an authority-form target (host:port)")
-        return  # origin-form
-    if method == "CONNECT":
-        host, colon, port = target.rpartition(":")
-        if not colon or not host or not _digits(port) or len(port) > 5 or "/" in host or "@" in host:
-            raise BadRequest("CONNECT needs an authority-form target (host:port), got %r" % target[:100])
-        raise NotImplementedMethod("CONNECT is not supported: forkwsgi does not tunnel")
-    if target == "*":
-        if method != "OPTIONS":
-            raise BadRequest("the asterisk-form target is only for OPTIONS")
-        return
-    scheme, sep, rest = target.partition("://")
-    if sep and scheme.lower() in ("http", "https"):
-        if rest[:1] in ("", "/", "?", "#"):
-            raise BadRequest("absolute-form target without a host %r" % target[:100])
-        return  # absolute-form
-    raise BadRequest("invalid request target %r" % target[:100])
-
-
-# Framing-related headers: everything else passes _apply_framing by one set miss.
-_FRAMING = frozenset(("content-length", "transfer-encoding", "host", "connection", "expect", "upgrade"))
-
-
-def _apply_framing(request, limits):
-    """Decide body framing and connection semantics from the headers, refusing conflicts."""
-    lengths = []
-    codings = []
-    hosts = 0
-    connection = []
-    expects = []
-    upgrade = False
-    for name, value in request.headers:
-        if name not in _FRAMING:
-            continue
-        if name == "host":
-            hosts += 1
-            request.host = value
-        elif name == "connection":
-            connection.append(value)
-        elif name == "content-length":
-            lengths.append(value)
-        elif name == "transfer-encoding":
-            codings.append(value)
-        elif name == "expect":
-            expects.append(value)
-        else:
-            upgrade = True
-    http11 = request.version == "HTTP/1.1"
-    if http11 and hosts != 1:
-        raise BadRequest("HTTP/1.1 request needs exactly one Host header, got %d" % hosts)
-    if hosts > 1:
-        raise BadRequest("more than one Host header")
-    if codings:
-        codings = ",".join(codings)
-        if lengths:
-            raise BadRequest("both Content-Length and Transfer-Encoding")
-        if not http11:
-            raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
-        items = [c.strip(OWS).lower() for c in codings.split(",")]
-        if items[-1] != "chunked" or "chunked" in items[:-1] or "" in items:
-            raise BadRequest("Transfer-Encoding must end in a single chunked, got %r" % codings[:60])
-        if len(items) > 1:
-            raise NotImplementedMethod("unsupported transfer coding %r" % codings[:60])
-        request.chunked = True
-    elif lengths:
-        if len(lengths) > 1:
-            raise BadRequest("more than one Content-Length")
-        length = lengths[0]
-        if not _digits(length) or len(length) > 18:
-            raise BadRequest("invalid Content-Length %r" % length[:30])
-        request.content_length = int(length)
-        if limits.body and request.content_length > limits.body:
-            raise PayloadTooLarge("Content-Length %d over the %d byte limit"
-                                  % (request.content_length, limits.body))
-    if connection:
-        connection = ",".join(connection).lower()
-        if "," in connection:
-            options = [option.strip(OWS) for option in connection.split(",")]
-        else:
-            options = (connection.strip(OWS),)
-        if "close" in options:
-            request.keep_alive = False
-        elif not http11 and "keep-alive" in options:
-            request.keep_alive = True
-    if upgrade:
-        request.keep_alive = False  # never switch protocols; never read past an Upgrade either
-    if expects and http11:
-        for item in ",".join(expects).split(","):
-            item = item.strip(OWS)
-            if item.lower() == "100-continue":
-                request.expect_continue = True
-            elif item:  # RFC 9110 5.6.1: empty list elements are ignored
-                raise ExpectationFailed("unsupported expectation %r" % item[:40])
-
-
-def _only_crlf_between(raw, line_count):
-    """Whether only the CRLFs between ``line_count`` lines are left once the valid bytes are taken
-    out: any other CR, LF or bad byte leaves more."""
-    return len(raw.translate(None, HEAD_BYTES)) == 2 * line_count - 2
 
 
 class RequestReader:
@@ -453,9 +277,9 @@ class RequestReader:
         if start_line is None:
             if not lines or len(lines[0]) > limits.request_line:
                 return None
-            start_line = _VALID_REQUEST_LINES.get(lines[0])
+            start_line = VALID_REQUEST_LINES.get(lines[0])
             if start_line is None:
-                if not _only_crlf_between(raw, count):
+                if not only_crlf_between(raw, count):
                     return None
                 checked = True
                 start_line = parse_request_line(lines[0])  # the first line: its verdict is the verdict
@@ -467,7 +291,7 @@ class RequestReader:
         # Long heads skip the lookups: hashing a long line costs more than parsing it.
         headers = list(map(LINE_CACHE.get, lines)) if len(text) <= KNOWN_HEAD_MAX else [None] * len(lines)
         if not all(headers):
-            if not checked and not _only_crlf_between(raw, count):
+            if not checked and not only_crlf_between(raw, count):
                 return None
             try:
                 headers = [pair or fast_field(line) for line, pair in zip(lines, headers)]
@@ -476,7 +300,7 @@ class RequestReader:
         if self._headers:
             headers = self._headers + headers
         request = Request(start_line[0], start_line[1], start_line[2], headers)
-        _apply_framing(request, limits)
+        apply_framing(request, limits)
         return request
 
     def _read_lines(self):
@@ -511,7 +335,7 @@ class RequestReader:
             elif not line:
                 method, target, version = self._start
                 request = Request(method, target, version, self._headers)
-                _apply_framing(request, limits)
+                apply_framing(request, limits)
                 del buf[:start]
                 return request
             elif len(self._headers) >= limits.fields:

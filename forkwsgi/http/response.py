@@ -3,10 +3,9 @@ import re
 import time
 from email.utils import formatdate
 
-from .fields import BAD_VALUE
+from .fields import BAD_VALUE, is_token
 from .known import remember
 
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS = re.compile(r"[1-9][0-9]{2} [^\x00-\x08\x0a-\x1f\x7f]*")
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "te",
                         "trailer", "upgrade", "proxy-connection"))
@@ -70,7 +69,7 @@ def _read_field(item):
     """(line for the head, or "" when hop-by-hop; Content-Length's value or None; asks to close) of a
     (str, str) header, remembered once found valid."""
     name, value = item
-    if _TOKEN.fullmatch(name) is None:
+    if not is_token(name):
         raise InvalidResponse("invalid header name %r" % (name,))
     if BAD_VALUE.search(value) is not None:
         raise InvalidResponse("invalid value for header %s: %r" % (name, value))

@@ -95,9 +95,12 @@ _FIRST_BOUND = BUCKETS[0]
 assert (_SUM, _BYTES_IN, _BYTES_OUT, _NB, _SLOT_BASE, _SLOT_SIZE) == (576, 577, 578, 12, 8192, 288)  # as in end()
 
 
-
 def _make_end(words, doubles, lock=None, free_slots=None):
-    """The per-request counting function, with everything it touches bound as locals."""
+    """The per-request counting function, with everything it touches bound as locals.
+
+    One request is one increment of its (method, status class, duration bucket) cell, its
+    duration and body sizes added, and its slot freed; a slot of -1 (more app threads than
+    slots) is counted without one. With app threads, all of it runs under ``lock``."""
     def end(slot, method, code, body_in, body_out, elapsed, words=words, doubles=doubles,
             cell_of=_METHOD_CELL.get, other=_OTHER_CELL, first=_FIRST_BOUND, bisect_left=bisect.bisect_left,
             buckets=BUCKETS):
@@ -107,27 +110,18 @@ def _make_end(words, doubles, lock=None, free_slots=None):
         words[578] += body_out
         if body_in:
             words[577] += body_in
-        doubles[(8192 + slot * 288) >> 3] = 0.0
+        if slot >= 0:
+            doubles[(8192 + slot * 288) >> 3] = 0.0
 
     if lock is None:
         return end
 
     def end_locked(slot, method, code, body_in, body_out, elapsed):
         with lock:
+            end(slot, method, code, body_in, body_out, elapsed)
             if slot >= 0:
-                end(slot, method, code, body_in, body_out, elapsed)
                 free_slots.append(slot)
-            else:  # more threads than slots: counted, not shown
-                _count_only(words, doubles, method, code, body_in, body_out, elapsed)
     return end_locked
-
-
-def _count_only(words, doubles, method, code, body_in, body_out, elapsed):
-    cell = _METHOD_CELL.get(method, _OTHER_CELL) + (code // 100 if code < 600 else 0) * _NB
-    words[cell + bisect.bisect_left(BUCKETS, elapsed)] += 1
-    doubles[_SUM] += elapsed
-    words[_BYTES_OUT] += body_out
-    words[_BYTES_IN] += body_in
 
 
 class WorkerStats:

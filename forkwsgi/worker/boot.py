@@ -12,7 +12,7 @@ import time
 from forkwsgi.config.appload import load_app
 from forkwsgi.http.parser import SPOOL_SIZE, Limits
 from forkwsgi.observe import otel
-from forkwsgi.logs import AccessLog
+from forkwsgi.observe.accesslog import AccessLog
 from forkwsgi.process import drop_privileges, set_title
 from forkwsgi.shared.stats import MemoryGuard
 from forkwsgi.worker.channels import Channels

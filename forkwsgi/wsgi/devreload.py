@@ -124,8 +124,6 @@ def load_app_reloading(cfg, report_dir):
     it as a 500 page (details to loopback clients only) until a watched file
     changes. Either way the imported files are reported to the master.
     """
-    from forkwsgi.wsgi.devpage import error_app  # here: the master never needs it
-
     extra = ()
     try:
         app = load_app(cfg.wsgi_app, cfg.chdir)

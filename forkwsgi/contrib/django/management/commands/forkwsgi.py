@@ -42,8 +42,8 @@ def split_django_options(args):
 
 
 def has_app_argument(args):
-    from forkwsgi.cli import build_parser
-    from forkwsgi.config.settings import ConfigError
+    from forkwsgi.config.cmdline import build_parser
+    from forkwsgi.errors import ConfigError
     try:
         return bool(vars(build_parser().parse_args(args)).get("app"))
     except ConfigError:
