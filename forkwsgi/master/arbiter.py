@@ -8,9 +8,12 @@ own modules, each given what it needs:
 
     signals.py      the signal queue and the wake-up pipe
     workers.py      the table of workers: fork, signal, time out, reap
+    spawn.py        one worker's fork, up to run_worker in the child
     generations.py  which generation to run, reloads converging on the newest
+    reconfigure.py  HUP: the config read again, the sockets moved to its `bind`
     upgrade.py      USR2: a new master handed our sockets
     sockets.py      binding and adopting listening sockets
+    autoscale.py    --max-workers: how many workers the load wants
 """
 import gc
 import os
@@ -21,8 +24,8 @@ import time
 from forkwsgi import __version__
 from forkwsgi.config.appload import AppImportError, load_app
 from forkwsgi.config.cpus import resolve_workers
-from forkwsgi.errors import BOOT_ERROR, ConfigError
 from forkwsgi.config.tls import build_context
+from forkwsgi.errors import BOOT_ERROR, ConfigError
 from forkwsgi.logs import log, reopen_error_log, setup_error_log
 from forkwsgi.master import systemd
 from forkwsgi.master.autoscale import AutoscaleDriver, check_max_workers
@@ -31,8 +34,8 @@ from forkwsgi.master.reconfigure import checked_config, rebind
 from forkwsgi.master.reloader import start_reloader
 from forkwsgi.master.signals import SignalQueue, WakeupPipe
 from forkwsgi.master.sockets import bind_endpoint, close_listeners, mark_tls
-from forkwsgi.master.upgrade import Upgrade, open_listeners
 from forkwsgi.master.spawn import Spawner
+from forkwsgi.master.upgrade import Upgrade, open_listeners
 from forkwsgi.master.workers import WorkerTable, failed_to_boot
 from forkwsgi.observe import otel
 from forkwsgi.observe.observer import Observer

@@ -1,4 +1,10 @@
-"""Listening sockets: parse bind addresses, bind them, or adopt inherited fds."""
+"""Listening sockets: bind them, or adopt inherited fds; close them at a stop.
+
+bind_socket is the one binder of every listening socket the server opens:
+the app's (bind_address, for `bind`) and the observer's (bind_endpoint, for
+--metrics-bind and --control-socket, passed to observe/ by the arbiter). Each
+caller keeps its own wording of errors and its own unix socket permissions.
+"""
 import errno
 import os
 import socket
@@ -191,8 +197,9 @@ def _refuse_listener(problem, name, exc):
 
 def bind_address(text, cfg):
     """Create, bind and listen one socket for bind string ``text``."""
-    if parse_address(text)[0] == "fd":
-        return adopt_fd(parse_address(text)[1], cfg)
+    kind, *parts = parse_address(text)
+    if kind == "fd":
+        return adopt_fd(parts[0], cfg)
     sock, path = bind_socket(text, _refuse_listener, cfg.backlog, umask=cfg.umask, reuse_port=cfg.reuse_port)
     if path:
         return Listener(sock, "unix:" + path, path)
@@ -219,7 +226,7 @@ def bind_endpoint(address, what, mode=0o600):
     return bind_socket(address, refuse, 64, umask=0o177, mode=mode, follow_symlinks=False)
 
 
-def adopt_fd(fd, cfg=None):
+def adopt_fd(fd, cfg):
     """Wrap an inherited listening fd (systemd, fd://N, USR2 re-exec)."""
     try:
         sock = socket.socket(fileno=fd)
@@ -228,7 +235,7 @@ def adopt_fd(fd, cfg=None):
     if sock.type != socket.SOCK_STREAM:
         raise ConfigError("fd://%d is not a stream socket" % fd)
     if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0:
-        sock.listen(cfg.backlog if cfg else 2048)
+        sock.listen(cfg.backlog)
     sock.setblocking(False)
     return Listener(sock, _display(sock.family, sock.getsockname()) + " (fd %d)" % fd, owned=False)
 
