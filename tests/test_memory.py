@@ -14,7 +14,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from forkwsgi.shared import stats
-from forkwsgi.master.arbiter import fork_with_gc_off, preload_app
+from forkwsgi.master.arbiter import preload_app
+from forkwsgi.master.workers import fork_with_gc_off
 from .conftest import ROOT, Server, free_port, wait_for
 
 MEMORY_APP = "tests.memory_app:app"

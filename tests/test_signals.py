@@ -378,23 +378,6 @@ def test_workers_stop_when_the_master_is_killed(server_factory):
     assert wait_for(lambda: all(process_gone(pid) for pid in workers), 10)
 
 
-def test_signal_queue_keeps_stop_signals_and_counts_added_workers():
-    """A flood of other signals fills the queue; TERM, INT and QUIT still get in, and `add 64` is one entry."""
-    from forkwsgi.master.arbiter import MAX_QUEUED, Arbiter
-    arbiter = Arbiter(None, None, [])
-    arbiter.enqueue(signal.SIGTTIN, 64)
-    arbiter.enqueue(signal.SIGTTIN, 2)
-    assert arbiter.signals == [[signal.SIGTTIN, 66]]
-    for _ in range(20):
-        for sig in (signal.SIGUSR1, signal.SIGTTOU, signal.SIGWINCH, signal.SIGHUP):
-            arbiter._queue_signal(sig, None)
-    assert len(arbiter.signals) == MAX_QUEUED
-    for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGQUIT, signal.SIGINT):
-        arbiter._queue_signal(sig, None)
-    stops = [entry[0] for entry in arbiter.signals if entry[0] in (signal.SIGTERM, signal.SIGQUIT, signal.SIGINT)]
-    assert stops == [signal.SIGTERM, signal.SIGQUIT, signal.SIGINT]
-
-
 def test_term_right_after_ctl_add_64_stops_the_master(server_factory, tmp_path):
     from forkwsgi.ctl import request as ctl_request
     path = str(tmp_path / "ctl.sock")

@@ -10,7 +10,11 @@ for --scale-down-after, one less, down to -w, and another a second later while
 one is still idle. A worker more restarts the pressure clock, so the next one is
 judged on what the last one did.
 """
+import time
+
 from forkwsgi.errors import ConfigError
+from forkwsgi.logs import log
+from forkwsgi.shared.backlog import tcp_listen_queue
 
 SAMPLE_INTERVAL = 0.1  # seconds between the master's samples
 SETTLE = 1.0  # seconds after a retirement before the next: the load spreads over those left
@@ -62,3 +66,61 @@ class Autoscaler:
         self.changed_at = now
         self.pressure_since = now if step > 0 else None
         return step
+
+
+class AutoscaleDriver:
+    """The master's side: how many workers are wanted now, and when to sample the Autoscaler."""
+
+    def __init__(self):
+        self.scaler = None  # an Autoscaler while --max-workers is set
+        self.scaled = {"up": 0, "down": 0}  # workers added and retired by the autoscaler
+
+    def configure(self, cfg):
+        """At start and at each reload: an autoscaler while --max-workers is set, keeping what it added."""
+        if not cfg.max_workers:
+            self.scaler = None
+        elif self.scaler is None:
+            self.scaler = Autoscaler(cfg.scale_up_after, cfg.scale_down_after)
+        else:
+            self.scaler.up_after, self.scaler.down_after = cfg.scale_up_after, cfg.scale_down_after
+
+    @staticmethod
+    def most_workers(cfg):
+        """The most workers that may run: --max-workers, or -w (moved by TTIN/TTOU) when above it or unset."""
+        return max(cfg.workers, cfg.max_workers or 0)
+
+    def wanted(self, cfg):
+        """Workers to run now: -w (the least; 0 after WINCH), plus those the autoscaler added."""
+        workers = cfg.workers
+        if self.scaler is None or not workers:
+            return workers
+        return min(workers + self.scaler.extra, self.most_workers(cfg))
+
+    def due(self):
+        """When the next sample is due (monotonic), or None without --max-workers."""
+        return None if self.scaler is None else self.scaler.due
+
+    def step(self, cfg, current, settled, listeners, now=None):
+        """Sample the ``current`` workers' busy-ness (heartbeat pages) and the accept queues of ``listeners``;
+        True when a worker is to be added or retired. Only once ``settled`` (no reload under way) and
+        every current worker has booted."""
+        scaler = self.scaler
+        now = time.monotonic() if now is None else now
+        if scaler is None or now < scaler.due or not cfg.workers:
+            return False
+        scaler.extra = self.wanted(cfg) - cfg.workers  # TTIN/TTOU may have moved the bounds
+        if not settled or any(not w.heartbeat.booted for w in current):
+            scaler.due = now + SAMPLE_INTERVAL  # booting or reloading: judge the workers once they serve
+            return False
+        busy = {w.pid: w.heartbeat.busy_since > 0.0 for w in current}
+        queues = [tcp_listen_queue(listener.sock) for listener in listeners]
+        backlog = sum(queue[0] for queue in queues if queue is not None)
+        step = scaler.sample(now, busy, backlog, len(current), self.most_workers(cfg) - self.wanted(cfg))
+        if not step:
+            return False
+        self.scaled["up" if step > 0 else "down"] += 1
+        log.info("%s: %d worker(s) wanted (-w %d, --max-workers %d)",
+                 "load: every worker busy or connections queued, adding a worker" if step > 0
+                 else "load: a worker idle for --scale-down-after, retiring one", self.wanted(cfg),
+                 cfg.workers, self.most_workers(cfg))
+        return True

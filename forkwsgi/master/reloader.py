@@ -33,12 +33,13 @@ Debounce
     for one reload: a burst of saves (an editor, a ``git checkout``) gives one.
 
 The reload
-    The watcher thread never acts itself: it queues SIGHUP onto the arbiter's
-    signal queue and wakes its loop, which then does exactly what HUP does: new
+    The watcher thread never acts itself: it puts SIGHUP on the master's
+    signal queue (which wakes its loop), and the loop does exactly what HUP does: new
     workers import the app afresh and the old ones retire gracefully, handing
     their idle keep-alive connections over. The bytecode caches of the changed
     ``.py`` files are removed first, since Python validates them by whole-second
-    mtime and size only.
+    mtime and size only. Each new worker wakes the loop as it boots (its
+    heartbeat), so the old ones are told to stop at once.
 """
 import atexit
 import importlib.util
@@ -58,7 +59,6 @@ STEP = 0.1  # seconds between looks while a change is pending
 QUIET = 0.3  # a change is acted on once nothing more changed for this long...
 MAX_DELAY = 3.0  # ...or this long after the first change, whichever comes first
 INOTIFY_FULL_SCAN = 2.0  # with inotify, a full stat scan this often anyway (directories created later)
-SETTLE_MAX = 15.0  # after asking for a reload, wake the arbiter's loop every STEP for at most this long
 
 # ----- master side
 
@@ -72,18 +72,23 @@ def _watchfiles():
 
 
 class Reloader:
-    """The master's watcher: a thread that asks the arbiter for a reload when a watched file changes."""
+    """The master's watcher: a thread that asks for a reload when a watched file changes.
 
-    def __init__(self, arbiter):
-        self.arbiter = arbiter
+    ``put_signal(signum)`` queues a signal for the master's loop (and wakes it); ``ids`` are the
+    (uid, gid) the workers switch to, who must be able to write their file lists.
+    """
+
+    def __init__(self, cfg, ids, put_signal):
+        self.cfg = cfg
+        self.put_signal = put_signal
         self.directory = tempfile.mkdtemp(prefix="forkwsgi-reload-")
-        uid, gid = arbiter.ids
+        uid, gid = ids
         if uid is not None or gid is not None:  # workers drop privileges before they report
             os.chown(self.directory, -1 if uid is None else uid, -1 if gid is None else gid)
         self.owner = os.getpid()
         self.states = {}  # path -> last state seen
         self.static = frozenset()
-        self.update(arbiter.cfg)
+        self.update(cfg)
         self.pending = {}  # path -> what happened, since the first change of the burst
         self.first_change = self.last_change = 0.0
         self.stopping = threading.Event()
@@ -91,18 +96,17 @@ class Reloader:
         self.watchfiles = None
         self.engine = "poll"
         self._dirs, self._dirs_for = set(), -1
-        self.settling_until = 0.0  # while a reload is under way: wake the arbiter's loop often
-        self.settling_generation = 0
 
     def update(self, cfg):
         """The config file and the extra files to watch (after a reload re-read the config)."""
+        self.cfg = cfg
         paths = list(cfg.reload_extra_files)
         if cfg.config:
             paths.append(cfg.config)
         self.static = frozenset(os.path.abspath(path) for path in paths)
 
     def start(self):
-        engine = self.arbiter.cfg.reload_engine
+        engine = self.cfg.reload_engine
         if engine != "poll":
             self.watchfiles = _watchfiles()
             if self.watchfiles is None and engine == "inotify":
@@ -143,8 +147,7 @@ class Reloader:
                 self.stopping.wait(STEP)
 
     def _run_poll(self):
-        while not self.stopping.wait(STEP if self.pending or self.settling_until else POLL_INTERVAL):
-            self._settle()
+        while not self.stopping.wait(STEP if self.pending else POLL_INTERVAL):
             self._collect()
             self._scan(self.states)
             self._maybe_reload()
@@ -162,7 +165,6 @@ class Reloader:
                     *sorted(directories), watch_filter=None, debounce=1000, step=50, stop_event=self.stopping,
                     rust_timeout=int(STEP * 1000), yield_on_timeout=True, raise_interrupt=False, recursive=False,
                     ignore_permission_denied=True):
-                self._settle()
                 self._collect()
                 now = time.monotonic()
                 if changes or now - scanned_at >= INOTIFY_FULL_SCAN:
@@ -269,31 +271,9 @@ class Reloader:
         self.request_reload()
 
     def request_reload(self):
-        """What HUP does, from this thread: queue the signal for the arbiter's loop and wake it."""
-        self.settling_generation = self.arbiter.generation
-        self.settling_until = time.monotonic() + SETTLE_MAX
-        self.arbiter._queue_signal(signal.SIGHUP, None)
-        self._wake()
-
-    def _settle(self):
-        """Until the new generation serves, wake the arbiter's loop every STEP (it otherwise sleeps up to 1 s),
-        so that it retires the old workers as soon as the new ones have booted: after a reload, every
-        response comes from the new code within about STEP. Only the loop acts; this only wakes it."""
-        if not self.settling_until:
-            return
-        arbiter = self.arbiter
-        done = arbiter.generation > self.settling_generation and arbiter.serving_generation == arbiter.generation
-        if done or time.monotonic() > self.settling_until:
-            self.settling_until = 0.0
-        else:
-            self._wake()
-
-    def _wake(self):
-        try:
-            os.write(self.arbiter.wake_w, b"\0")
-        except OSError:
-            pass  # the pipe is full: the loop is awake anyway
+        """What HUP does, from this thread: queue the signal for the master's loop (which wakes it)."""
+        self.put_signal(signal.SIGHUP)
 
 
-def start_reloader(arbiter):
-    return Reloader(arbiter).start()
+def start_reloader(cfg, ids, put_signal):
+    return Reloader(cfg, ids, put_signal).start()

@@ -1,4 +1,10 @@
-"""Listening sockets: parse bind addresses, bind them, or adopt inherited fds."""
+"""Listening sockets: bind them, or adopt inherited fds; close them at a stop.
+
+bind_socket is the one binder of every listening socket the server opens:
+the app's (bind_address, for `bind`) and the observer's (bind_endpoint, for
+--metrics-bind and --control-socket, passed to observe/ by the arbiter). Each
+caller keeps its own wording of errors and its own unix socket permissions.
+"""
 import errno
 import os
 import socket
@@ -74,11 +80,11 @@ def _drop_all_program():
     return _drop_all[1]
 
 
-def _tcp_sockaddr(host, port):
+def _tcp_sockaddr(host, port, name, refuse):
     try:
         infos = socket.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise ConfigError("cannot resolve %s: %s" % (host, exc.strerror)) from None
+        raise refuse("resolve", name, exc) from None
     family, _, _, _, sockaddr = infos[0]
     return family, sockaddr
 
@@ -92,25 +98,101 @@ def _display(family, sockaddr):
     return "%s:%d" % sockaddr[:2]
 
 
-def _remove_stale_unix_socket(path):
-    """Remove ``path`` if it is a unix socket nobody listens on; refuse to touch anything else."""
+def _remove_stale_unix_socket(path, refuse, follow_symlinks):
+    """Remove ``path`` if it is a unix socket nobody listens on; refuse to touch anything else.
+
+    A probe that fails otherwise than by refusal is ``refuse("probe", ...)``'s to judge: an
+    exception to raise, or None to go on (the bind then fails if the path is taken).
+    """
     try:
-        mode = os.stat(path).st_mode
+        mode = os.stat(path, follow_symlinks=follow_symlinks).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
-        raise ConfigError("bind unix:%s: path exists and is not a socket" % path)
+        raise refuse("not a socket", path, None)
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)  # a live server whose backlog is full does not hold the start forever
     try:
         probe.connect(path)
-    except ConnectionRefusedError:
-        os.unlink(path)
+    except (ConnectionRefusedError, FileNotFoundError):
+        _unlink_quietly(path)  # stale: left by a server that died
         return
-    except OSError:
+    except OSError as exc:
+        problem = refuse("probe", path, exc)
+        if problem is not None:
+            raise problem from None
         return
     finally:
         probe.close()
-    raise ConfigError("bind unix:%s: another server is listening there" % path)
+    raise refuse("in use", path, None)
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def bind_socket(address, refuse, backlog, umask=None, mode=None, reuse_port=False, follow_symlinks=True):
+    """(listening non-blocking socket, unix path or None) for ``address`` (HOST:PORT, [IPV6]:PORT, unix:PATH).
+
+    The one binder of the master's listening sockets: the app's (bind_address) and the observer's
+    (bind_endpoint). A unix path holding a stale socket is replaced; one a live server answers, or
+    that is not a socket, is refused. ``refuse(problem, name, error)`` makes each caller's exception
+    (its own wording); ``umask`` and ``mode`` set a unix socket's permissions.
+    """
+    kind, *parts = parse_address(address)
+    if kind == "unix":
+        path = parts[0]
+        _remove_stale_unix_socket(path, refuse, follow_symlinks)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(umask) if umask is not None else None
+        try:
+            sock.bind(path)
+        except OSError as exc:
+            sock.close()
+            raise refuse("bind unix", path, exc) from None
+        finally:
+            if old is not None:
+                os.umask(old)
+        if mode is not None:
+            os.chmod(path, mode)
+    else:
+        family, sockaddr = _tcp_sockaddr(parts[0], parts[1], address, refuse)
+        path = None
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind(sockaddr)
+        except OSError as exc:
+            sock.close()
+            raise refuse("bind tcp", address, exc) from None
+    try:
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise refuse("bind " + kind, path or address, exc) from None
+    sock.setblocking(False)
+    return sock, path
+
+
+def _refuse_listener(problem, name, exc):
+    """The errors of the app's listeners, as `bind` names them."""
+    if problem == "probe":
+        return None  # not proof of a live server: the bind decides
+    if problem == "resolve":
+        return ConfigError("cannot resolve %s: %s" % (parse_address(name)[1], exc.strerror))
+    if problem == "not a socket":
+        return ConfigError("bind unix:%s: path exists and is not a socket" % name)
+    if problem == "in use":
+        return ConfigError("bind unix:%s: another server is listening there" % name)
+    if problem == "bind unix":
+        return ConfigError("cannot bind unix:%s: %s" % (name, exc.strerror))
+    reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+    return ConfigError("cannot bind %s: %s" % (name, reason))
 
 
 def bind_address(text, cfg):
@@ -118,38 +200,33 @@ def bind_address(text, cfg):
     kind, *parts = parse_address(text)
     if kind == "fd":
         return adopt_fd(parts[0], cfg)
-    if kind == "unix":
-        path = parts[0]
-        _remove_stale_unix_socket(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(cfg.umask)
-        try:
-            sock.bind(path)
-        except OSError as exc:
-            sock.close()
-            raise ConfigError("cannot bind unix:%s: %s" % (path, exc.strerror)) from None
-        finally:
-            os.umask(old)
-        sock.listen(cfg.backlog)
-        sock.setblocking(False)
+    sock, path = bind_socket(text, _refuse_listener, cfg.backlog, umask=cfg.umask, reuse_port=cfg.reuse_port)
+    if path:
         return Listener(sock, "unix:" + path, path)
-    family, sockaddr = _tcp_sockaddr(*parts)
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if cfg.reuse_port and hasattr(socket, "SO_REUSEPORT"):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind(sockaddr)
-        sock.listen(cfg.backlog)
-    except OSError as exc:
-        sock.close()
-        reason = "address already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise ConfigError("cannot bind %s: %s" % (text, reason)) from None
-    sock.setblocking(False)
-    return Listener(sock, _display(family, sock.getsockname()))
+    return Listener(sock, _display(sock.family, sock.getsockname()))
 
 
-def adopt_fd(fd, cfg=None):
+def bind_endpoint(address, what, mode=0o600):
+    """(socket, unix path or None) for an observer's listener (the metrics address, the control socket).
+
+    Passed to the observer by the arbiter, so observe/ binds with this module's binder without
+    importing the master. ``what`` names the setting in errors; a unix socket gets ``mode``.
+    """
+    def refuse(problem, name, exc):
+        if problem == "resolve":
+            return ConfigError("%s %s: %s" % (what, name, exc))
+        if problem == "not a socket":
+            return ConfigError("%s %s exists and is not a socket; refusing to replace it" % (what, name))
+        if problem == "in use":
+            return ConfigError("%s %s is in use by another running server (another forkwsgi?); "
+                               "refusing to start" % (what, name))
+        if problem == "probe":
+            return ConfigError("%s %s: %s" % (what, name, exc.strerror))
+        return ConfigError("%s %s: cannot bind: %s" % (what, name, exc.strerror))
+    return bind_socket(address, refuse, 64, umask=0o177, mode=mode, follow_symlinks=False)
+
+
+def adopt_fd(fd, cfg):
     """Wrap an inherited listening fd (systemd, fd://N, USR2 re-exec)."""
     try:
         sock = socket.socket(fileno=fd)
@@ -158,7 +235,7 @@ def adopt_fd(fd, cfg=None):
     if sock.type != socket.SOCK_STREAM:
         raise ConfigError("fd://%d is not a stream socket" % fd)
     if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0:
-        sock.listen(cfg.backlog if cfg else 2048)
+        sock.listen(cfg.backlog)
     sock.setblocking(False)
     return Listener(sock, _display(sock.family, sock.getsockname()) + " (fd %d)" % fd, owned=False)
 
@@ -169,7 +246,7 @@ def _sockaddr_key(text):
     if kind == "unix":
         return parts[0]
     if kind == "tcp":
-        return _tcp_sockaddr(*parts)[1][:2]
+        return _tcp_sockaddr(parts[0], parts[1], text, _refuse_listener)[1][:2]
     try:  # fd://N: the address of whatever fd N is, looked at through a duplicate
         with socket.socket(fileno=os.dup(parts[0])) as probe:
             return _bound_key(probe)
@@ -214,3 +291,12 @@ def create_listeners(cfg, inherited_fds=(), systemd_fds=()):
     for leftover in inherited:
         leftover.close(unlink=False)
     return mark_tls(listeners, cfg)
+
+
+def close_listeners(listeners, admit_none, unlink):
+    """At a stop: close the listeners, first letting the kernel complete no new connection when ``admit_none``
+    (the workers drain what is queued), and removing their socket files when ``unlink``."""
+    for listener in listeners:
+        if admit_none:
+            listener.stop_admitting()
+        listener.close(unlink=unlink)

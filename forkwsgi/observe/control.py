@@ -33,7 +33,7 @@ def answer(observer, raw):
         return dict(status(observer), ok=True)
     if command in CONTROL_SIGNALS and not args:
         signum, text = CONTROL_SIGNALS[command]
-        arbiter.enqueue(signum)
+        observer.put_signal(signum)
         return {"ok": True, "message": text}
     if command in ("add", "remove"):
         count = args[0] if len(args) == 1 else "1" if not args else ""
@@ -44,7 +44,7 @@ def answer(observer, raw):
             count = min(count, arbiter.cfg.workers - 1)
             if count <= 0:
                 return {"ok": False, "error": "cannot remove the last worker (use stop)"}
-        arbiter.enqueue(signal.SIGTTIN if command == "add" else signal.SIGTTOU, count)  # one entry, not N
+        observer.put_signal(signal.SIGTTIN if command == "add" else signal.SIGTTOU, count)  # one entry, not N
         return {"ok": True, "message": "%s %d worker(s): %d wanted" % (
             "adding" if command == "add" else "removing", count,
             arbiter.cfg.workers + (count if command == "add" else -count))}
@@ -75,7 +75,7 @@ def status(observer):
     return {"master": {"pid": arbiter.pid, "rss": _stats.process_rss(os.getpid()),
                        "uptime": round(now_wall - observer.started, 3), "workers_wanted": arbiter.wanted(),
                        "workers_min": arbiter.cfg.workers, "workers_max": arbiter.most_workers(),
-                       "scaled": dict(arbiter.scaled), "generation": arbiter.generation, "version": __version__},
+                       "scaled": dict(arbiter.scaling.scaled), "generation": arbiter.generation, "version": __version__},
             "workers": workers, "listeners": listeners,
             "requests": sum(total[_stats.DURATION:_stats.DURATION_SUM_US]),
             "restarts": dict(observer.restarts)}

@@ -14,18 +14,17 @@ waited longest, over EVICT_AFTER, for its request to arrive whole (a client
 trickling bytes: a real one sends its request at once). One request is
 answered per read: bytes pipelined behind it, or a request body, close the
 connection after the answer.
-What they say comes from the callables it is given (metrics.py, control.py).
+What they say comes from the callables it is given (metrics.py, control.py),
+and the listeners are bound by the binder it is given (the master's, in
+master/sockets.py: one binder for every listening socket of the server).
 Across a USR2 re-exec the listeners pass to the new master as inherited fds
 (FORKWSGI_OBSERVE_FDS), so their addresses stay bound throughout.
 """
-import errno
 import json
 import os
 import socket
-import stat
 import time
 
-from forkwsgi.errors import ConfigError
 from forkwsgi.logs import log
 from forkwsgi.config.addresses import parse_address
 
@@ -42,66 +41,6 @@ def _unlink_quietly(path):
         os.unlink(path)
     except OSError:
         pass
-
-
-def bind_unix(path, mode, what):
-    """A listening unix socket at ``path``. Refuses a path that is not a socket, or one a live server answers."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        info = None
-    if info is not None:
-        if not stat.S_ISSOCK(info.st_mode):
-            raise ConfigError("%s %s exists and is not a socket; refusing to replace it" % (what, path))
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        probe.settimeout(1.0)
-        try:
-            probe.connect(path)
-        except OSError as exc:
-            if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
-                raise ConfigError("%s %s: %s" % (what, path, exc.strerror)) from None
-            _unlink_quietly(path)  # stale: left by a server that died
-        else:
-            raise ConfigError("%s %s is in use by another running server (another forkwsgi?); "
-                              "refusing to start" % (what, path))
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
-    try:
-        sock.bind(path)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError("%s %s: cannot bind: %s" % (what, path, exc.strerror)) from None
-    finally:
-        os.umask(old_umask)
-    os.chmod(path, mode)
-    sock.listen(64)
-    sock.setblocking(False)
-    return sock
-
-
-def bind_address(address, what):
-    """(socket, unix path or None) for a metrics address: HOST:PORT or unix:PATH."""
-    parsed = parse_address(address)
-    if parsed[0] == "unix":
-        return bind_unix(parsed[1], 0o600, what), parsed[1]
-    _, host, port = parsed
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise ConfigError("%s %s: %s" % (what, address, exc)) from None
-    family, _, _, _, sockaddr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind(sockaddr)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError("%s %s: cannot bind: %s" % (what, address, exc.strerror)) from None
-    sock.listen(64)
-    sock.setblocking(False)
-    return sock, None
 
 
 def inherited_fds():
@@ -163,8 +102,9 @@ class Endpoints:
         self.control_path = None
         self.owned_paths = []  # unix socket files we bound, removed on exit
 
-    def open(self, cfg, inherited):
-        """Bind (or adopt from ``inherited``, popping what is taken) the listeners the settings ask for."""
+    def open(self, cfg, inherited, bind):
+        """Bind (or adopt from ``inherited``, popping what is taken) the listeners the settings ask for.
+        ``bind(address, what, mode)`` -> (listening socket, unix path or None); raises ConfigError."""
         if cfg.metrics_bind:
             if "metrics" in inherited:
                 self.metrics_sock = _adopt(int(inherited.pop("metrics")))  # from the master before USR2
@@ -172,7 +112,7 @@ class Endpoints:
                 if parsed[0] == "unix":
                     self.owned_paths.append(parsed[1])
             else:
-                self.metrics_sock, path = bind_address(cfg.metrics_bind, "metrics address")
+                self.metrics_sock, path = bind(cfg.metrics_bind, "metrics address", 0o600)
                 if path:
                     self.owned_paths.append(path)
             log.info("Metrics at: http://%s/metrics", cfg.metrics_bind)
@@ -181,7 +121,7 @@ class Endpoints:
             if "control" in inherited:
                 self.control_sock = _adopt(int(inherited.pop("control")))
             else:
-                self.control_sock = bind_unix(path, cfg.control_socket_mode, "control socket")
+                self.control_sock, _ = bind("unix://" + path, "control socket", cfg.control_socket_mode)
             self.owned_paths.append(path)  # exit() keeps it while another master of this pair runs
             self.control_path = path
             log.info("Control socket: %s", self.control_path)

@@ -180,7 +180,7 @@ def render(observer):
     out.append(CONNECTIONS.by([("active", in_flight), ("idle", idle)]))
     out.append(WORKERS.by(observer.state_counts(live).items()))
     out.append(WORKERS_DESIRED.one(arbiter.wanted()))
-    out.append(SCALED.by(arbiter.scaled.items()))
+    out.append(SCALED.by(arbiter.scaling.scaled.items()))
     out.append(RESTARTS.by(observer.restarts.items()))
     out.append(HANDOFFS.by([("given", total[_stats.HANDOFF_GIVEN]), ("taken", total[_stats.HANDOFF_TAKEN])]))
     queues = [(str(listener), tcp_listen_queue(listener.sock)) for listener in list(arbiter.listeners)]

@@ -32,14 +32,18 @@ class Observer:
     """Owned by the arbiter; None there when no observability setting is on."""
 
     @classmethod
-    def create(cls, arbiter):
+    def create(cls, arbiter, put_signal, bind):
+        """None when no observability setting is on. ``put_signal(signum, count)`` queues a signal for the
+        master's loop (the control commands); ``bind(address, what, mode)`` binds a listener (the master's
+        binder, so this package never imports the master)."""
         cfg = arbiter.cfg
         if not (cfg.metrics_bind or cfg.control_socket or cfg.statsd_host or cfg.max_worker_memory):
             return None
-        return cls(arbiter)
+        return cls(arbiter, put_signal, bind)
 
-    def __init__(self, arbiter):
+    def __init__(self, arbiter, put_signal, bind):
         self.arbiter = arbiter
+        self.put_signal = put_signal
         cfg = arbiter.cfg
         self.started = time.time()
         self.retired = [0] * _stats.COUNTERS
@@ -49,7 +53,7 @@ class Observer:
         self.statsd = None
         inherited = inherited_fds()
         try:
-            self.endpoints.open(cfg, inherited)
+            self.endpoints.open(cfg, inherited, bind)
             if cfg.statsd_host:
                 self.statsd = Statsd(self, cfg.statsd_host)
         except BaseException:
@@ -93,7 +97,7 @@ class Observer:
     def restart_reason(self, worker, code, retire_reason):
         if worker.aborted_at:
             return "timeout"
-        if worker.retiring:
+        if worker.told_to_stop:
             return "reload" if worker.generation != self.arbiter.generation else None  # else: fewer workers
         if code != 0:
             return "crash"
@@ -115,7 +119,7 @@ class Observer:
         if not worker.heartbeat.booted:
             return "booting"
         page = worker.stats
-        if worker.retiring or worker.aborted_at or worker.quit_at or (page is not None and page.gauge(_stats.STOPPING)):
+        if worker.told_to_stop or worker.aborted_at or worker.quit_at or (page is not None and page.gauge(_stats.STOPPING)):
             return "stopping"
         return "busy" if running else "idle"
 

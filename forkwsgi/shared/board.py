@@ -22,14 +22,10 @@ class Board:
     def handoff_open(self, value):
         self._page[_HANDOFF_OPEN] = 1 if value else 0
 
-    @property
-    def draining(self):
-        """--shutdown-delay is running: health checks fail and responses close their connections."""
-        return self._page[DRAINING] == 1
-
-    @draining.setter
-    def draining(self, value):
-        self._page[DRAINING] = 1 if value else 0
+    def start_draining(self):
+        """--shutdown-delay is running: health checks fail and responses close their connections.
+        (Workers read the DRAINING byte of ``page`` directly; it is never cleared: the master stops next.)"""
+        self._page[DRAINING] = 1
 
     @property
     def page(self):

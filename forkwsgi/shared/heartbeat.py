@@ -8,8 +8,14 @@ a single store, so the master, reading from another core, sees the old stamp or
 the new one and nothing between. (struct.pack_into zero-fills its bytes before
 writing them: a master reading at that instant saw 0.0 and killed a busy worker
 as silent.)
+
+A worker that has booted also writes a byte to the master's wake-up pipe (its
+write end made before fork, passed in), so the master sees the new worker at
+once rather than at its next look (up to a second later): a reload retires
+the old generation as soon as the new one serves.
 """
 import mmap
+import os
 import time
 
 # indexes of the doubles, monotonic seconds: last beat, boot time (0 until booted), since when every app
@@ -18,10 +24,11 @@ _BEAT_AT, _BOOTED_AT, BUSY_SINCE = 0, 1, 2
 
 
 class Heartbeat:
-    __slots__ = ("page", "stamps")
+    __slots__ = ("page", "stamps", "wake_fd")
 
-    def __init__(self):
+    def __init__(self, wake_fd=-1):
         self.page = mmap.mmap(-1, 24)
+        self.wake_fd = wake_fd  # the master's wake-up pipe (not ours to close), or -1
         self.stamps = memoryview(self.page).cast("d")
         self.stamps[_BEAT_AT] = time.monotonic()
 
@@ -32,6 +39,11 @@ class Heartbeat:
         now = time.monotonic()
         self.stamps[_BEAT_AT] = now
         self.stamps[_BOOTED_AT] = now
+        if self.wake_fd >= 0:
+            try:
+                os.write(self.wake_fd, b"\0")
+            except OSError:
+                pass  # the pipe is full (the master is awake anyway) or the master is gone
 
     def busy(self, since):
         """Every app thread is busy since ``since`` (0.0: one is free again)."""
