@@ -218,7 +218,7 @@ class Channels:
             return  # closed, or handed off, already
         del self.connections[conn.fd]
         self.scheduler.forget(conn)
-        self.poller.remove(conn.fd)
+        self.poller.forget(conn.fd)  # closed just below: the kernel drops it from the epoll set
         suspended = conn.state is SUSPENDED  # its client stopped reading, or the worker stops
         conn.move(CLOSE)
         if suspended:

@@ -11,7 +11,11 @@ WRITE = select.POLLOUT
 
 
 class Poller:
+    """epoll, with what is registered kept here, so that asking again for what is already asked
+    for costs no system call, and a socket about to close is not unregistered first (``forget``)."""
+
     def __init__(self):
+        self.events = {}  # fd -> the events it is registered for
         if hasattr(select, "epoll"):
             self._epoll = select.epoll()
             self.poll = self._epoll.poll
@@ -27,13 +31,27 @@ class Poller:
             self.poll = lambda timeout: self._poll.poll(None if timeout is None else timeout * 1000)
 
     def add(self, fd, events=READ):
-        self._register(fd, events)
+        """Poll ``fd`` for ``events`` (registering it, or changing what it is registered for)."""
+        registered = self.events.get(fd)
+        if registered == events:
+            return
+        if registered is None:
+            self._register(fd, events)
+        else:
+            self._modify(fd, events)
+        self.events[fd] = events
 
-    def modify(self, fd, events):
-        self._modify(fd, events)
+    modify = add
 
     def remove(self, fd):
+        if self.events.pop(fd, None) is None:
+            return
         try:
             self._unregister(fd)
         except (OSError, KeyError, ValueError):
             pass
+
+    def forget(self, fd):
+        """``fd`` is about to be closed, and no other descriptor refers to its socket: the kernel
+        takes it out of the epoll set as it closes, so no unregistering call is made."""
+        self.events.pop(fd, None)

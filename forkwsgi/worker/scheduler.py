@@ -67,13 +67,17 @@ class Scheduler:
     STALL = 0.5  # an app call at least this long restarts the keep-alive clocks of the others
 
     def admit(self, conn):
-        """Serve a new connection: accepted here, or handed over by a sibling with bytes already read."""
+        """Serve a new connection: accepted here, or handed over by a sibling with bytes already read.
+
+        It is read at once (the request often arrives with the connection) and polled only if it
+        is still open after that: a connection answered and closed in one go is never registered."""
         self.connections[conn.fd] = conn
-        self.poller.add(conn.fd)
         if conn.reader.buf:
             self.process(conn)
         if conn.state is not CLOSED and not conn.busy:
-            self.channels.readable(conn)  # the request often arrives with the connection
+            self.channels.readable(conn)
+        if conn.state is not CLOSED and not (self.threaded and conn.busy) and conn.fd not in self.poller.events:
+            self.poller.add(conn.fd)  # (a connection waiting on output or in the loop's app call is polled already)
 
     # ----- what was read
 

@@ -149,3 +149,17 @@ def test_a_connection_handed_over_is_served_with_the_bytes_that_came_with_it():
     finally:
         harness.close()
         client.close()
+
+
+def test_accepted_tcp_connections_have_nagle_off(listener):
+    """Set once on the listener, TCP_NODELAY reaches every connection accepted from it."""
+    harness = Harness(listeners=[listener])
+    clients = queue_clients(listener, 2)
+    try:
+        harness.worker.intake.accept(listener, burst=True)
+        for conn in harness.worker.connections.values():
+            assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
