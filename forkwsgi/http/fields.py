@@ -8,7 +8,7 @@ after it, and each only ever sees one bounded line.
 import re
 
 from .errors import BadRequest
-from .known import remember
+from .known import Memory, remember
 
 OWS = " \t"  # str.strip() would also eat \xa0 and friends: a smuggling primitive (gunicorn #3364)
 TOKEN_CLASS = r"!#$%&'*+\-.^_`|~0-9A-Za-z"
@@ -23,7 +23,7 @@ HEAD_BYTES = bytes([9] + list(range(0x20, 0x7f)) + list(range(0x80, 0x100)))
 # accepted before, mapped to their (lower-case name, value): a client sends the same Host,
 # User-Agent, Accept and Accept-* lines with every request (known.py).
 NAME_CACHE = {}
-LINE_CACHE = {}
+LINE_CACHE = Memory()
 
 # RFC 9110 section 6.5.1: fields that framing, routing, authentication,
 # request modifiers or response control depend on must never be trailers.

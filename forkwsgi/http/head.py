@@ -16,7 +16,7 @@ HTTP/1.0 requests' Expect headers are ignored.
 """
 from .errors import BadRequest, ExpectationFailed, NotImplementedMethod, PayloadTooLarge, VersionNotSupported
 from .fields import HEAD_BYTES, OWS, is_token
-from .known import remember
+from .known import Memory, remember
 
 _KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE"))
 
@@ -45,7 +45,7 @@ def _digits(text):
 
 # Request lines already found valid, mapped to (method, target, version): clients ask for the
 # same few paths again and again (known.py).
-VALID_REQUEST_LINES = {}
+VALID_REQUEST_LINES = Memory()
 
 
 def parse_request_line(line):

@@ -4,7 +4,7 @@ import time
 from email.utils import formatdate
 
 from .fields import BAD_VALUE, is_token
-from .known import remember
+from .known import Memory, remember
 
 _STATUS = re.compile(r"[1-9][0-9]{2} [^\x00-\x08\x0a-\x1f\x7f]*")
 HOP_BY_HOP = frozenset(("connection", "keep-alive", "transfer-encoding", "te",
@@ -22,7 +22,7 @@ class InvalidResponse(Exception):
 # valid: an app answers with the same few again and again, and a dict hit replaces the regular
 # expressions and the classification (known.py).
 _VALID_STATUSES = {}
-_VALID_FIELDS = {}
+_VALID_FIELDS = Memory()
 
 
 def check_status(status):
