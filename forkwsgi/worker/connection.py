@@ -15,7 +15,7 @@ from forkwsgi.http.errors import RequestTimeout
 from forkwsgi.http.parser import RequestReader
 from forkwsgi.http.response import CONTINUE
 from forkwsgi.worker.outbuf import OutputBuffer
-from forkwsgi.worker.states import BUSY, CLOSED, HANDSHAKE, READING, WAITING, next_state
+from forkwsgi.worker.states import BUSY, CLOSED, HANDSHAKE, READING, TRANSITIONS, WAITING, next_state
 from forkwsgi.worker.tls import TLS_WRITE, WOULD_BLOCK
 
 _monotonic = time.monotonic
@@ -90,8 +90,11 @@ class Connection:
         self.arrived = 0.0  # monotonic: when its first bytes reached the host, if earlier than read (queuetime.py)
 
     def move(self, event):
-        """Apply ``event`` (states.py); the new state."""
-        self.state = state = next_state(self.state, event)
+        """Apply ``event`` (states.py); the new state. IllegalTransition where the table has no entry."""
+        try:
+            self.state = state = TRANSITIONS[self.state, event]
+        except KeyError:
+            next_state(self.state, event)  # raises, naming the state and the event
         return state
 
     @property

@@ -41,6 +41,7 @@ class Site:
         self.stats = stats  # shared-memory counters (shared/stats.py); None when nothing reads them
         self.access_log = access_log
         self.log_health = cfg.log_health
+        self.threaded = cfg.threads > 1
         self.dates = DateCache()
         self.clock_offset = 0.0  # wall minus monotonic, refreshed by the loop (queuetime.py)
 
@@ -74,7 +75,8 @@ class RequestRun:
         or not; SUSPENDED: the client must take some of the body first (Connection.has_room)."""
         conn = self.conn
         self.began = _monotonic()
-        self.thread = threading.get_ident()
+        if self.site.threaded:  # (for the stack of a request cut loose past --timeout)
+            self.thread = threading.get_ident()
         self.running = True
         try:
             behind = self._start() if self.response is None else self.response.write_more(conn.has_room)
