@@ -112,7 +112,7 @@ def assemble(worker, setup, cfg, stop, handoff):
         if shedder is not None:
             in_app = (lambda inside: handoff.say_spare(False) if inside else None) if handoff is not None \
                 else (lambda inside: None)
-        executor = InlineExecutor(cfg.handoff_delay, worker.lock, scheduler.inline_done,
+        executor = InlineExecutor(cfg.handoff_delay, worker.lock, scheduler.request_done,
                                   scheduler.watch_turn if watching else None, busy, in_app)
     worker.executor = scheduler.executor = executor
     worker.timers = Timers(cfg, stop, channels, handover.hand_off if handover is not None else lambda conn: False)

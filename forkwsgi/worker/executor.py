@@ -27,7 +27,7 @@ QUIET_AFTER = 10.0  # seconds without a slow call before the watcher slows down
 class InlineExecutor:
     """Runs each app call in the loop's own thread; the worker lock is free only meanwhile.
 
-    ``finished(conn, result, started, ended)`` is called in the loop's thread after each call.
+    ``finished(conn, result, ended, started)`` is called in the loop's thread after each call.
     ``watch_turn()`` is what the watcher does, holding the lock, while a call has run past
     ``delay``; ``busy`` (or None) tells the master's autoscaler when a call starts and ends.
     ``in_app(inside)`` (or None) is told as each call begins and ends, with the lock held."""
@@ -80,7 +80,7 @@ class InlineExecutor:
         ended = _monotonic()
         if ended - self.turn_started > self.delay:  # slow calls, or a burst of fast ones
             self.slow_call_at = ended
-        self.finished(conn, result, started, ended)
+        self.finished(conn, result, ended, started)
 
     def _watch(self):
         delay = self.delay

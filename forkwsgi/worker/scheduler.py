@@ -241,12 +241,6 @@ class Scheduler:
             self.poller.remove(conn.fd)  # its thread owns it until done, or suspended again
         self.executor.submit(conn, conn.job)
 
-    def inline_done(self, conn, result, started, ended):
-        """An inline app call returned (executor.InlineExecutor)."""
-        if ended - started > self.STALL:
-            self.stalled_at = ended  # idle timers do not count the span the loop could not see
-        self.request_done(conn, result, ended)
-
     def thread_done(self, conn, result):
         """A pool thread finished with ``conn`` (executor.ThreadPoolExecutor.collect)."""
         if conn in self.abandoned:  # its thread came back after all: only the fd is left to close
@@ -261,9 +255,12 @@ class Scheduler:
             self.process(conn)
             self.channels.resume_reading(conn)
 
-    def request_done(self, conn, result, now=None):
-        """A response is written (or queued), or its body waits for the client; in the loop's thread."""
+    def request_done(self, conn, result, now=None, started=0.0):
+        """A response is written (or queued), or its body waits for the client; in the loop's thread.
+        ``started``: when an inline app call began (executor.InlineExecutor), else 0.0."""
         now = now or _monotonic()
+        if started and now - started > self.STALL:
+            self.stalled_at = now  # idle timers do not count the span the loop could not see
         if self.executor.free:  # (not a probe the hand-off watcher answers while an inline call is stuck)
             self.beat(now)  # a pipelined burst of requests is not silence
         if result is JOB_SUSPENDED:  # still the app's: the loop drains, then resumes it (Channels.writable)
