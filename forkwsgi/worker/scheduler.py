@@ -32,6 +32,8 @@ class Scheduler:
     ``retire(reason)`` to stop after this turn. ``shedder`` (shedding.py) is set with
     --max-queue-time; ``accept_waiting`` (intake) and ``beat`` (heartbeat) once those exist."""
 
+    STALL = 0.5  # an app call at least this long restarts the keep-alive clocks of the others
+
     def __init__(self, cfg, connections, poller, executor, channels, site, stop, handover, retire,
                  multiprocess=True, shedder=None, memory_guard=None, max_requests=0):
         self.connections = connections
@@ -63,8 +65,6 @@ class Scheduler:
         self.handoff_retry_at = 0.0  # no hand-off of a waiting connection before this: siblings were busy
         self.abandoned = set()  # connections of requests cut loose past --timeout, their threads running on
         self.stalled_at = 0.0  # when the loop last came back from an app call longer than STALL
-
-    STALL = 0.5  # an app call at least this long restarts the keep-alive clocks of the others
 
     def admit(self, conn):
         """Serve a new connection: accepted here, or handed over by a sibling with bytes already read.
