@@ -15,6 +15,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.http import wait_accepting
 from tests.support.ports import free_port
 from tests.support.processes import wait_for
 from tests.support.server import ROOT, Server
@@ -132,6 +133,7 @@ def assert_exact(families, expected):
 def test_metrics_exact_under_load_across_kill9_and_hup(server_factory):
     metrics_port = free_port()
     server = server_factory(["-w", "2", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    assert wait_accepting(metrics_port), "the metrics port never accepted"
     server.wait_workers(2)
     expected = {"GET": 0, "POST": 0, "404": 0, "bytes_in": 0}
     last_total = 0
@@ -178,6 +180,7 @@ def test_metrics_exact_under_load_across_kill9_and_hup(server_factory):
 def test_metrics_exact_with_threads(server_factory):
     metrics_port = free_port()
     server = server_factory(["-w", "2", "--threads", "4", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    assert wait_accepting(metrics_port), "the metrics port never accepted"
     with Load(server.port, threads=6) as load:
         wait_for(lambda: sum(load.counts[k] for k in ("GET", "POST", "404")) > 300, timeout=10)
     assert load.counts["errors"] == 0
@@ -187,6 +190,7 @@ def test_metrics_exact_with_threads(server_factory):
 def test_max_requests_counted_as_restart_reason(server_factory):
     metrics_port = free_port()
     server = server_factory(["-w", "1", "--max-requests", "5", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    assert wait_accepting(metrics_port), "the metrics port never accepted"
     for _ in range(12):
         assert requests.get(server.url("/"), timeout=10).status_code == 200
     assert wait_for(lambda: value(scrape(metrics_port), "forkwsgi_worker_restarts",
@@ -198,6 +202,7 @@ def test_max_requests_counted_as_restart_reason(server_factory):
 def test_slow_scraper_never_blocks_the_master(server_factory):
     metrics_port = free_port()
     server = server_factory(["-w", "1", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    assert wait_accepting(metrics_port), "the metrics port never accepted"
     idle = [socket.create_connection(("127.0.0.1", metrics_port)) for _ in range(5)]
     partial = socket.create_connection(("127.0.0.1", metrics_port))
     partial.sendall(b"GET /metr")
@@ -241,6 +246,7 @@ def test_metrics_connection_is_reused_by_scrapers(server_factory):
     one render per read, never a burst; Connection: close and HTTP/1.0 are obeyed."""
     metrics_port = free_port()
     server_factory(["-w", "1", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    assert wait_accepting(metrics_port), "the metrics port never accepted"
     scrape_once = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
     with socket.create_connection(("127.0.0.1", metrics_port), timeout=5) as sock:
         for _ in range(3):
@@ -267,6 +273,7 @@ def test_idle_metrics_connections_make_room_for_new_scrapers(server_factory):
     connections, a new one is still answered (the longest idle is closed to make room)."""
     metrics_port = free_port()
     server_factory(["-w", "1", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
+    assert wait_accepting(metrics_port), "the metrics port never accepted"
     kept = []
     try:
         for _ in range(64):
@@ -375,6 +382,7 @@ def test_max_worker_memory_recycles_before_the_limit(server_factory):
     limit_mb = 80
     server = server_factory(["-w", "2", "--max-worker-memory", str(limit_mb),
                              "--metrics-bind", "127.0.0.1:%d" % metrics_port], app="tests.obs_apps:leak5")
+    assert wait_accepting(metrics_port), "the metrics port never accepted"
     session = requests.Session()
     seen = []
     for _ in range(50):
@@ -516,6 +524,7 @@ def test_control_socket_and_scrapes_work_while_trickling_clients_flood_the_metri
     metrics_port = free_port()
     path = str(tmp_path / "ctl.sock")
     server = server_factory(["-w", "1", "--metrics-bind", "127.0.0.1:%d" % metrics_port, "--control-socket", path])
+    assert wait_accepting(metrics_port), "the metrics port never accepted"
     trickle = Trickle(metrics_port)
     try:
         assert wait_for(lambda: trickle.connects >= 70, 10)

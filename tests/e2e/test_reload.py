@@ -238,6 +238,7 @@ def test_django_project_edit_view(server_factory, tmp_path):
     assert server.log().count(RELOAD_LINE) == 1
 
 
+@pytest.mark.slow  # a real Django project booted through manage.py: several seconds
 def test_django_manage_py_command(tmp_path):
     """manage.py forkwsgi --reload: the app comes from WSGI_APPLICATION; the flags are forkwsgi's."""
     pytest.importorskip("django")

@@ -173,3 +173,15 @@ class Traffic:
         self._stop.set()
         self._thread.join(15)
         return self.results
+
+
+def wait_accepting(port, timeout=15.0):
+    """True once 127.0.0.1:``port`` accepts a connection (a second listener of a server, such as
+    --metrics-bind, may open after the one Server.wait_ready saw); bounded in time."""
+    def accepts():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+    return wait_for(accepts, timeout)
