@@ -66,7 +66,8 @@ def test_shutdown_delay_keeps_serving_then_stops(server_factory):
 
 def test_a_second_term_cuts_the_delay_short(server_factory):
     server = server_factory(["-w", "1", "--shutdown-delay", "30"])
+    server.wait_workers(1)  # the master is in its loop, past start-up
     server.send(signal.SIGTERM)
-    assert server.wait_log("--shutdown-delay", 5)
+    assert server.wait_log("--shutdown-delay", 10)
     server.send(signal.SIGTERM)
     assert server.proc.wait(10) == 0
