@@ -223,6 +223,7 @@ def test_broken_reload_keeps_previous_workers(server_factory, tmp_path):
     shutil.copy(os.path.join(ROOT, "tests", "preload_app.py"), tmp_path / "reloadable.py")
     server = server_factory(["-w", "1", "--chdir", str(tmp_path)], app="reloadable:app")
     old = server.wait_workers(1)
+    assert requests.get(server.url("/")).status_code == 200  # the worker has imported the app: now break it
     (tmp_path / "reloadable.py").write_text("raise ImportError('broken deploy')\n")
     server.send(signal.SIGHUP)
     assert server.wait_log("keeping the 1 previous workers", 20), server.log()
