@@ -3,7 +3,10 @@
 The helpers themselves live in tests/support/ (one of each); the names below stay importable
 from here for test modules that still import them from the conftest.
 """
+import compileall
 import logging
+import os
+import sys
 
 import pytest
 
@@ -12,6 +15,15 @@ from tests.support.ports import free_port  # noqa: F401
 from tests.support.processes import children, process_gone, terminate, wait_for  # noqa: F401
 from tests.support.server import ROOT, Server, close_forgotten  # noqa: F401
 from tests.support.settings import make_config  # noqa: F401
+
+
+def pytest_configure(config):
+    """Where PYTHONDONTWRITEBYTECODE is set, every server a test starts would compile forkwsgi from
+    source again (a third of its start-up): compile forkwsgi and the test apps once, here, in the
+    main process, so the servers read the cached bytecode. Without that variable, Python caches it anyway."""
+    if sys.dont_write_bytecode and not hasattr(config, "workerinput"):
+        for directory in ("forkwsgi", "tests"):
+            compileall.compile_dir(os.path.join(ROOT, directory), quiet=1)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -41,6 +41,7 @@ class KeepAliveClient(threading.Thread):
             self.failures.append(repr(exc))
 
 
+@pytest.mark.slow  # a timing scenario: its bounds hold on a quiet machine, the serial full run
 def test_fast_requests_never_wait_behind_a_slow_one(server_factory):
     """16 keep-alive clients, 5 ms apart, while another client keeps a 1 s request running on -w 4."""
     server = server_factory(["-w", "4"])

@@ -161,6 +161,7 @@ def test_production_mode_never_serves_the_page(server_factory, tmp_path):
     assert "no dev page here" in server.log()
 
 
+@pytest.mark.slow  # a timing scenario: its bounds hold on a quiet machine, the serial full run
 @pytest.mark.parametrize("env", ENGINES)
 def test_burst_of_saves_gives_one_reload(server_factory, tmp_path, env):
     write_app(str(tmp_path), "start")

@@ -329,6 +329,7 @@ def test_hup_burst_keeps_only_the_serving_and_the_newest_generation(server_facto
     assert results and all(status == 200 for status in results), [r for r in results if r != 200][:5]
 
 
+@pytest.mark.slow  # a timing scenario: its bounds hold on a quiet machine, the serial full run
 def test_hups_queued_together_are_one_reload(server_factory, tmp_path):
     reloads = tmp_path / "reloads"
     conf = tmp_path / "slow_reload.conf.py"

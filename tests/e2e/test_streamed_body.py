@@ -104,6 +104,7 @@ def _upload_until_answered(port, total, chunk=65536):
         return sent, ResponseReader(sock).read()[0]
 
 
+@pytest.mark.slow  # a timing scenario: its bounds hold on a quiet machine, the serial full run
 @pytest.mark.parametrize("threads", ["1", "4"])
 def test_an_app_refuses_a_300_mb_upload_before_much_of_it_was_sent(server_factory, tmp_path, threads):
     spool = tmp_path / "spool"
