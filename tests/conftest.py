@@ -6,10 +6,12 @@ from here for test modules that still import them from the conftest.
 import compileall
 import logging
 import os
+import shutil
 import sys
 
 import pytest
 
+from tests.support.certs import make_certificates
 from tests.support.http import ResponseReader, Traffic, connect, request  # noqa: F401
 from tests.support.ports import free_port  # noqa: F401
 from tests.support.processes import children, process_gone, terminate, wait_for  # noqa: F401
@@ -31,6 +33,14 @@ def _close_forgotten_servers():
     """Servers made outside server_factory (a module fixture, a test) still lose their log files."""
     yield
     close_forgotten()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """The test certificates (tests/support/certs.py), made once a session."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command makes test certificates")
+    return make_certificates(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture

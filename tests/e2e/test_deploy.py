@@ -15,7 +15,7 @@ from tests.support.http import ResponseReader, request
 from tests.support.ports import free_port
 from tests.support.processes import process_gone, terminate, wait_for
 from tests.support.server import ROOT, Server
-from tests.e2e.test_tls import _tls_args, certs  # noqa: F401 (certs is a fixture)
+from tests.e2e.test_tls import _tls_args
 
 
 def unix_request(path, raw):

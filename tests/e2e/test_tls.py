@@ -4,7 +4,6 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import time
 
 import pytest
@@ -15,33 +14,6 @@ from tests.support.http import ResponseReader
 from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command makes test certificates")
-
-
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _sign_certificate(directory, name, ca, serial):
-    """A key and a certificate for ``name`` (localhost, 127.0.0.1) signed by the test CA."""
-    ext = directory / ("%s.ext" % name)
-    ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "%s.key" % name, "-out", "%s.csr" % name,
-             "-subj", "/CN=%s" % name, cwd=directory)
-    _openssl("x509", "-req", "-in", "%s.csr" % name, "-CA", "%s.pem" % ca, "-CAkey", "%s.key" % ca,
-             "-set_serial", str(serial), "-days", "2", "-out", "%s.pem" % name, "-extfile", str(ext), cwd=directory)
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("certs")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
-             "-days", "2", "-subj", "/CN=forkwsgi test CA", cwd=directory)
-    _sign_certificate(directory, "server", "ca", 1001)
-    _sign_certificate(directory, "server2", "ca", 2002)
-    _sign_certificate(directory, "client", "ca", 3003)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out", "rogue.pem",
-             "-days", "2", "-subj", "/CN=rogue", cwd=directory)  # signed by nobody the server trusts
-    return directory
 
 
 def _tls_args(certs):

@@ -523,8 +523,8 @@ def test_proxy_protocol_flag_takes_a_mode_or_none(args, mode):
 
 def test_ciphers_limit_the_tls_context(tmp_path):
     from forkwsgi.config.tls import build_context
-    from tests.e2e.test_tls import _openssl
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "1",
+    from tests.support.certs import openssl
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "k.pem", "-out", "c.pem", "-days", "1",
              "-subj", "/CN=localhost", cwd=tmp_path)
     tls = {"certfile": str(tmp_path / "c.pem"), "keyfile": str(tmp_path / "k.pem")}
     every = {c["name"] for c in build_context(make_config(**tls)).get_ciphers()}
