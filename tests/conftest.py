@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -18,14 +19,24 @@ from tests.support.processes import children, process_gone, terminate, wait_for 
 from tests.support.server import ROOT, Server, close_forgotten  # noqa: F401
 from tests.support.settings import make_config  # noqa: F401
 
+if sys.dont_write_bytecode:
+    # PYTHONDONTWRITEBYTECODE: without any bytecode cache, pytest rewrites every test module again in
+    # each (xdist) process. Keep this process's bytecode (and its workers') in one folder under the
+    # temp dir instead; the source tree and the installed packages get none from it.
+    sys.pycache_prefix = os.path.join(tempfile.gettempdir(), "forkwsgi-tests-pycache")
+    sys.dont_write_bytecode = False
+
 
 def pytest_configure(config):
-    """Where PYTHONDONTWRITEBYTECODE is set, every server a test starts would compile forkwsgi from
-    source again (a third of its start-up): compile forkwsgi and the test apps once, here, in the
-    main process, so the servers read the cached bytecode. Without that variable, Python caches it anyway."""
-    if sys.dont_write_bytecode and not hasattr(config, "workerinput"):
-        for directory in ("forkwsgi", "tests"):
-            compileall.compile_dir(os.path.join(ROOT, directory), quiet=1)
+    """Compile forkwsgi and the test apps once, here in the main process, so that the servers the
+    tests start (hundreds) read bytecode instead of each compiling them from source again."""
+    if not hasattr(config, "workerinput"):
+        prefix, sys.pycache_prefix = sys.pycache_prefix, None  # beside the sources, where the servers look
+        try:
+            for directory in ("forkwsgi", "tests"):
+                compileall.compile_dir(os.path.join(ROOT, directory), quiet=1)
+        finally:
+            sys.pycache_prefix = prefix
 
 
 @pytest.fixture(scope="session", autouse=True)
