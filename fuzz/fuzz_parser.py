@@ -14,7 +14,7 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 with atheris.instrument_imports(include=["forkwsgi"]):
-    from tests.parser_verdict import LIMITS, outcome  # the same verdict the split-invariance test checks
+    from tests.support.parser_verdict import LIMITS, outcome  # the same verdict the split-invariance test checks
 
 BYTEWISE_MAX = 2048  # one byte at a time only for inputs up to this size: keeps the fuzzer fast
 

@@ -13,7 +13,7 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 with atheris.instrument_imports(include=["forkwsgi"]):
-    from tests.proxy_verdict import proxy_outcome
+    from tests.support.proxy_verdict import proxy_outcome
 
 MODES = ("v1", "v2", "auto")
 SEEDS = (b"", b"PROXY TCP4 ", b"\r\n\r\n\x00\r\nQUIT\n!\x11\x00\x0c")  # steer inputs toward each version

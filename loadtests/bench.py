@@ -10,9 +10,9 @@ short windows without and with /metrics scraped (see measure_scrape_pairs).
 
     sudo apt-get install wrk nginx-light        # the load generator and the ceiling
     pip install -e '.[bench]'                   # gunicorn and waitress, benchmark only
-    python loadtests/bench.py                   # every scenario; table on stdout, JSON in loadtests/results/
-    python loadtests/bench.py --list            # the scenario names
-    python loadtests/bench.py --scenarios hello-keepalive,browser-head,slow-mix
+    python -m loadtests.bench                   # every scenario; table on stdout, JSON in loadtests/results/
+    python -m loadtests.bench --list            # the scenario names
+    python -m loadtests.bench --scenarios hello-keepalive,browser-head,slow-mix
 
 On a 2-core machine, --cpus 0:1 pins the servers to core 0 and the load
 generator (and this script) to core 1. The server launch table is in
@@ -33,10 +33,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Optional, Tuple
 
+from loadtests import servers as srv
+from loadtests.servers import Server
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import servers as srv  # noqa: E402  (loadtests/ is not a package)
-from servers import Server  # noqa: E402
 
 WRK_SCRIPT = """
 local body_size = tonumber(os.getenv("BENCH_BODY") or "0")

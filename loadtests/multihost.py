@@ -5,7 +5,7 @@ a veth pair with its own /24 in 10.231.0.0/16 (host side .1, namespace side .2),
 own forkwsgi on ADDR:8000 (2 workers, --health-path /healthz, --shutdown-delay 2, a pid file).
 nginx, in the default namespace on a free 127.0.0.1 port, balances the three with upstream
 keep-alive, passive health checks (max_fails=1 fail_timeout=2s) and
-``proxy_next_upstream error timeout http_502 http_503``. tests/loadclient.py (keep-alive and
+``proxy_next_upstream error timeout http_502 http_503``. tests/support/loadclient.py (keep-alive and
 new-connection threads; every body's sha256 is checked) drives nginx while each phase runs:
 
 - ``upgrade``: a rolling USR2 upgrade of every host in turn (USR2, wait for the new master's
@@ -20,8 +20,8 @@ than one attempt, like "502, 200"), plus nginx's upstream errors by kind. The ro
 should lose nothing; the kill phase is reported, not judged (requests in flight on the killed
 host die with it, and nginx may only retry those whose response had not started).
 
-    sudo .venv/bin/python loadtests/multihost.py                 # all phases, about 40 s
-    sudo .venv/bin/python loadtests/multihost.py --phases upgrade,restart --json out.json
+    sudo .venv/bin/python -m loadtests.multihost                 # all phases, about 40 s
+    sudo .venv/bin/python -m loadtests.multihost --phases upgrade,restart --json out.json
 
 Needs root (namespaces, veths), iproute2 and nginx; prints why and exits 0 (status 77 with
 --strict-skip) where they are missing. Every namespace, veth and process it made is removed
@@ -42,11 +42,11 @@ import tempfile
 import time
 from collections import Counter
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from tests.support.loadclient import LoadClient
+from tests.support.nginx import nginx_binary
+from tests.support.ports import free_port
 
-from tests.loadclient import LoadClient  # noqa: E402  (after the sys.path line: run as a script)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 PHASES = ("upgrade", "restart", "kill")
 PORT = 8000
@@ -115,12 +115,6 @@ def wait_for(predicate, timeout, interval=0.02):
         time.sleep(interval)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run(argv, check=True):
     result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, timeout=20)
@@ -172,16 +166,6 @@ def kill(pid, sig):
         return True
     except ProcessLookupError:
         return False
-
-
-def nginx_binary():
-    found = shutil.which("nginx")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def set_subreaper():

@@ -18,6 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
+from tests.support.nginx import nginx_binary
+from tests.support.ports import free_port
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 APP = "loadtests.app:app"
@@ -42,16 +45,6 @@ class Server:
         if self.label:
             return self.label
         return self.kind + (" via nginx" if self.via_nginx else "")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def nginx_binary():
-    return shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
 
 def _importable(module):

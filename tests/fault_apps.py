@@ -1,4 +1,4 @@
-"""WSGI app for the fault-injection scenarios (tests/test_faults.py) and the load client.
+"""WSGI app for the fault-injection scenarios (tests/scenarios/test_faults.py) and the load client.
 
 Every response names the worker that produced it in ``X-Pid``, so a client
 knows which worker holds each of its keep-alive connections.

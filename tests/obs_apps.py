@@ -1,4 +1,4 @@
-"""Apps for tests/test_observability.py."""
+"""Apps for tests/e2e/test_observability.py."""
 import os
 
 from forkwsgi.shared.stats import process_uss

@@ -1,4 +1,4 @@
-"""Apps for tests/test_spool.py: responses streamed in chunks, bodies read or left unread."""
+"""Apps for tests/e2e/test_spool.py: responses streamed in chunks, bodies read or left unread."""
 CHUNK = b"x" * 65536
 
 

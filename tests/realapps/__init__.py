@@ -1,4 +1,4 @@
-"""Real frameworks served by forkwsgi in tests/test_realapps.py: a small Django project and a Flask app.
+"""Real frameworks served by forkwsgi in tests/scenarios/test_realapps.py: a small Django project and a Flask app.
 
 Both expose the same paths, so one test body checks both:
 

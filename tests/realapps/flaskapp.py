@@ -1,4 +1,4 @@
-"""The small Flask app served in tests/test_realapps.py (the same paths as the Django project)."""
+"""The small Flask app served in tests/scenarios/test_realapps.py (the same paths as the Django project)."""
 
 from flask import Flask, Response, jsonify, redirect, request, send_file, url_for
 

@@ -1,0 +1,1 @@
+"""In-process tests: no server process is started (a CLI run to check a config at most)."""

@@ -1,4 +1,4 @@
-"""Settings of the small Django project served in tests/test_realapps.py: production-like, no database."""
+"""Settings of the small Django project served in tests/scenarios/test_realapps.py: production-like, no database."""
 import os
 
 DEBUG = False
