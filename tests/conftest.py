@@ -1,7 +1,6 @@
 """Fixtures of every test: servers started and always stopped, a Config of defaults, logging put back.
 
-The helpers themselves live in tests/support/ (one of each); the names below stay importable
-from here for test modules that still import them from the conftest.
+The helpers themselves live in tests/support/ (one of each).
 """
 import compileall
 import logging
@@ -13,11 +12,7 @@ import tempfile
 import pytest
 
 from tests.support.certs import make_certificates
-from tests.support.http import ResponseReader, Traffic, connect, request  # noqa: F401
-from tests.support.ports import free_port  # noqa: F401
-from tests.support.processes import children, process_gone, terminate, wait_for  # noqa: F401
-from tests.support.server import ROOT, Server, close_forgotten  # noqa: F401
-from tests.support.settings import make_config  # noqa: F401
+from tests.support.server import ROOT, Server, close_forgotten
 
 if sys.dont_write_bytecode:
     # PYTHONDONTWRITEBYTECODE: without any bytecode cache, pytest rewrites every test module again in

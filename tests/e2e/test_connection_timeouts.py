@@ -2,7 +2,8 @@
 import select
 import time
 
-from tests.conftest import ResponseReader, connect, wait_for
+from tests.support.http import ResponseReader, connect
+from tests.support.processes import wait_for
 
 
 def test_empty_lines_do_not_keep_a_connection_alive(server_factory):

@@ -10,7 +10,7 @@ gunicorn_config = pytest.importorskip("gunicorn.config")
 from forkwsgi.config.cmdline import build_parser, parse_settings  # noqa: E402
 from forkwsgi.config.loader import build_config  # noqa: E402
 from forkwsgi.errors import ConfigError  # noqa: E402
-from forkwsgi.config.hookapi import HookRequest, note_forked_worker  # noqa: E402
+from forkwsgi.config.hookapi import HookRequest  # noqa: E402
 from forkwsgi.http.parser import Limits, RequestReader  # noqa: E402
 from forkwsgi.observe.accesslog import AccessLog  # noqa: E402
 from forkwsgi.config.settings import BY_NAME, SETTINGS, audit  # noqa: E402
