@@ -46,7 +46,7 @@ class Timers:
                 if now > conn.linger_until:
                     self.channels.close(conn)
             elif state is HANDSHAKE:
-                if self.header_timeout and now - conn.started > self.header_timeout:
+                if now - conn.started > self._head_limit():
                     log.debug("TLS handshake with %s:%s timed out", *conn.peer[:2])
                     self.channels.close(conn)
             elif conn.out:  # SUSPENDED, SENDING, CLOSING: the client must take what is queued
@@ -55,6 +55,13 @@ class Timers:
                     self.channels.close(conn)
             elif state is READING:
                 self._reading(conn, now, seen_idle)
+
+    def _head_limit(self):
+        """How long a new connection may go without a request (or a TLS client without finishing its
+        handshake): --header-timeout, but once the worker stops only as long as an idle keep-alive
+        connection (a connection opened ahead of need, and never used, must not hold up a stop)."""
+        limit = self.header_timeout or float("inf")
+        return min(limit, STOP_IDLE_GRACE) if self.stop.stopping else limit
 
     def _reading(self, conn, now, seen_idle):
         """A connection between responses: the parser's progress says which clock runs."""
@@ -67,7 +74,7 @@ class Timers:
                 self.channels.refuse(conn, RequestTimeout("no complete request head within %gs"
                                                           % self.header_timeout))
         elif not conn.served:
-            if self.header_timeout and now - max(conn.started, seen_idle) > self.header_timeout:
+            if now - max(conn.started, seen_idle) > self._head_limit():
                 self.channels.close_idle(conn)
         elif self.stop.stopping:
             if now - max(conn.last_io, seen_idle) > min(self.keepalive, STOP_IDLE_GRACE):
