@@ -22,6 +22,19 @@ if sys.dont_write_bytecode:
     sys.dont_write_bytecode = False
 
 
+QUICK_LOOP_WORKERS = 4  # the quick loop's test processes: the servers it starts mostly wait on sockets
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """``pytest -m "not slow"`` is the quick loop: it runs on QUICK_LOOP_WORKERS xdist processes
+    unless -n says otherwise (-n 0: in this process). The full run stays serial, as CI runs it."""
+    if config.option.markexpr.replace("'", '"') == "not slow" and getattr(config.option, "numprocesses", 0) is None \
+            and not hasattr(config, "workerinput"):
+        config.option.numprocesses = QUICK_LOOP_WORKERS
+        config.option.dist = "load"
+
+
 def pytest_configure(config):
     """Compile forkwsgi and the test apps once, here in the main process, so that the servers the
     tests start (hundreds) read bytecode instead of each compiling them from source again."""

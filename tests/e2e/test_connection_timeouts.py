@@ -2,10 +2,13 @@
 import select
 import time
 
+import pytest
+
 from tests.support.http import ResponseReader, connect
 from tests.support.processes import wait_for
 
 
+@pytest.mark.slow  # a timing scenario of several seconds: the full run keeps it
 def test_empty_lines_do_not_keep_a_connection_alive(server_factory):
     """RFC 9112 2.2 lets a server ignore CRLFs before a request; they must not extend any timeout."""
     server = server_factory(["-w", "1", "--keepalive", "1", "--header-timeout", "1"])
@@ -41,6 +44,7 @@ def test_empty_lines_do_not_keep_a_connection_alive(server_factory):
             assert time.monotonic() - started < 3.0
 
 
+@pytest.mark.slow  # a timing scenario of several seconds: the full run keeps it
 def test_a_keep_alive_request_sent_during_a_long_app_call_is_served(server_factory, tmp_path):
     """The idle clock of a connection does not run while its worker is busy in the app."""
     server = server_factory(["-w", "1", "--keepalive", "1", "--no-handoff"],
@@ -68,6 +72,7 @@ def test_a_client_that_half_closes_after_its_requests_gets_every_answer(server_f
             assert reader.closed(timeout=1.0)  # at once, not after --keepalive
 
 
+@pytest.mark.slow  # a timing scenario of several seconds: the full run keeps it
 def test_a_client_that_pipelines_and_never_reads_is_held_to_a_bounded_buffer(server_factory):
     """Its input is paused once 1 MiB waits unparsed behind output it does not take."""
     import socket
@@ -92,6 +97,7 @@ def test_a_client_that_pipelines_and_never_reads_is_held_to_a_bounded_buffer(ser
     flood.close()
 
 
+@pytest.mark.slow  # a timing scenario of several seconds: the full run keeps it
 def test_a_request_that_arrives_during_a_long_loop_turn_keeps_its_connection_open(server_factory, tmp_path):
     """Many app calls, none long alone, make one long turn of the loop. A keep-alive request that
     arrives meanwhile is served at the next turn, and its connection stays open for the one after."""

@@ -70,6 +70,7 @@ def gauge(families, name):
     return sum(sample.value for sample in families[name].samples)
 
 
+@pytest.mark.slow  # a timing scenario of several seconds: the full run keeps it
 def test_max_worker_memory_counts_what_a_preloaded_worker_owns(server_factory, tmp_path):
     metrics_port = free_port()
     control = str(tmp_path / "ctl.sock")

@@ -130,6 +130,7 @@ def assert_exact(families, expected):
                  le="+Inf") == total
 
 
+@pytest.mark.slow  # a timing scenario of several seconds: the full run keeps it
 def test_metrics_exact_under_load_across_kill9_and_hup(server_factory):
     metrics_port = free_port()
     server = server_factory(["-w", "2", "--metrics-bind", "127.0.0.1:%d" % metrics_port])
@@ -289,6 +290,7 @@ def test_idle_metrics_connections_make_room_for_new_scrapers(server_factory):
             sock.close()
 
 
+@pytest.mark.slow  # a timing scenario of several seconds: the full run keeps it
 def test_ctl_status_add_remove_json(server_factory, tmp_path):
     path = str(tmp_path / "ctl.sock")
     server = server_factory(["-w", "2", "--control-socket", path])

@@ -86,7 +86,7 @@ def start(server_factory, tmp_path, env, args=(), app="app:app"):
     return server
 
 
-@pytest.mark.parametrize("env, limit", [pytest.param(POLL, 3.0, id="poll"),
+@pytest.mark.parametrize("env, limit", [pytest.param(POLL, 3.0, id="poll", marks=pytest.mark.slow),
                                         pytest.param(INOTIFY, 1.0, id="inotify", marks=needs_watchfiles)])
 def test_edit_shows_in_next_response(server_factory, tmp_path, env, limit):
     write_app(str(tmp_path), "v1")
@@ -259,6 +259,7 @@ def test_django_manage_py_command(tmp_path):
         assert "Reloading on file changes" in server.log()
 
 
+@pytest.mark.slow  # a timing scenario of several seconds: the full run keeps it
 def test_bad_watched_files_are_logged_and_serving_goes_on(server_factory, tmp_path):
     write_app(str(tmp_path), "steady")
     data = tmp_path / "data.txt"

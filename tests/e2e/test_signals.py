@@ -352,6 +352,7 @@ def test_hups_queued_together_are_one_reload(server_factory, tmp_path):
     assert requests.get(server.url("/")).text == "hello"
 
 
+@pytest.mark.slow  # a timing scenario of several seconds: the full run keeps it
 def test_stopped_worker_is_killed_within_the_timeout_and_replaced(server_factory, tmp_path):
     """A SIGSTOPped worker cannot run its SIGABRT handler until it gets SIGCONT."""
     server = server_factory(["-w", "2", "--timeout", "3", "-c", _hook_config(tmp_path, "worker_abort")])
