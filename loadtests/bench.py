@@ -48,6 +48,24 @@ end
 if os.getenv("BENCH_CLOSE") == "1" then
   wrk.headers["Connection"] = "close"
 end
+if os.getenv("BENCH_FRESH_IDS") == "1" then
+  -- X-Request-Id and traceparent new with every request, as a load balancer or a mesh sends them
+  local hex = "0123456789abcdef"
+  local function rand_hex(n)
+    local out = {}
+    for i = 1, n do
+      local k = math.random(16)
+      out[i] = hex:sub(k, k)
+    end
+    return table.concat(out)
+  end
+  request = function()
+    wrk.headers["X-Request-Id"] = rand_hex(8) .. "-" .. rand_hex(4) .. "-4" .. rand_hex(3) .. "-a" .. rand_hex(3)
+      .. "-" .. rand_hex(12)
+    wrk.headers["traceparent"] = "00-" .. rand_hex(32) .. "-" .. rand_hex(16) .. "-01"
+    return wrk.format()
+  end
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('BENCH {"requests": %d, "duration_us": %d, "socket_errors": %d, "non2xx": %d, '
@@ -100,8 +118,8 @@ def big_cookie(size=4096):
 def default_rows(args):
     """The original table: every server with --workers, gthread and waitress with 4 threads."""
     w = args.workers
-    return [Server("forkwsgi", w), Server("gunicorn sync", w), Server("gunicorn gthread", w, 4),
-            Server("waitress", threads=4), Server("nginx return 200", w)]
+    return [Server("forkwsgi", w), Server("granian", w), Server("uwsgi", w), Server("gunicorn sync", w),
+            Server("gunicorn gthread", w, 4), Server("waitress", threads=4), Server("nginx return 200", w)]
 
 
 def slow_mix_rows(args):
@@ -149,6 +167,7 @@ class Scenario:
     path: str = "/"
     connections: int = 10
     close: bool = False           # Connection: close on every request
+    fresh_ids: bool = False       # X-Request-Id and traceparent new with every request
     body: int = 0                 # POST body bytes
     headers: Tuple[str, ...] = ()
     rows: Callable = default_rows
@@ -166,6 +185,8 @@ SCENARIOS = [
     Scenario("100-connections", "100 connections", connections=100),
     Scenario("browser-head", "browser head", headers=BROWSER_HEAD, vs_hello=True),
     Scenario("proxy-head", "proxy head", headers=PROXY_HEAD, vs_hello=True),
+    Scenario("proxy-head-ids", "proxy head, ids new each request", headers=PROXY_HEAD, fresh_ids=True,
+             vs_hello=True),
     Scenario("cookie-4k", "4 KB cookie", headers=(big_cookie(),), vs_hello=True),
     Scenario("slow-mix", "slow mix", rows=slow_mix_rows, driver="mix"),
     Scenario("threads-50ms", "threads, 50 ms app", path="/sleep?0.05", connections=32, rows=threads_db_rows,
@@ -179,7 +200,8 @@ HELLO = "hello-keepalive"
 
 
 def run_wrk(port, scenario, seconds, threads, script, cpus):
-    env = dict(os.environ, BENCH_BODY=str(scenario.body), BENCH_CLOSE="1" if scenario.close else "0")
+    env = dict(os.environ, BENCH_BODY=str(scenario.body), BENCH_CLOSE="1" if scenario.close else "0",
+               BENCH_FRESH_IDS="1" if scenario.fresh_ids else "0")
     argv = ["wrk", "-t%d" % threads, "-c%d" % scenario.connections, "-d%ds" % seconds, "--timeout", "5s",
             "-s", script]
     for header in scenario.headers:

@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 APP = "loadtests.app:app"
 
-KINDS = ("forkwsgi", "gunicorn sync", "gunicorn gthread", "waitress", "nginx return 200")
+KINDS = ("forkwsgi", "granian", "uwsgi", "gunicorn sync", "gunicorn gthread", "waitress", "nginx return 200")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,10 @@ def _importable(module):
 def installed_kinds():
     """The server kinds installed here, forkwsgi first."""
     kinds = ["forkwsgi"]
+    if _importable("granian"):
+        kinds.append("granian")
+    if shutil.which("uwsgi", path=os.path.dirname(sys.executable)):  # pyuwsgi's command
+        kinds.append("uwsgi")
     if _importable("gunicorn"):
         kinds += ["gunicorn sync", "gunicorn gthread"]
     if _importable("waitress"):
@@ -103,6 +107,15 @@ def command(server, port, workdir, metrics_port=None):
         if not server.handoff:
             argv.append("--no-handoff")
         return argv + (["--threads", str(server.threads)] if server.threads else []) + [APP]
+    if server.kind == "granian":  # Rust I/O and parsing; the app on one blocking thread per worker
+        return [py, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(server.workers), "--blocking-threads", str(server.threads or 1), "--http", "1",
+                "--log-level", "warning", "--no-ws"] + (["--ssl-certificate", cert, "--ssl-keyfile", key]
+                                                       if server.tls else []) + [APP]
+    if server.kind == "uwsgi":  # C, from pyuwsgi; its own HTTP/1.1 parser, no front router
+        return [os.path.join(os.path.dirname(py), "uwsgi"), "--http11-socket", bind, "--processes",
+                str(server.workers), "--master", "--disable-logging", "--need-app", "--module", APP] \
+            + (["--enable-threads", "--threads", str(server.threads)] if server.threads else [])
     if server.kind == "gunicorn sync":
         return [py, "-m", "gunicorn", "-w", str(server.workers), "-b", bind, "--log-level", "warning"] + tls + [APP]
     if server.kind == "gunicorn gthread":
