@@ -45,6 +45,7 @@ from collections import Counter
 from tests.support.loadclient import LoadClient
 from tests.support.nginx import nginx_binary
 from tests.support.ports import free_port
+from tests.support.processes import children
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -143,21 +144,6 @@ def reap(pid):
 def gone(pid):
     reap(pid)
     return proc_state(pid) in (None, "Z", "X")
-
-
-def children(pid):
-    """Live (non-zombie) children of ``pid``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry) as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
-                found.append(int(entry))
-    return sorted(found)
 
 
 def kill(pid, sig):

@@ -40,8 +40,8 @@ def children(pid):
             try:
                 with open("/proc/%s/stat" % entry) as handle:
                     fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
+            except (OSError, IndexError):  # gone meanwhile
                 continue
-            if int(fields[1]) == pid and fields[0] != "Z":
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
                 found.append(int(entry))
     return found
