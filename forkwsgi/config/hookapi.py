@@ -99,21 +99,12 @@ class ServerView(_View):
         return self.cfg.workers
 
 
-_worker_age = [None]  # in a worker process: its age, noted at post_fork (the worker object has none)
-
-
-def note_forked_worker(record):
-    """In a new worker process: remember what only the master's record knows (its age)."""
-    _worker_age[0] = getattr(record, "age", None)
-
-
 class WorkerView(_View):
     """A worker as gunicorn's hooks see it: ``log``, ``cfg``, ``pid``, ``age``."""
 
     @property
     def age(self):
-        age = getattr(self._target, "age", None)
-        return _worker_age[0] if age is None else age
+        return getattr(self._target, "age", None)  # the master's record and the worker both have it
 
 
 _VIEWS = {"server": ServerView, "worker": WorkerView}

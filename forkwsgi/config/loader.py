@@ -4,7 +4,7 @@ import os
 import shlex
 import types
 
-from forkwsgi.config.hookapi import adapt_hook, note_forked_worker
+from forkwsgi.config.hookapi import adapt_hook
 from forkwsgi.errors import ConfigError
 from forkwsgi.config.settings import BY_NAME, INTERNAL_ENV, SETTINGS, audit, ignored_warning, validate
 from forkwsgi.config.validators import octal
@@ -32,8 +32,6 @@ class Config:
         return self.proc_name or self.wsgi_app or "forkwsgi"
 
     def call_hook(self, name, *args):
-        if name == "post_fork":
-            note_forked_worker(args[1])  # in the new worker: what only the master's record knows
         function = getattr(self, name)
         if function is not None:
             function(*args)

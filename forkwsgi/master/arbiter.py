@@ -277,7 +277,7 @@ class Arbiter:
         """What a new worker is given (in the child, just after fork)."""
         return WorkerSetup(self, self.cfg, self.listeners, worker.heartbeat, self.app, self.most_workers() > 1,
                            self.ids, self.handoff, self.board, worker.stats,
-                           self.reloader.directory if self.reloader is not None else None)
+                           self.reloader.directory if self.reloader is not None else None, worker.age)
 
     def hook(self, name, *args):
         """Call a server hook (the arbiter passed first, as gunicorn does)."""

@@ -16,3 +16,4 @@ class WorkerSetup(NamedTuple):
     board: Any = None  # the shared.board.Board of server-wide flags, or None
     stats: Any = None  # its shared.stats.WorkerStats page, or None when nothing reads counters
     reload_reports: Any = None  # --reload: the directory it lists its imported files in
+    age: int = 0  # its place in the order workers were forked (gunicorn's worker.age, for hooks)

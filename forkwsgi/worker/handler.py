@@ -194,6 +194,24 @@ class RequestRun:
                 log.exception("post_request hook failed")
 
 
+class HealthProbe:
+    """--health-path: which requests are probes. Recognised once parsed (``matches``) and, so that a
+    probe is never queued behind busy threads, already from its first raw bytes (``may_be``)."""
+
+    METHODS = ("GET", "HEAD")
+
+    def __init__(self, path):
+        self.path = path
+        self.prefixes = tuple(b"%s %s%s" % (method.encode(), path.encode("latin-1"), end)
+                              for method in self.METHODS for end in (b" ", b"?"))
+
+    def may_be(self, buf):
+        return buf.startswith(self.prefixes)
+
+    def matches(self, request):
+        return request.target.partition("?")[0] == self.path and request.method in self.METHODS
+
+
 def answer_health(site, conn, request, ready):
     """The --health-path answer, from the loop itself: 200, or 503 once the server is stopping."""
     if request.body is not None:

@@ -45,6 +45,7 @@ class Worker:
         self.setup = setup
         self.cfg = cfg
         self.app = setup.app
+        self.age = setup.age  # gunicorn's worker.age, for hooks
         self.pid = os.getpid()
         self.master_pid = os.getppid()
         self.pending_signals = []

@@ -19,7 +19,7 @@ from forkwsgi.logs import log
 from forkwsgi.shared import stats as _stats
 from forkwsgi.worker.connection import HANDOFF_MAX_BUFFER, ClientGone
 from forkwsgi.worker.poller import READ
-from forkwsgi.worker.handler import SUSPENDED as JOB_SUSPENDED, RequestRun, answer_health
+from forkwsgi.worker.handler import SUSPENDED as JOB_SUSPENDED, HealthProbe, RequestRun, answer_health
 from forkwsgi.worker.states import (CLOSED, DISPATCH, LAST_RESPONSE, QUEUE, QUEUED_OUTPUT, READING,
                                     RESPONDED, RESUME, SUSPEND, UNQUEUE, WAITING)
 
@@ -53,11 +53,7 @@ class Scheduler:
         self.handoff_delay = cfg.handoff_delay
         self.proxy_protocol = cfg.proxy_protocol
         self.casefold_methods = cfg.casefold_http_method
-        self.health_path = cfg.health_path
-        # A probe is answered even while every thread is busy: recognised before it is parsed.
-        self.health_prefixes = tuple(b"%s %s%s" % (method, cfg.health_path.encode("latin-1"), end)
-                                     for method in (b"GET", b"HEAD") for end in (b" ", b"?")) \
-            if cfg.health_path else ()
+        self.probe = HealthProbe(cfg.health_path) if cfg.health_path else None
         self.max_requests = max_requests  # this worker's --max-requests, its jitter drawn (0: no limit)
         self.pid = os.getpid()
         self.requests = 0
@@ -86,6 +82,7 @@ class Scheduler:
         reader = conn.reader
         executor = self.executor
         waiting = self.waiting
+        probe = self.probe
         while (conn.state is READING or conn.state is WAITING) and not conn.out.segments:
             request = conn.pending
             # First come, first served: while connections wait for a thread, only the first may run,
@@ -95,7 +92,7 @@ class Scheduler:
                 self._unqueue(conn)  # its turn: whatever it meets now, it no longer holds the queue
             if request is None:
                 if queued and reader.request is None and len(reader.buf) <= HANDOFF_MAX_BUFFER \
-                        and not reader.buf.startswith(self.health_prefixes):
+                        and not (probe is not None and probe.may_be(reader.buf)):
                     if reader.in_progress:  # leave it raw: it can still move to a sibling
                         self.wait(conn)
                     elif conn.input_ended:
@@ -104,8 +101,7 @@ class Scheduler:
                 request = self._parse(conn)
                 if request is None:
                     return
-            if self.health_path is not None and request.target.partition("?")[0] == self.health_path \
-                    and request.method in ("GET", "HEAD"):
+            if probe is not None and probe.matches(request):
                 self._answer_probe(conn, request)
                 continue
             if queued:

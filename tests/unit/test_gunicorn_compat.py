@@ -60,8 +60,9 @@ class WorkerRecord:
 
 
 class Worker:
-    """What the worker process passes to its hooks: no age of its own."""
+    """What the worker process passes to its hooks: its age comes with it from the master."""
     pid = 99
+    age = 8
 
 
 # ----- hooks receive gunicorn's objects
@@ -79,7 +80,6 @@ def test_server_and_worker_hooks_get_log_cfg_pid_and_age(recorded):
     cfg = make_config(workers=3, on_starting=on_starting, pre_fork=pre_fork, worker_exit=worker_exit)
     cfg.call_hook("on_starting", Arbiter())
     cfg.call_hook("pre_fork", Arbiter(), WorkerRecord(7, 0))
-    cfg.call_hook("post_fork", Arbiter(), WorkerRecord(8, 99))  # in the new worker: no hook set, age noted
     cfg.call_hook("worker_exit", Arbiter(), Worker())
     assert recorded == ["starting 3 workers, master 4242", "forking age 7", "worker 99 (age 8) exits; timeout 30"]
 

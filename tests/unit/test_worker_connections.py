@@ -303,6 +303,22 @@ def waiting_request_is_shed():
         harness.close()
 
 
+def probe_is_answered_while_every_thread_is_busy():
+    """--health-path is answered by the loop, never queued behind the app, and says 503 once stopping."""
+    gate = Gate()
+    harness, blocked = busy_worker(gate, health_path="/healthz")
+    try:
+        conn, client = harness.connect()
+        harness.send(conn, client, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(client).endswith(b"ok\n") and conn.state is states.READING
+        harness.worker.stop.begin(time.monotonic())
+        harness.send(conn, client, b"HEAD /healthz?deep=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.recv(1000).startswith(b"HTTP/1.1 503 ")
+    finally:
+        gate.opened.set()
+        harness.close()
+
+
 def app_call_at_the_graceful_deadline_is_closed():
     """At --graceful-timeout the loop closes what is left, a request in the app included."""
     gate = Gate()
@@ -417,6 +433,7 @@ PLAIN_SCENARIOS = (keep_alive_requests, last_response_closes, unread_input_linge
                    slow_reader_suspends_the_body, queued_response_drains, non_reading_client_is_dropped,
                    suspended_body_of_a_gone_client_is_closed, idle_connection_times_out, slow_head_is_refused,
                    client_that_closes_is_closed, request_waits_for_a_thread, waiting_request_is_shed,
+                   probe_is_answered_while_every_thread_is_busy,
                    app_call_at_the_graceful_deadline_is_closed, waiting_connection_moves_to_a_sibling)
 TLS_SCENARIOS = (tls_handshake_then_request, plain_http_on_tls_gets_a_plain_400, silent_tls_client_times_out)
 
