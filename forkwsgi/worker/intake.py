@@ -93,7 +93,7 @@ class Intake:
         return now - self.all_busy_since >= BUSY_ACCEPT_DELAY
 
     def _wants_handoffs(self):
-        """Siblings with a free thread take waiting connections; a retiring worker gives, never takes."""
+        """Siblings with a free thread take waiting connections; a worker handing over gives, never takes."""
         return (self.stop.may_hand_off and not self.stop.handing_over and self.executor.free > 0
                 and self._has_room() and self._fd_spare())
 
@@ -170,7 +170,7 @@ class Intake:
         return True
 
     def accept_waiting(self):
-        """Take every connection queued on the listeners (Worker.queue_while_busy); they wait here."""
+        """Take every connection queued on the listeners (Scheduler.watch_turn, with shedding); they wait here."""
         if self.polling_listeners:
             for listener in list(self.listeners):
                 self.accept(listener, burst=True)

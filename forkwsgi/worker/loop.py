@@ -222,7 +222,7 @@ class Worker:
     # ----- stopping
 
     def retire_soon(self, reason):
-        """Stop once this turn of the loop ends, as a retiring worker (max-requests, memory, --timeout)."""
+        """Stop once this turn of the loop ends, handing over where siblings stay (max-requests, memory, --timeout)."""
         self.stop.request_stop()
         if self.stats is not None:
             self.stats.set(_stats.RETIRE_REASON, reason)
