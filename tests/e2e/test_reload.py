@@ -23,7 +23,9 @@ except ImportError:
 POLL = {"FORKWSGI_RELOAD_ENGINE": "poll"}
 INOTIFY = {"FORKWSGI_RELOAD_ENGINE": "inotify"}
 needs_watchfiles = pytest.mark.skipif(not HAVE_WATCHFILES, reason="watchfiles (the reload extra) not installed")
-ENGINES = [pytest.param(POLL, id="poll"), pytest.param(INOTIFY, id="inotify", marks=needs_watchfiles)]
+# Stat polling waits for its scan every time: a timing scenario for the full run; inotify stays quick.
+ENGINES = [pytest.param(POLL, id="poll", marks=pytest.mark.slow),
+           pytest.param(INOTIFY, id="inotify", marks=needs_watchfiles)]
 RELOAD_LINE = "Reload triggered by"
 
 APP = '''\
@@ -227,6 +229,7 @@ def _copy_django_project(tmp_path):
     return site
 
 
+@pytest.mark.slow  # a real Django project reloading: several seconds; the full run keeps it
 def test_django_project_edit_view(server_factory, tmp_path):
     pytest.importorskip("django")
     site = _copy_django_project(tmp_path)

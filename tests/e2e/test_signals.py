@@ -81,6 +81,7 @@ def test_hup_reload_loses_nothing_and_replaces_workers(server_factory):
     assert server.log().count("Handling signal: hup") == 2
 
 
+@pytest.mark.slow  # an upgrade under traffic, counted for loss: the full run keeps it
 def test_usr2_upgrade_then_winch_and_quit_loses_nothing(server_factory, tmp_path):
     pidfile = tmp_path / "forkwsgi.pid"
     server = server_factory(["-w", "2", "--pid", str(pidfile)])
