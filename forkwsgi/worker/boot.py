@@ -108,12 +108,9 @@ def assemble(worker, setup, cfg, stop, handoff):
         poller.add(executor.done_r)
     else:
         watching = (handoff is not None and setup.multiprocess) or shedder is not None
-        in_app = None
-        if shedder is not None:
-            in_app = (lambda inside: handoff.say_spare(False) if inside else None) if handoff is not None \
-                else (lambda inside: None)
         executor = InlineExecutor(cfg.handoff_delay, worker.lock, scheduler.request_done,
-                                  scheduler.watch_turn if watching else None, busy, in_app)
+                                  scheduler.watch_turn if watching else None, busy,
+                                  scheduler.in_app_call if shedder is not None else None)
     worker.executor = scheduler.executor = executor
     worker.timers = Timers(cfg, stop, channels, handover.hand_off if handover is not None else lambda conn: False)
     proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None

@@ -169,7 +169,7 @@ class Channels:
             if conn.state is CLOSING:
                 self.finish(conn)
             else:
-                if conn.state is not READING and conn.state is not WAITING:
+                if conn.state is SENDING:  # (a READING one had only a 100 Continue queued)
                     conn.move(DRAINED)
                 self.scheduler.responded(conn)
             self.resume_reading(conn)

@@ -30,7 +30,9 @@ class InlineExecutor:
     ``finished(conn, result, ended, started)`` is called in the loop's thread after each call.
     ``watch_turn()`` is what the watcher does, holding the lock, while a call has run past
     ``delay``; ``busy`` (or None) tells the master's autoscaler when a call starts and ends.
-    ``in_app(inside)`` (or None) is told as each call begins and ends, with the lock held."""
+    ``in_app(inside)`` (or None, without shedding) is told as each call begins and ends, with the
+    lock held; with it, no thread counts as free during a call, so that what the watcher takes in
+    meanwhile waits (and is shed at its deadline) instead of starting the app."""
 
     threads = 1
     free = 1  # the loop runs only when no app call does

@@ -37,7 +37,6 @@ class Site:
         self.hook_worker = hook_worker  # what pre_request/post_request receive as ``worker``
         self.stop = stop  # stopping.StopState
         self.closing = stop.closing  # bound once: each Response asks it
-        self.stop_keeps_alive = stop.keeps_alive
         self.trusted = trusted  # wsgi.forwarded.TrustedPeers
         self.stats = stats  # shared-memory counters (shared/stats.py); None when nothing reads them
         self.access_log = access_log
@@ -104,8 +103,7 @@ class RequestRun:
         body = request.body
         if type(body) is StreamedBody:  # a body not all read when the head goes: the connection closes
             closing = lambda: site.closing() or not body.complete  # noqa: E731
-        self.response = response = Response(conn.send, conn.send_file, request,
-                                            request.keep_alive and site.stop_keeps_alive(conn.tls),
+        self.response = response = Response(conn.send, conn.send_file, request, site.keeps_alive(conn, request),
                                             site.dates.get(), closing)
         self.environ = environ = build_environ(request, conn.base, site.trusted)
         self.started = started = time.time()

@@ -65,8 +65,8 @@ class Worker:
 
     def queue_signal(self, signum, frame):
         self.pending_signals.append(signum)
-        if signum == signal.SIGTERM and self.stop is not None and not self.stop.handoff_open():
-            self.stop.closing_connections = True  # a response under way already says Connection: close
+        if signum == signal.SIGTERM and self.stop is not None:
+            self.stop.stop_coming()
 
     def fast_exit(self, signum, frame):
         self.cfg.call_hook("worker_int", self)

@@ -297,6 +297,12 @@ class Scheduler:
         return [conn.job for conn in list(self.connections.values())
                 if conn.job is not None and conn.job.running]
 
+    def in_app_call(self, inside):
+        """With shedding, the watcher queues connections during an inline call: siblings must not
+        count on this worker meanwhile (the loop's next turn says again whether it has a thread)."""
+        if inside and self.stop.may_hand_off:
+            self.stop.handoff.say_spare(False)
+
     def watch_turn(self, current):
         """The inline watcher's turn, holding the lock while the loop is inside an app call: move what
         waits to an idle sibling; with shedding, also take what waits in the accept queue when no

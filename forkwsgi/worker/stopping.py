@@ -43,11 +43,16 @@ class StopState:
         """The master is gone: close connections on stopping, never move them."""
         self.may_hand_off = False
 
-    def request_stop(self):
-        """Stop after this turn of the loop; without hand-off, the response under way already closes."""
-        self.stop_after_turn = True
+    def stop_coming(self):
+        """A stop is on its way (TERM queued, a retirement): without hand-off, the response under way
+        already says Connection: close."""
         if not self.handoff_open():
             self.closing_connections = True
+
+    def request_stop(self):
+        """Stop after this turn of the loop."""
+        self.stop_after_turn = True
+        self.stop_coming()
 
     def closing(self):
         """Responses now say Connection: close: a full stop, a stop without hand-off, or --shutdown-delay."""
