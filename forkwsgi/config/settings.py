@@ -22,8 +22,10 @@ SETTINGS = [
 ]
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}
-# Variables forkwsgi itself sets for a re-executed master; never settings.
-INTERNAL_ENV = frozenset(("FORKWSGI_FDS", "FORKWSGI_CMD_ARGS", "FORKWSGI_PARENT_PID", "FORKWSGI_OBSERVE_FDS"))
+# Variables forkwsgi itself sets for a re-executed master, and the two that pick the compiled head
+# scanner (http/scan.py, setup.py): never settings.
+INTERNAL_ENV = frozenset(("FORKWSGI_FDS", "FORKWSGI_CMD_ARGS", "FORKWSGI_PARENT_PID", "FORKWSGI_OBSERVE_FDS",
+                          "FORKWSGI_PURE_PYTHON", "FORKWSGI_NO_EXTENSIONS"))  # http/scan.py, setup.py
 
 
 def validate(name, value, origin):

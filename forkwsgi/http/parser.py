@@ -18,15 +18,11 @@ How a head is judged, whatever way its bytes are split across reads:
   (414, 400, 505 or 501) never depends on what follows.
 - Framing (Host, Content-Length, Transfer-Encoding, Expect) is judged once the
   head is complete.
-- When a whole head is in the buffer, a fast path reads it in one go (one
-  search, one decode, one split). It only ever accepts: at the first doubt it
+- When a whole head is in the buffer, a fast path (scan.py: compiled, or
+  Python) reads it in one go. It only ever accepts: at the first doubt it
   hands over to the line-by-line path, which gives the verdict. Neither path
   rescans bytes it has already searched, and no regular expression here can
   backtrack, so parsing costs time linear in the bytes received.
-- The fast path remembers the request lines and field lines it accepted
-  (bounded, known.py). A head made only of such lines needs neither its bytes
-  checked nor its lines split again: the same text was valid before, and a
-  line with a stray CR, LF or bad byte is never one of them.
 - Up to MAX_EMPTY_LINES empty lines (CRLF) before a request line are ignored
   (RFC 9112 section 2.2), and do not count as a request in progress; one more
   is 400.
@@ -34,17 +30,18 @@ How a head is judged, whatever way its bytes are split across reads:
 What a head must say (request line, target form, framing headers) is judged in
 head.py; this module finds the lines, in whatever pieces they arrive.
 """
-import io
 import tempfile
 
 from .body import ChunkedBody, FixedLengthBody, StreamedBody
 from .errors import BadRequest, HeaderFieldsTooLarge, URITooLong
-from .fields import LINE_CACHE, Doubt, fast_field, parse_field
-from .head import VALID_REQUEST_LINES, Request, apply_framing, only_crlf_between, parse_request_line
+from .fields import parse_field
+from .head import Request, apply_framing, parse_request_line
+from .scan import scan_head
 
 SPOOL_SIZE = 1 << 20
+READ_SIZE = 65536  # what a connection asks its socket for at a time...
+BODY_READ_SIZE = 1 << 18  # ...or, while a body is coming, up to what is left of it, at most this
 MAX_EMPTY_LINES = 4  # CRLFs ignored before one request line; more is 400
-KNOWN_HEAD_MAX = 2048  # heads up to this long look their lines up among those accepted before
 
 
 class Limits:
@@ -68,14 +65,12 @@ class Limits:
         self.stream_over = stream_over
 
 
-def _body_sink(length, spool_dir=None):
-    """Small known-size bodies stay in memory; big or unknown ones may spill to disk.
+def _spool(spool_dir=None):
+    """Where a big or chunked body goes: memory up to SPOOL_SIZE, a file past it.
 
     Spooling errors (disk full, no file descriptors) surface as OSError when
     the body is written.
     """
-    if length is not None and length <= SPOOL_SIZE:
-        return io.BytesIO()
     return tempfile.SpooledTemporaryFile(max_size=SPOOL_SIZE, dir=spool_dir)
 
 
@@ -87,11 +82,12 @@ class RequestReader:
     not make itself makes it parse the head again from the start of ``buf``.
     """
 
-    __slots__ = ("limits", "buf", "request", "body", "continue_sent",
+    __slots__ = ("limits", "buf", "request", "body", "continue_sent", "_scan_head",
                  "_known", "_line_start", "_scan", "_fast_scan", "_start", "_headers", "_empty")
 
-    def __init__(self, limits):
+    def __init__(self, limits, scan_head=scan_head):
         self.limits = limits
+        self._scan_head = scan_head  # scan.py: the compiled scanner or the Python one
         self.buf = bytearray()
         self.request = None
         self.body = None
@@ -133,8 +129,20 @@ class RequestReader:
 
     def feed(self, data):
         self._check_buf()
+        body = self.body
+        if not self.buf and type(body) is FixedLengthBody and body.sink is None and body.remaining:
+            data = body.take(data)  # the next bytes of a body kept in memory: to it at once, not through buf
+            if not data:
+                return
         self.buf += data
         self._known = len(self.buf)
+
+    def read_size(self):
+        """How many bytes the connection should ask its socket for now: more while a body is coming."""
+        body = self.body
+        if type(body) is FixedLengthBody and body.remaining > READ_SIZE:
+            return min(body.remaining, BODY_READ_SIZE)
+        return READ_SIZE
 
     def feed_eof(self):
         """The client closed its side: BadRequest if that cuts a request short.
@@ -149,7 +157,7 @@ class RequestReader:
         if not self.in_progress:
             return
         # Judge what is buffered as a fresh reader would: same bytes, same verdict.
-        scratch = RequestReader(self.limits)
+        scratch = RequestReader(self.limits, self._scan_head)
         scratch.feed(bytes(self.buf))
         while True:
             request = scratch.next_request()
@@ -177,7 +185,7 @@ class RequestReader:
         if self.request is None or not self.request.expect_continue or self.continue_sent:
             return False
         self.continue_sent = True
-        return not self.buf
+        return not self.buf and not (type(self.body) is FixedLengthBody and self.body.received)
 
     def next_request(self):
         """Return the next complete Request, or None until more bytes arrive."""
@@ -200,9 +208,7 @@ class RequestReader:
             elif body is not None:
                 if not body.feed(buf):
                     return None
-                sink = body.sink
-                sink.seek(0)
-                request.body = sink
+                request.body = body.result()
                 if request.chunked:
                     request.content_length = body.total
                 self.body = None
@@ -239,15 +245,15 @@ class RequestReader:
         self.request = request
         if request.chunked:
             limits = self.limits
-            self.body = ChunkedBody(_body_sink(None, limits.spool_dir), limits.body,
+            self.body = ChunkedBody(_spool(limits.spool_dir), limits.body,
                                     limits.fields, limits.field_size)
         elif request.content_length:
             stream_over = self.limits.stream_over
             if stream_over is not None and request.content_length > stream_over:
                 self.body = StreamedBody(request.content_length, self.buf)
             else:
-                self.body = FixedLengthBody(request.content_length,
-                                            _body_sink(request.content_length, self.limits.spool_dir))
+                length = request.content_length
+                self.body = FixedLengthBody(length, None if length <= SPOOL_SIZE else _spool(self.limits.spool_dir))
         return request
 
     def _skip_empty_lines(self):
@@ -262,41 +268,15 @@ class RequestReader:
         self._restart()
 
     def _fast_head(self, end):
-        """The Request for a head whose remaining lines are buf[_line_start:end]; None if in doubt.
-
-        A line accepted before (in the caches of valid request lines and field lines) is valid by
-        its text alone; a head with any new line has its bytes checked whole first.
-        """
+        """The Request for a head whose remaining lines are buf[_line_start:end]; None if in doubt."""
         limits = self.limits
-        raw = self.buf[self._line_start:end]
-        text = raw.decode("latin-1")
-        lines = text.split("\r\n") if text else []
-        count = len(lines)
-        checked = False
-        start_line = self._start
+        found = self._scan_head(self.buf, self._line_start, end, self._start is None,
+                                limits.fields - len(self._headers), limits.field_size, limits.request_line)
+        if found is None:
+            return None
+        start_line, headers = found
         if start_line is None:
-            if not lines or len(lines[0]) > limits.request_line:
-                return None
-            start_line = VALID_REQUEST_LINES.get(lines[0])
-            if start_line is None:
-                if not only_crlf_between(raw, count):
-                    return None
-                checked = True
-                start_line = parse_request_line(lines[0])  # the first line: its verdict is the verdict
-            del lines[0]
-        if len(self._headers) + len(lines) > limits.fields:
-            return None
-        if len(text) > limits.field_size and max(map(len, lines), default=0) > limits.field_size:
-            return None
-        # Long heads skip the lookups: hashing a long line costs more than parsing it.
-        headers = list(map(LINE_CACHE.get, lines)) if len(text) <= KNOWN_HEAD_MAX else [None] * len(lines)
-        if not all(headers):
-            if not checked and not only_crlf_between(raw, count):
-                return None
-            try:
-                headers = [pair or fast_field(line) for line, pair in zip(lines, headers)]
-            except (ValueError, Doubt):  # no colon; not a token
-                return None
+            start_line = self._start
         if self._headers:
             headers = self._headers + headers
         request = Request(start_line[0], start_line[1], start_line[2], headers)

@@ -1,0 +1,261 @@
+/* The compiled head scanner: scan.py's python_scan_head, in C, for speed.
+ *
+ * One function, scan_head(), with the same arguments and the same answers as
+ * the Python one: it reads the lines of a complete head in one pass over its
+ * bytes and returns what they say, or None at the first doubt. It never gives
+ * a verdict: on None the parser's line-by-line path reads the same bytes and
+ * gives it (400, 414, 431, 501, 505...). tests/unit/test_scan.py and the
+ * parser's property tests hold both implementations to the same answers.
+ *
+ * What it accepts: a request line "METHOD SP target SP HTTP/1.x" whose method
+ * is a token and whose target is printable ASCII in origin-form ("/...") or
+ * "*" for OPTIONS; field lines "token:value" whose bytes are HTAB, SP, visible
+ * ASCII or obs-text; lines within their size limits, no more fields than
+ * allowed. Everything else is a doubt.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+static unsigned char TCHAR[256];   /* RFC 9110 tchar */
+static unsigned char FIELD[256];   /* bytes allowed in a field line: HTAB, SP..~, 0x80..0xff */
+static PyObject *HTTP11, *HTTP10, *GET, *HEAD, *POST;
+
+static void
+fill_tables(void)
+{
+    const char *extra = "!#$%&'*+-.^_`|~";
+    for (int c = '0'; c <= '9'; c++) TCHAR[c] = 1;
+    for (int c = 'a'; c <= 'z'; c++) TCHAR[c] = 1;
+    for (int c = 'A'; c <= 'Z'; c++) TCHAR[c] = 1;
+    for (const char *p = extra; *p; p++) TCHAR[(unsigned char)*p] = 1;
+    FIELD['\t'] = 1;
+    for (int c = 0x20; c < 0x7f; c++) FIELD[c] = 1;
+    for (int c = 0x80; c < 0x100; c++) FIELD[c] = 1;
+}
+
+static inline PyObject *
+latin1(const unsigned char *p, Py_ssize_t n)
+{
+    return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, p, n);
+}
+
+/* The end of the line starting at p (the CR of its CRLF, or stop), or NULL for a stray CR, LF or
+ * a byte no field line may hold. */
+static const unsigned char *
+line_end(const unsigned char *p, const unsigned char *stop)
+{
+    while (p < stop && FIELD[*p])
+        p++;
+    if (p == stop)
+        return p;
+    if (*p == '\r' && p + 1 < stop && p[1] == '\n')
+        return p;
+    return NULL;
+}
+
+static PyObject *
+method_text(const unsigned char *p, Py_ssize_t n)
+{
+    PyObject *known = NULL;
+    if (n == 3 && memcmp(p, "GET", 3) == 0) known = GET;
+    else if (n == 4 && memcmp(p, "POST", 4) == 0) known = POST;
+    else if (n == 4 && memcmp(p, "HEAD", 4) == 0) known = HEAD;
+    if (known) {
+        Py_INCREF(known);
+        return known;
+    }
+    return latin1(p, n);
+}
+
+/* (method, target, version) of the request line [p, e), or Py_None for a doubt. */
+static PyObject *
+request_line(const unsigned char *p, const unsigned char *e)
+{
+    const unsigned char *m = p, *t, *v;
+    while (m < e && TCHAR[*m]) m++;
+    if (m == p || m == e || *m != ' ')
+        Py_RETURN_NONE;
+    t = m + 1;
+    v = t;
+    while (v < e && *v > 0x20 && *v < 0x7f) v++;
+    if (v == t || v == e || *v != ' ')
+        Py_RETURN_NONE;
+    v++;
+    if (e - v != 8 || memcmp(v, "HTTP/1.", 7) != 0 || (v[7] != '1' && v[7] != '0'))
+        Py_RETURN_NONE;
+    Py_ssize_t method_len = m - p;
+    if (*t == '/') {
+        if (method_len == 7 && memcmp(p, "CONNECT", 7) == 0)
+            Py_RETURN_NONE;
+    }
+    else if (!(v - t == 2 && *t == '*' && method_len == 7 && memcmp(p, "OPTIONS", 7) == 0))
+        Py_RETURN_NONE;  /* absolute-form and the rest: the Python path judges them */
+    PyObject *method = method_text(p, method_len);
+    if (!method)
+        return NULL;
+    PyObject *target = latin1(t, v - 1 - t);
+    if (!target) {
+        Py_DECREF(method);
+        return NULL;
+    }
+    PyObject *start = PyTuple_New(3);
+    if (!start) {
+        Py_DECREF(method);
+        Py_DECREF(target);
+        return NULL;
+    }
+    PyObject *version = v[7] == '1' ? HTTP11 : HTTP10;
+    Py_INCREF(version);
+    PyTuple_SET_ITEM(start, 0, method);
+    PyTuple_SET_ITEM(start, 1, target);
+    PyTuple_SET_ITEM(start, 2, version);
+    return start;
+}
+
+/* (lower-case name, value without OWS) of the field line [p, e), or Py_None for a doubt. */
+static PyObject *
+field_line(const unsigned char *p, const unsigned char *e)
+{
+    const unsigned char *colon = p;
+    while (colon < e && TCHAR[*colon]) colon++;
+    if (colon == p || colon == e || *colon != ':')
+        Py_RETURN_NONE;
+    Py_ssize_t name_len = colon - p;
+    PyObject *name = PyUnicode_New(name_len, 127);
+    if (!name)
+        return NULL;
+    Py_UCS1 *lower = PyUnicode_1BYTE_DATA(name);
+    for (Py_ssize_t i = 0; i < name_len; i++) {
+        unsigned char c = p[i];
+        lower[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+    }
+    const unsigned char *v = colon + 1, *w = e;
+    while (v < w && (*v == ' ' || *v == '\t')) v++;
+    while (w > v && (w[-1] == ' ' || w[-1] == '\t')) w--;
+    PyObject *value = latin1(v, w - v);
+    if (!value) {
+        Py_DECREF(name);
+        return NULL;
+    }
+    PyObject *pair = PyTuple_New(2);
+    if (!pair) {
+        Py_DECREF(name);
+        Py_DECREF(value);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, name);
+    PyTuple_SET_ITEM(pair, 1, value);
+    return pair;
+}
+
+/* scan_head(buf, start, end, need_request_line, max_fields, field_size, request_line_size)
+ *
+ * buf[start:end] holds the head's remaining lines, CRLF between them (end is where the head's
+ * CRLFCRLF starts). Returns (request line tuple or None, [(name, value), ...]), or None when in
+ * doubt. */
+static PyObject *
+scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "scan_head takes 7 arguments");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
+    int need_request_line = PyObject_IsTrue(args[3]);
+    Py_ssize_t max_fields = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t field_size = PyLong_AsSsize_t(args[5]);
+    Py_ssize_t request_line_size = PyLong_AsSsize_t(args[6]);
+    if (PyErr_Occurred() || need_request_line < 0)
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *result = NULL, *start_line = Py_None, *headers = NULL;
+    Py_INCREF(Py_None);
+    if (start < 0 || end > view.len) {
+        PyErr_SetString(PyExc_ValueError, "scan_head: range outside the buffer");
+        goto done;
+    }
+    const unsigned char *p = (const unsigned char *)view.buf + start;
+    const unsigned char *stop = (const unsigned char *)view.buf + (end > start ? end : start);
+    if (need_request_line) {
+        const unsigned char *e = p < stop ? line_end(p, stop) : NULL;
+        if (!e || e - p > request_line_size)
+            goto in_doubt;
+        Py_DECREF(start_line);
+        start_line = request_line(p, e);
+        if (!start_line)
+            goto done;
+        if (start_line == Py_None)
+            goto in_doubt;
+        p = e == stop ? stop : e + 2;
+        if (e == stop)
+            goto lines_done;
+    }
+    headers = PyList_New(0);
+    if (!headers)
+        goto done;
+    while (p < stop) {
+        const unsigned char *e = line_end(p, stop);
+        if (!e || e - p > field_size || PyList_GET_SIZE(headers) >= max_fields)
+            goto in_doubt;
+        PyObject *pair = field_line(p, e);
+        if (!pair)
+            goto done;
+        if (pair == Py_None) {
+            Py_DECREF(pair);
+            goto in_doubt;
+        }
+        int failed = PyList_Append(headers, pair);
+        Py_DECREF(pair);
+        if (failed)
+            goto done;
+        if (e == stop)
+            break;
+        p = e + 2;
+        if (p == stop)  /* an empty line before the end: the Python split would hold it; doubt */
+            goto in_doubt;
+    }
+lines_done:
+    if (!headers && !(headers = PyList_New(0)))
+        goto done;
+    result = PyTuple_Pack(2, start_line, headers);
+    goto done;
+in_doubt:
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    Py_XDECREF(headers);
+    Py_DECREF(start_line);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan_head", (PyCFunction)(void (*)(void))scan_head, METH_FASTCALL,
+     "scan_head(buf, start, end, need_request_line, max_fields, field_size, request_line_size)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "forkwsgi.http._speedups",
+    "The compiled head scanner (see scan.py: the Python one is the reference).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    fill_tables();
+    HTTP11 = PyUnicode_InternFromString("HTTP/1.1");
+    HTTP10 = PyUnicode_InternFromString("HTTP/1.0");
+    GET = PyUnicode_InternFromString("GET");
+    HEAD = PyUnicode_InternFromString("HEAD");
+    POST = PyUnicode_InternFromString("POST");
+    if (!HTTP11 || !HTTP10 || !GET || !HEAD || !POST)
+        return NULL;
+    return PyModule_Create(&module);
+}
