@@ -15,6 +15,7 @@ A receiver owns its sink until the body is complete: a body refused on the
 way (413, bad framing, a spool write that fails) closes it at once, and so
 does ``close()`` for one abandoned, so that no spool file stays open.
 """
+import io
 import re
 
 from .errors import BadRequest, HeaderFieldsTooLarge, PayloadTooLarge
@@ -32,34 +33,69 @@ _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 
 
 class FixedLengthBody:
-    """A body framed by Content-Length."""
+    """A body framed by Content-Length.
 
-    __slots__ = ("remaining", "sink")
+    With no ``sink``, the body stays in memory as the pieces that came, joined once at the end:
+    growing one buffer as 64 KiB pieces come would copy it again and again. With a ``sink`` (a
+    spool file, for big bodies), each piece is written to it as it comes.
+    """
 
-    def __init__(self, length, sink):
+    __slots__ = ("length", "remaining", "sink", "pieces")
+
+    def __init__(self, length, sink=None):
+        self.length = length
         self.remaining = length
         self.sink = sink
+        self.pieces = []
+
+    @property
+    def received(self):
+        return self.length - self.remaining
 
     def rescan(self):
         pass
 
     def close(self):
         """The body will not be read: close its sink (and any spool file)."""
-        self.sink.close()
+        self.pieces = []
+        if self.sink is not None:
+            self.sink.close()
+
+    def _keep(self, piece):
+        if self.sink is None:
+            self.pieces.append(piece)
+            return
+        try:
+            self.sink.write(piece)
+        except BaseException:  # the spool cannot take it (disk full): nobody will read the rest
+            self.sink.close()
+            raise
+
+    def take(self, data):
+        """Consume body bytes from the front of ``data`` (bytes just read, not yet in the
+        connection's buffer: kept without a copy) for a body kept in memory; return the rest."""
+        take = min(self.remaining, len(data))
+        self.pieces.append(data if take == len(data) else data[:take])
+        self.remaining -= take
+        return data[take:] if take < len(data) else b""
 
     def feed(self, buf):
         """Consume body bytes from ``buf``; return True once complete."""
         if self.remaining:
             take = min(self.remaining, len(buf))
             if take:
-                try:
-                    self.sink.write(buf[:take] if take < len(buf) else buf)
-                except BaseException:  # the spool cannot take it (disk full): nobody will read the rest
-                    self.sink.close()
-                    raise
+                self._keep(bytes(buf[:take]) if take < len(buf) else bytes(buf))
                 del buf[:take]
                 self.remaining -= take
         return self.remaining == 0
+
+    def result(self):
+        """The whole body, as a file at its start (once complete)."""
+        if self.sink is None:
+            pieces, self.pieces = self.pieces, []
+            return io.BytesIO(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        self.sink.seek(0)
+        return self.sink
 
 
 def parse_chunk_line(line):
@@ -128,6 +164,11 @@ class ChunkedBody:
     def rescan(self):
         """The buffer was changed from outside: search the current line from its start again."""
         self._scan = 0
+
+    def result(self):
+        """The whole decoded body, as a file at its start (once complete)."""
+        self.sink.seek(0)
+        return self.sink
 
     def close(self):
         """The body will not be read: close its sink (and any spool file)."""

@@ -20,6 +20,7 @@ from forkwsgi.worker.connection import ConnectionKit
 from forkwsgi.worker.executor import InlineExecutor, ThreadPoolExecutor
 from forkwsgi.worker.handler import Site
 from forkwsgi.worker.handover import Handover
+from forkwsgi.worker.heap import keep_freed_heap
 from forkwsgi.worker.intake import Intake
 from forkwsgi.worker.outbuf import SpillBudget
 from forkwsgi.worker.poller import Poller
@@ -40,6 +41,7 @@ def boot(worker, setup):
     cfg = setup.cfg
     set_title("worker", cfg)
     _install_signals(worker)
+    keep_freed_heap()
     handoff = setup.handoff if setup.handoff is not None and cfg.handoff else None
     worker.stop = stop = StopState(cfg.graceful_timeout, setup.board.page if setup.board is not None else bytearray(2),
                                    cfg.keepalive > 0, handoff)
