@@ -477,6 +477,14 @@ def select(args):
     return scenarios
 
 
+def keep_servers(rows, servers):
+    """The rows whose server kind is in the comma-separated list ``servers`` (all when it is empty)."""
+    if not servers:
+        return rows
+    kinds = {k.strip() for k in servers.split(",") if k.strip()}
+    return [row for row in rows if row.kind in kinds]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=1, help="worker count of the default rows")
@@ -486,6 +494,8 @@ def main():
     parser.add_argument("--cpus", default="0:1", help="SERVER_CPUS:LOAD_CPUS for taskset, '' to not pin")
     parser.add_argument("--scenarios", help="comma-separated scenario names (see --list); default all")
     parser.add_argument("--only", action="append", help="run only scenarios whose name contains this")
+    parser.add_argument("--servers", help="comma-separated server kinds to keep in each table (forkwsgi,granian,"
+                                          "uwsgi,...); default all")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")
     mix = parser.add_argument_group("slow mix (loadtests/latency_client.py)")
     mix.add_argument("--mix-workers", type=int, default=4)
@@ -520,7 +530,7 @@ def main():
     results = {}
     try:
         for scenario in scenarios:
-            rows = scenario.rows(args)
+            rows = keep_servers(scenario.rows(args), args.servers)
             summary = results[scenario.key] = run_scenario(scenario, rows, args, script, context)
             if scenario.driver == "pairs":
                 print_pairs_table(scenario, summary, args)
