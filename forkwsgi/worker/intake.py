@@ -56,6 +56,7 @@ class Intake:
         self.nodelay_each = set()  # TCP listeners whose connections need TCP_NODELAY set one by one
         self.by_fd = {}
         self.environ_by_fd = {}  # per listener: SERVER_NAME, SERVER_PORT, wsgi.url_scheme
+        self.socket_args = {}  # per listener: family, type and protocol of the sockets it accepts
         self.polling_listeners = False
         self.polling_handoffs = False
         self.all_busy_since = 0.0
@@ -69,6 +70,8 @@ class Intake:
         for listener in self.listeners:
             self.by_fd[listener.fileno()] = listener
             self.environ_by_fd[listener.fileno()] = _listener_environ(listener, base)
+            sock = listener.sock  # as plain ints: socket.accept() converts them to enums on every call
+            self.socket_args[listener.fileno()] = (int(sock.family), int(sock.type), sock.proto)
             if not _nodelay_inherited(listener.sock):
                 self.nodelay_each.add(listener.fileno())
         self.refresh(now)
@@ -147,9 +150,12 @@ class Intake:
 
     def _accept_some(self, listener, most):
         """Accept up to ``most`` connections; False once the queue is empty or this worker is to take no more."""
+        accept = listener.sock._accept  # (fd, address): what socket.accept() wraps, less its enum conversions
+        family, kind, proto = self.socket_args[listener.fileno()]
         for _ in range(most):
             try:
-                sock, address = listener.sock.accept()
+                fd, address = accept()
+                sock = socket.socket(family, kind, proto, fd)
             except (BlockingIOError, InterruptedError):
                 if self.drain_until and backlog_length(listener.sock) is None:
                     self.drain_quota = 0  # no queue length to read: an empty accept ends the drain
@@ -163,7 +169,7 @@ class Intake:
             if self.drain_until:
                 self.drain_quota -= 1
                 self.drained += 1
-            self._adopt(sock, address, listener)
+            self._adopt(sock, address, listener, family)
             if (self.drain_until and self.drain_quota <= 0) or not self.listeners \
                     or self.stop.stop_after_turn or not self._has_room():
                 return False  # (a worker that just served its --max-requests takes no more)
@@ -185,9 +191,9 @@ class Intake:
             self.accept(listener, burst=True)
         return True
 
-    def _adopt(self, sock, address, listener):
+    def _adopt(self, sock, address, listener, family):
         sock.setblocking(False)
-        if sock.family == socket.AF_UNIX:
+        if family == socket.AF_UNIX:
             peer = ("", 0)
         else:
             if listener.fileno() in self.nodelay_each:
