@@ -191,9 +191,11 @@ scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             goto done;
         if (start_line == Py_None)
             goto in_doubt;
-        p = e == stop ? stop : e + 2;
         if (e == stop)
             goto lines_done;
+        p = e + 2;
+        if (p == stop)  /* a CRLF and nothing after it: an empty line the Python split would hold */
+            goto in_doubt;
     }
     headers = PyList_New(0);
     if (!headers)

@@ -1,14 +1,24 @@
 """The parser's verdict on some bytes fed in pieces: shared by the split-invariance test and the fuzzer."""
+from forkwsgi.http import scan
 from forkwsgi.http.errors import HTTPError
 from forkwsgi.http.parser import Limits, RequestReader
 
 LIMITS = [Limits(), Limits(request_line=40, fields=4, field_size=30, body=64),
           Limits(request_line=20, fields=2, field_size=12, body=16)]
 
+# Every head scanner there is here (scan.py): the reference always, the compiled one where it was
+# built (and FORKWSGI_PURE_PYTHON does not turn it off). The parser's verdict must not depend on it.
+SCANNERS = [("python", scan.python_scan_head)]
+if scan.compiled_scan_head is not None:
+    SCANNERS.append(("compiled", scan.compiled_scan_head))
 
-def outcome(data, cuts, limits):
-    """What the parser makes of ``data`` fed in pieces cut at ``cuts``: requests, then the end state."""
-    reader = RequestReader(limits)
+
+def outcome(data, cuts, limits, scan_head=None):
+    """What the parser makes of ``data`` fed in pieces cut at ``cuts``: requests, then the end state.
+
+    ``scan_head``: the head scanner the reader uses (None: the default, scan.scan_head).
+    """
+    reader = RequestReader(limits) if scan_head is None else RequestReader(limits, scan_head=scan_head)
     requests = []
     bounds = [0] + sorted(set(c for c in cuts if 0 < c < len(data))) + [len(data)]
     try:
