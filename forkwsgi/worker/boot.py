@@ -91,7 +91,7 @@ def assemble(worker, setup, cfg, stop, handoff):
     trusted = TrustedPeers(cfg.forwarded_allow_ips, cfg.secure_scheme_headers, cfg.forwarder_headers)
     worker.site = site = Site(worker.app, cfg, worker, stop, trusted, stats, worker.access_log)
     site.clock_offset = clock_offset()
-    worker.channels = channels = Channels(connections, poller, site.dates)
+    worker.channels = channels = Channels(connections, poller, site.dates, kit)
     busy = heartbeat.busy if cfg.max_workers else None  # busy-ness for the master's autoscaler
     shedder = Shedder(cfg.max_queue_time, site, stats, channels.answer_and_close) if cfg.max_queue_time else None
     max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter) if cfg.max_requests else 0

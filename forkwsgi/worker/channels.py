@@ -31,10 +31,11 @@ class Channels:
     scheduler (set once both exist) is told what was read (``process``), what has drained
     (``responded``), when a suspended body may go on (``resume``) and what closed (``forget``)."""
 
-    def __init__(self, connections, poller, dates):
+    def __init__(self, connections, poller, dates, kit):
         self.connections = connections
         self.poller = poller
         self.dates = dates
+        self.kit = kit  # connection.ConnectionKit: the connections holding output this turn
         self.scheduler = None
         self.tls_refusals = RefusalLog()
 
@@ -173,6 +174,27 @@ class Channels:
                     conn.move(DRAINED)
                 self.scheduler.responded(conn)
             self.resume_reading(conn)
+
+    def release_held(self):
+        """The loop's turn ends: the app responses it held leave now, together (Connection.send_or_hold).
+        What a socket does not take is drained by the loop before that connection's next request."""
+        kit = self.kit
+        held = kit.held
+        if not held:
+            return
+        kit.held = []
+        kit.held_bytes = 0
+        for conn in held:
+            if conn.held is None:
+                continue  # sent with what followed it, or closed
+            try:
+                conn.release()
+            except ClientGone as exc:
+                log.debug("client %s:%s went away: %s", conn.peer[0], conn.peer[1], exc)
+                self.close(conn)
+                continue
+            if conn.out:
+                self.watch(conn, write=True)
 
     # ----- closing
 

@@ -103,7 +103,8 @@ class RequestRun:
         body = request.body
         if type(body) is StreamedBody:  # a body not all read when the head goes: the connection closes
             closing = lambda: site.closing() or not body.complete  # noqa: E731
-        self.response = response = Response(conn.send, conn.send_file, request, site.keeps_alive(conn, request),
+        send = conn.send if site.threaded else conn.send_or_hold  # inline: held to the turn's end
+        self.response = response = Response(send, conn.send_file, request, site.keeps_alive(conn, request),
                                             site.dates.get(), closing)
         self.environ = environ = build_environ(request, conn.base, site.trusted)
         self.started = started = time.time()

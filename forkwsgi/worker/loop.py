@@ -164,6 +164,7 @@ class Worker:
                 intake.take_handoffs(thread_freed and not take_handoff)
             if scheduler.waiting:
                 scheduler.serve_waiting()
+            channels.release_held()
         executor.stop()
         for conn in list(connections.values()):
             channels.close(conn)

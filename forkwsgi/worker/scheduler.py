@@ -266,6 +266,12 @@ class Scheduler:
             return
         conn.job = None
         conn.started = conn.last_io = now
+        if not result and conn.held is not None:
+            try:
+                conn.release()  # a last response leaves before the close is decided
+            except ClientGone:
+                self.channels.close(conn)
+                return
         if self.memory_guard is not None and not self.stop.stop_after_turn and not self.stop.stopping:
             self._check_memory()
         if conn.out.segments:

@@ -49,6 +49,7 @@ def test_an_idle_turn_takes_one_connection_so_idle_siblings_share_new_arrivals(l
     clients = queue_clients(listener, 3)
     try:
         harness.worker.intake.accept(listener)
+        harness.turn_ends()
         assert len(harness.worker.connections) == 1
         assert tcp_listen_queue(listener.sock)[0] == 2, "the others stay queued for a sibling"
         assert read_response(clients[0]).endswith(b"hello /c0"), "the request that came with it is served"
@@ -63,6 +64,7 @@ def test_a_busy_turn_takes_what_the_queue_holds(listener):
     clients = queue_clients(listener, 5)
     try:
         harness.worker.intake.accept(listener, burst=True)
+        harness.turn_ends()
         assert tcp_listen_queue(listener.sock)[0] == 0
         for index, client in enumerate(clients):
             assert read_response(client).endswith(b"hello /c%d" % index)
@@ -142,6 +144,7 @@ def test_a_connection_handed_over_is_served_with_the_bytes_that_came_with_it():
         server_end.close()
         channel.reserve_fd()
         assert harness.worker.intake.take_handoff()
+        harness.turn_ends()
         conn = next(iter(harness.worker.connections.values()))
         assert conn.peer == ("10.0.0.9", 5555) and conn.served == 4 and conn.state is states.READING
         client.settimeout(5)

@@ -43,6 +43,7 @@ def test_idle_keep_alive_connections_close_at_keepalive_and_sooner_once_stopping
         conn, client = harness.connect()
         client.sendall(get())
         harness.channels.readable(conn)
+        harness.turn_ends()
         read_response(client)
         sweep_at(harness, time.monotonic() + 4)
         assert conn.state is states.READING

@@ -76,19 +76,26 @@ class Harness:
         environ["wsgi.url_scheme"] = "https" if tls else "http"
         conn = self.worker.intake.kit.new(server, ("127.0.0.1", 40000), environ, False, tls)
         self.scheduler.admit(conn)
+        self.turn_ends()
         return conn, client
+
+    def turn_ends(self):
+        """What the loop does as each turn ends: the responses held this turn leave."""
+        self.channels.release_held()
 
     def send(self, conn, client, data):
         """The client sends ``data``; the loop reads it (and serves what is whole)."""
         client.sendall(data)
         wait_readable(conn.sock)
         self.channels.readable(conn)
+        self.turn_ends()
 
     def collect(self):
         """What the loop does when pool threads finish (--threads)."""
         wait_readable(self.worker.executor.done_r)
         for conn, result in self.worker.executor.collect():
             self.scheduler.thread_done(conn, result)
+        self.turn_ends()
 
     def close(self):
         for conn in list(self.worker.connections.values()):
