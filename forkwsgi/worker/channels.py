@@ -175,12 +175,13 @@ class Channels:
                 self.scheduler.responded(conn)
             self.resume_reading(conn)
 
-    def release_held(self):
-        """The loop's turn ends: the app responses it held leave now, together (Connection.send_or_hold).
-        What a socket does not take is drained by the loop before that connection's next request."""
+    def release_held(self, keep=0):
+        """The app responses held this turn leave now, together (Connection.send_or_hold), unless no
+        more than ``keep`` connections hold any. What a socket does not take is drained by the loop
+        before that connection's next request."""
         kit = self.kit
         held = kit.held
-        if not held:
+        if len(held) <= keep:
             return
         kit.held = []
         kit.held_bytes = 0

@@ -21,7 +21,8 @@ from forkwsgi.logs import log
 
 _monotonic = time.monotonic
 QUIET_TICK = 0.025  # the watcher's period while no app call has been slow for a while
-QUIET_AFTER = 10.0  # seconds without a slow call before the watcher slows down
+QUIET_AFTER = 10.0  # seconds without a slow call before the watcher slows down (and responses are held)
+HOLD_COUNT = 32  # connections whose responses a turn holds before the next app call sends them
 
 
 class InlineExecutor:
@@ -38,7 +39,7 @@ class InlineExecutor:
     free = 1  # the loop runs only when no app call does
     turn_started = 0.0  # set by the loop as each batch of events begins
 
-    def __init__(self, delay, lock, finished, watch_turn=None, busy=None, in_app=None):
+    def __init__(self, delay, lock, finished, watch_turn=None, busy=None, in_app=None, release_held=None):
         self.delay = delay
         self.lock = lock
         self.finished = finished
@@ -46,6 +47,8 @@ class InlineExecutor:
         self.busy = busy
         self.in_app = in_app
         self.slow_call_at = 0.0  # when an app call last ran past the hand-off delay
+        self.release_held = release_held  # Channels.release_held: held responses must not wait long
+        self.slow_alone_at = -QUIET_AFTER  # when one app call by itself last took longer than the delay
         self.current = None
         self.in_flight = 0
 
@@ -59,6 +62,10 @@ class InlineExecutor:
         self.current = conn
         self.in_flight = 1
         started = _monotonic()
+        if self.release_held is not None:
+            # While the app makes slow calls now and then, nothing waits for one: what this turn
+            # holds leaves first. Otherwise a turn's responses leave together, HOLD_COUNT at most.
+            self.release_held(0 if started - self.slow_alone_at < QUIET_AFTER else HOLD_COUNT)
         busy = self.busy
         if busy is not None:
             busy(started)
@@ -82,6 +89,8 @@ class InlineExecutor:
         ended = _monotonic()
         if ended - self.turn_started > self.delay:  # slow calls, or a burst of fast ones
             self.slow_call_at = ended
+            if ended - started > self.delay:
+                self.slow_alone_at = ended
         self.finished(conn, result, ended, started)
 
     def _watch(self):

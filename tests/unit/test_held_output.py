@@ -4,13 +4,17 @@ The inline loop holds each small app response until its turn ends, so that a
 turn of many requests wakes a client once, not once per response. What must
 never change: every response arrives, in order, before any close; nothing is
 handed to a sibling with output still held; a response too big to hold, or
-anything sent after a held one, keeps its place in line.
+anything sent after a held one, keeps its place in line; and nothing held
+waits behind an app that has been slow lately, or behind more than a few
+dozen others.
 """
 import select
 import socket
+import time
 
 from forkwsgi.worker import states
 from forkwsgi.worker.connection import HOLD_MAX
+from forkwsgi.worker.executor import HOLD_COUNT
 from tests.unit.worker_harness import Harness, read_response, wait_readable
 
 
@@ -164,5 +168,39 @@ def test_with_threads_nothing_is_held():
         harness.collect()
         assert read_response(client).endswith(b"hello /a")
         assert not harness.worker.intake.kit.held
+    finally:
+        harness.close()
+
+
+def sometimes_slow(environ, start_response):
+    if environ["PATH_INFO"] == "/slow":
+        time.sleep(0.05)
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+
+def test_after_a_slow_app_call_nothing_held_waits_for_the_next_call():
+    harness = Harness(app=sometimes_slow, handoff_delay=0.01)
+    try:
+        (slow, slow_client), (fast, fast_client), (third, third_client) = (harness.connect() for _ in range(3))
+        harness.send(slow, slow_client, get("slow"))
+        read_response(slow_client)
+        serve_without_turn_end(harness, fast, fast_client, get("fast"))
+        serve_without_turn_end(harness, third, third_client, get("third"))
+        assert pending(fast_client), "sent before the next app call began, not at the turn's end"
+        harness.turn_ends()
+    finally:
+        harness.close()
+
+
+def test_a_turn_holds_the_responses_of_a_bounded_number_of_connections():
+    harness = Harness()
+    try:
+        pairs = [harness.connect() for _ in range(HOLD_COUNT + 2)]
+        for conn, client in pairs:
+            serve_without_turn_end(harness, conn, client, get())
+        assert pending(pairs[0][1]) and not pending(pairs[-1][1])
+        harness.turn_ends()
+        assert all(read_response(client).endswith(b"hello /a") for _, client in pairs)
     finally:
         harness.close()
