@@ -122,6 +122,12 @@ def default_rows(args):
             Server("gunicorn gthread", w, 4), Server("waitress", threads=4), Server("nginx return 200", w)]
 
 
+def django_rows(args):
+    """A real framework: forkwsgi against granian, uWSGI and gunicorn sync on a trivial Django view."""
+    w = args.workers
+    return [Server(kind, w, app=srv.DJANGO_APP) for kind in ("forkwsgi", "granian", "uwsgi", "gunicorn sync")]
+
+
 def slow_mix_rows(args):
     """-w 4 everywhere, then the same four behind nginx with upstream keepalive."""
     w = args.mix_workers
@@ -188,6 +194,7 @@ SCENARIOS = [
     Scenario("proxy-head-ids", "proxy head, ids new each request", headers=PROXY_HEAD, fresh_ids=True,
              vs_hello=True),
     Scenario("cookie-4k", "4 KB cookie", headers=(big_cookie(),), vs_hello=True),
+    Scenario("django", "Django trivial view", path="/hello", rows=django_rows),
     Scenario("slow-mix", "slow mix", rows=slow_mix_rows, driver="mix"),
     Scenario("threads-50ms", "threads, 50 ms app", path="/sleep?0.05", connections=32, rows=threads_db_rows,
              capacity_rps=16 / 0.05),

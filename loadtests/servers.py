@@ -24,6 +24,7 @@ from tests.support.ports import free_port
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 APP = "loadtests.app:app"
+DJANGO_APP = "loadtests.django_app:application"  # a trivial Django view (loadtests/django_app.py)
 
 KINDS = ("forkwsgi", "granian", "uwsgi", "gunicorn sync", "gunicorn gthread", "waitress", "nginx return 200")
 
@@ -39,6 +40,7 @@ class Server:
     metrics: bool = False          # forkwsgi with --metrics-bind on a port of its own
     scrape_hz: int = 0             # while the load runs, scrape that /metrics this many times a second
     handoff: bool = True           # forkwsgi: False adds --no-handoff
+    app: str = APP                 # the WSGI app, module:callable
 
     @property
     def name(self):
@@ -106,23 +108,23 @@ def command(server, port, workdir, metrics_port=None):
             argv += ["--metrics-bind", "127.0.0.1:%d" % metrics_port]
         if not server.handoff:
             argv.append("--no-handoff")
-        return argv + (["--threads", str(server.threads)] if server.threads else []) + [APP]
+        return argv + (["--threads", str(server.threads)] if server.threads else []) + [server.app]
     if server.kind == "granian":  # Rust I/O and parsing; the app on one blocking thread per worker
         return [py, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
                 "--workers", str(server.workers), "--blocking-threads", str(server.threads or 1), "--http", "1",
                 "--log-level", "warning", "--no-ws"] + (["--ssl-certificate", cert, "--ssl-keyfile", key]
-                                                       if server.tls else []) + [APP]
+                                                       if server.tls else []) + [server.app]
     if server.kind == "uwsgi":  # C, from pyuwsgi; its own HTTP/1.1 parser, no front router
         return [os.path.join(os.path.dirname(py), "uwsgi"), "--http11-socket", bind, "--processes",
-                str(server.workers), "--master", "--disable-logging", "--need-app", "--module", APP] \
+                str(server.workers), "--master", "--disable-logging", "--need-app", "--module", server.app] \
             + (["--enable-threads", "--threads", str(server.threads)] if server.threads else [])
     if server.kind == "gunicorn sync":
-        return [py, "-m", "gunicorn", "-w", str(server.workers), "-b", bind, "--log-level", "warning"] + tls + [APP]
+        return [py, "-m", "gunicorn", "-w", str(server.workers), "-b", bind, "--log-level", "warning"] + tls + [server.app]
     if server.kind == "gunicorn gthread":
         return [py, "-m", "gunicorn", "-w", str(server.workers), "-b", bind, "--log-level", "warning",
-                "-k", "gthread", "--threads", str(server.threads or 4)] + tls + [APP]
+                "-k", "gthread", "--threads", str(server.threads or 4)] + tls + [server.app]
     if server.kind == "waitress":  # one process: it gets its concurrency from threads
-        return [py, "-m", "waitress", "--listen=" + bind, "--threads=%d" % (server.threads or 4), APP]
+        return [py, "-m", "waitress", "--listen=" + bind, "--threads=%d" % (server.threads or 4), server.app]
     if server.kind == "nginx return 200":
         ssl = "ssl; ssl_certificate %s; ssl_certificate_key %s" % (cert, key) if server.tls else ""
         return nginx_command(NGINX_STATIC, workdir, port=port, workers=server.workers, ssl=ssl)
