@@ -18,15 +18,6 @@ def wait_until(read, expected, timeout=2.0):
         time.sleep(0.005)
 
 
-@pytest.fixture
-def listener():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    yield sock
-    sock.close()
-
-
 def connect_many(listener, count):
     return [socket.create_connection(listener.getsockname(), timeout=2.0) for _ in range(count)]
 

@@ -2,18 +2,7 @@
 import socket
 import time
 
-import pytest
-
 from forkwsgi.wsgi.queuetime import arrival
-
-
-@pytest.fixture
-def listener():
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(8)
-    yield sock
-    sock.close()
 
 
 def test_a_head_that_waited_in_the_accept_queue_is_dated_when_it_came_not_when_it_was_accepted(listener):
