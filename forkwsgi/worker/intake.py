@@ -172,7 +172,7 @@ class Intake:
             self._adopt(sock, address, listener, family)
             if (self.drain_until and self.drain_quota <= 0) or not self.listeners \
                     or self.stop.stop_after_turn or not self._has_room():
-                return False  # (a worker that just served its --max-requests takes no more)
+                return False  # (a worker told to stop meanwhile, by TERM or --max-requests, takes no more)
         return True
 
     def accept_waiting(self):

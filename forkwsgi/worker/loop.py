@@ -64,9 +64,12 @@ class Worker:
     # ----- signals: handlers only record; the loop acts
 
     def queue_signal(self, signum, frame):
+        """Record the signal for the loop. TERM also ends the loop's turn early: a burst of
+        accepts (each new connection served at once, inline) stops there, so that what is still
+        queued is drained as the stop says, not taken as if nothing had happened."""
         self.pending_signals.append(signum)
         if signum == signal.SIGTERM and self.stop is not None:
-            self.stop.stop_coming()
+            self.stop.request_stop()
 
     def fast_exit(self, signum, frame):
         self.cfg.call_hook("worker_int", self)

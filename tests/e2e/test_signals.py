@@ -53,7 +53,7 @@ def test_term_serves_requests_queued_in_the_backlog(server_factory, tmp_path, co
     assert [results[i][0] for i in range(4)] == [200] * 4, results
     assert all(results[i][1]["connection"] == ["close"] for i in range(4))
     assert server.proc.wait(30) == 0
-    assert "took 3 queued connection(s)" in server.log()
+    assert "took 3 queued connection(s)" in server.log(), server.log()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
 

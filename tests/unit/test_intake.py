@@ -1,4 +1,5 @@
 """Where connections come from (forkwsgi/worker/intake.py), in-process against a real 127.0.0.1 listener."""
+import signal
 import socket
 import time
 
@@ -68,6 +69,31 @@ def test_a_busy_turn_takes_what_the_queue_holds(listener):
         assert tcp_listen_queue(listener.sock)[0] == 0
         for index, client in enumerate(clients):
             assert read_response(client).endswith(b"hello /c%d" % index)
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
+
+
+def test_a_term_during_a_burst_leaves_the_rest_queued_for_the_drain(listener):
+    """A burst serves each connection it takes at once; a TERM that comes during one of those app
+    calls ends the burst, so the loop begins its stop and drains the rest (counted and logged)."""
+    served = []
+
+    def app(environ, start_response):
+        if not served:
+            harness.worker.queue_signal(signal.SIGTERM, None)  # as the signal handler would, mid-call
+        served.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    harness = Harness(app, listeners=[listener])
+    clients = queue_clients(listener, 3)
+    try:
+        harness.worker.intake.accept(listener, burst=True)
+        assert served == ["/c0"]
+        assert tcp_listen_queue(listener.sock)[0] == 2, "the rest wait for the stop's drain"
+        assert harness.worker.stop.stop_after_turn and harness.worker.pending_signals == [signal.SIGTERM]
     finally:
         harness.close()
         for client in clients:
