@@ -1,5 +1,6 @@
-"""The optional compiled head scanner (forkwsgi/http/_speedups.c): built where a C compiler is
-found, skipped with a warning where not. forkwsgi runs the same without it (forkwsgi/http/scan.py);
+"""The optional compiled parts (forkwsgi/compiled.py): the head scanner (forkwsgi/http/_speedups.c)
+and the non-blocking accept (forkwsgi/worker/_accept.c). Built where a C compiler is found, skipped
+with a warning where not; forkwsgi runs the same without them, on their Python twins.
 FORKWSGI_NO_EXTENSIONS=1 skips the build on purpose. Everything else is in pyproject.toml."""
 import os
 
@@ -8,5 +9,6 @@ from setuptools import Extension, setup
 extensions = []
 if os.environ.get("FORKWSGI_NO_EXTENSIONS", "") in ("", "0"):
     extensions.append(Extension("forkwsgi.http._speedups", ["forkwsgi/http/_speedups.c"], optional=True))
+    extensions.append(Extension("forkwsgi.worker._accept", ["forkwsgi/worker/_accept.c"], optional=True))
 
 setup(ext_modules=extensions)

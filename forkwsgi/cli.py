@@ -7,7 +7,7 @@ import os
 import sys
 
 from forkwsgi import __version__
-from forkwsgi.http import scan
+from forkwsgi.compiled import describe
 from forkwsgi import ctl
 from forkwsgi.config.appload import AppImportError, check_app_module, load_app
 from forkwsgi.config.cmdline import build_parser, load_config
@@ -47,7 +47,7 @@ def main(argv=None):
     if argv[:1] == ["ctl"]:  # forkwsgi ctl ...: talk to a running master's control socket
         return ctl.main(argv[1:])
     try:
-        cfg, actions = load_config(argv, os.environ, "%s (%s)" % (__version__, scan.IMPLEMENTATION))
+        cfg, actions = load_config(argv, os.environ, "%s (%s)" % (__version__, describe()))
     except ConfigError as exc:
         if "--check-config" in argv:
             _audit_from_argv(argv)  # every setting's answer, not only the first refused

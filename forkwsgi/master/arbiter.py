@@ -22,11 +22,11 @@ import sys
 import time
 
 from forkwsgi import __version__
+from forkwsgi.compiled import describe
 from forkwsgi.config.appload import AppImportError, load_app
 from forkwsgi.config.cpus import resolve_workers
 from forkwsgi.config.tls import build_context
 from forkwsgi.errors import BOOT_ERROR, ConfigError
-from forkwsgi.http import scan
 from forkwsgi.logs import log, reopen_error_log, setup_error_log
 from forkwsgi.master import systemd
 from forkwsgi.master.autoscale import AutoscaleDriver, check_max_workers
@@ -138,7 +138,7 @@ class Arbiter:
         self.signals.install(self.wakeup)
         self.spawner = Spawner(self.table, self.wakeup, self.observer, self.hook)
         set_title("master", cfg)
-        log.info("Starting forkwsgi %s (pid %d; head parser: %s)", __version__, self.pid, scan.IMPLEMENTATION)
+        log.info("Starting forkwsgi %s (pid %d; %s)", __version__, self.pid, describe())
         for listener in self.listeners:
             log.info("Listening at: %s", listener)
         if cfg.reload:  # before the first fork: the workers inherit where to report their files

@@ -14,6 +14,7 @@ import time
 from forkwsgi.logs import log
 from forkwsgi.shared import stats as _stats
 from forkwsgi.shared.backlog import tcp_listen_queue
+from forkwsgi.worker.accepting import acceptor
 from forkwsgi.wsgi.queuetime import arrival
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
@@ -56,7 +57,7 @@ class Intake:
         self.nodelay_each = set()  # TCP listeners whose connections need TCP_NODELAY set one by one
         self.by_fd = {}
         self.environ_by_fd = {}  # per listener: SERVER_NAME, SERVER_PORT, wsgi.url_scheme
-        self.socket_args = {}  # per listener: family, type and protocol of the sockets it accepts
+        self.acceptors = {}  # per listener: (accepting.acceptor's function, the address family)
         self.polling_listeners = False
         self.polling_handoffs = False
         self.all_busy_since = 0.0
@@ -70,8 +71,7 @@ class Intake:
         for listener in self.listeners:
             self.by_fd[listener.fileno()] = listener
             self.environ_by_fd[listener.fileno()] = _listener_environ(listener, base)
-            sock = listener.sock  # as plain ints: socket.accept() converts them to enums on every call
-            self.socket_args[listener.fileno()] = (int(sock.family), int(sock.type), sock.proto)
+            self.acceptors[listener.fileno()] = (acceptor(listener.sock), int(listener.sock.family))
             if not _nodelay_inherited(listener.sock):
                 self.nodelay_each.add(listener.fileno())
         self.refresh(now)
@@ -150,12 +150,10 @@ class Intake:
 
     def _accept_some(self, listener, most):
         """Accept up to ``most`` connections; False once the queue is empty or this worker is to take no more."""
-        accept = listener.sock._accept  # (fd, address): what socket.accept() wraps, less its enum conversions
-        family, kind, proto = self.socket_args[listener.fileno()]
+        accept, family = self.acceptors[listener.fileno()]
         for _ in range(most):
             try:
-                fd, address = accept()
-                sock = socket.socket(family, kind, proto, fd)
+                sock, address = accept()
             except (BlockingIOError, InterruptedError):
                 if self.drain_until and backlog_length(listener.sock) is None:
                     self.drain_quota = 0  # no queue length to read: an empty accept ends the drain
@@ -192,7 +190,6 @@ class Intake:
         return True
 
     def _adopt(self, sock, address, listener, family):
-        sock.setblocking(False)
         if family == socket.AF_UNIX:
             peer = ("", 0)
         else:

@@ -1,0 +1,39 @@
+"""Which parts run compiled (forkwsgi/compiled.py): what --version and the first log line say, and
+the one switch, FORKWSGI_PURE_PYTHON=1, that puts every part on its Python twin."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from forkwsgi import compiled
+from forkwsgi.http import scan
+from forkwsgi.worker import accepting
+
+from tests.support.server import ROOT
+
+_WHICH = ("from forkwsgi import compiled; from forkwsgi.http import scan; from forkwsgi.worker import accepting; "
+          "print(compiled.describe(), scan.compiled_scan_head is None, accepting.compiled_accept is None, sep='|')")
+
+
+def _in_fresh_process(**env):
+    """The choice is made at import: ask a new interpreter."""
+    result = subprocess.run([sys.executable, "-c", _WHICH], env=dict(os.environ, PYTHONPATH=ROOT, **env),
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    return result.stdout.strip().split("|")
+
+
+def test_pure_python_when_asked_for_every_part():
+    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="1") == ["pure Python", "True", "True"]
+
+
+@pytest.mark.skipif(scan.compiled_scan_head is None or accepting.compiled_accept is None,
+                    reason="the compiled parts are not built (no C compiler at install, FORKWSGI_NO_EXTENSIONS "
+                           "or FORKWSGI_PURE_PYTHON)")
+def test_the_built_parts_are_named():
+    assert compiled.describe() == "compiled head scanner and accept"
+    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="0") == ["compiled head scanner and accept", "False", "False"]
+
+
+def test_a_part_that_is_not_built_is_none():
+    assert compiled.compiled("forkwsgi.no_such_module", "anything") is None
