@@ -44,7 +44,6 @@ class TrustedPeers:
         headers = SECURE_SCHEME_HEADERS if secure_scheme_headers is None else secure_scheme_headers
         self.scheme_keys = tuple(("HTTP_" + name.upper().replace("-", "_"), value.lower())
                                  for name, value in headers.items())
-        self.scheme_key_set = frozenset(key for key, _ in self.scheme_keys)
         self.forwarder_names = frozenset(name.lower() for name in forwarder_headers if "_" in name)
         self.any = "*" in items
         self.networks = []
@@ -92,10 +91,8 @@ class TrustedPeers:
     def scheme(self, environ):
         """'https' or 'http' as the secure scheme headers present say (the last element of each);
         None when none is present, or when they disagree (then the connection's own scheme stands)."""
-        if self.scheme_key_set.isdisjoint(environ):  # the common case, in one C-level look per key
-            return None
         found = None
-        for key, secure_value in self.scheme_keys:
+        for key, secure_value in self.scheme_keys:  # a few lookups (set.isdisjoint(environ) walks every key)
             value = environ.get(key)
             if value is not None:
                 scheme = "https" if value.rpartition(",")[2].strip(" \t").lower() == secure_value else "http"
