@@ -12,7 +12,8 @@ import os
 
 # (what it is, its module, the name in it)
 PARTS = (("head scanner", "forkwsgi.http._speedups", "scan_head"),
-         ("accept", "forkwsgi.worker._accept", "accept"))
+         ("accept", "forkwsgi.worker._accept", "accept"),
+         ("environ builder", "forkwsgi.wsgi._environ", "fast_environ"))
 
 
 def compiled(module, name):
@@ -27,6 +28,9 @@ def compiled(module, name):
 
 
 def describe():
-    """What runs, for --version and the first log line: 'compiled head scanner and accept', or 'pure Python'."""
+    """What runs, for --version and the first log line: 'compiled head scanner, accept and environ
+    builder', or 'pure Python'."""
     built = [what for what, module, name in PARTS if compiled(module, name) is not None]
-    return "compiled " + " and ".join(built) if built else "pure Python"
+    if not built:
+        return "pure Python"
+    return "compiled " + (" and ".join(built) if len(built) < 3 else ", ".join(built[:-1]) + " and " + built[-1])

@@ -3,6 +3,7 @@ import io
 import os
 from urllib.parse import unquote_to_bytes
 
+from forkwsgi.compiled import compiled
 from forkwsgi.logs import ErrorStream
 from forkwsgi.wsgi.response import FileWrapper, ReadingFileWrapper
 
@@ -12,6 +13,7 @@ from forkwsgi.wsgi.response import FileWrapper, ReadingFileWrapper
 _HEADER_KEYS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 _HEADER_KEYS_MAX = 1024
 _UNSEEN = object()
+fast_environ = compiled("forkwsgi.wsgi._environ", "fast_environ")  # _environ.c, where it was built
 
 
 def _header_key(name):
@@ -46,8 +48,36 @@ def _split_host(host, default_port):
     return host, default_port
 
 
-def build_environ(request, base, trusted):
-    """The PEP 3333 environ for ``request``; ``base`` holds the connection's shared keys."""
+def build_environ(request, base, trusted, fast=fast_environ):
+    """The PEP 3333 environ for ``request``; ``base`` holds the connection's shared keys.
+
+    The head's keys come from the compiled builder (``fast``) when it was built and is not in
+    doubt about this head, else from ``_head_environ``, the reference; the rest is the same."""
+    environ = None if fast is None else fast(base, request.method, request.target, request.version,
+                                             request.headers)
+    forwarded_fields = None
+    if environ is None:
+        environ, forwarded_fields = _head_environ(request, base, trusted)
+    if request.chunked:
+        environ["CONTENT_LENGTH"] = str(request.content_length)
+    environ["wsgi.input"] = request.body if request.body is not None else io.BytesIO()
+    # Repeated fields are one list (RFC 9110 5.3): the hops of every X-Forwarded-For line, in order.
+    forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
+    scheme = trusted.scheme(environ)  # secure_scheme_headers; None when none is present
+    if (forwarded_for or scheme or forwarded_fields) and trusted.trusts(environ["REMOTE_ADDR"]):
+        if forwarded_for:
+            environ["REMOTE_ADDR"] = trusted.client_address(forwarded_for, environ["REMOTE_ADDR"])
+            environ["REMOTE_PORT"] = "0"
+        if scheme:
+            environ["wsgi.url_scheme"] = scheme
+        if forwarded_fields:
+            trusted.apply_forwarder_headers(environ, forwarded_fields)
+    return environ
+
+
+def _head_environ(request, base, trusted):
+    """The keys the head gives (request line, headers, Host), and the fields only a trusted proxy
+    may set (names with '_'), or None."""
     environ = base.copy()
     target = request.target
     path, _, query = target.partition("?")
@@ -102,21 +132,7 @@ def build_environ(request, base, trusted):
     if repeats:
         for key, values in repeats.items():
             environ[key] = ("; " if key == "HTTP_COOKIE" else ",").join(values)
-    if request.chunked:
-        environ["CONTENT_LENGTH"] = str(request.content_length)
-    environ["wsgi.input"] = request.body if request.body is not None else io.BytesIO()
     host = environ.get("HTTP_HOST")
     if host:
         environ["SERVER_NAME"], environ["SERVER_PORT"] = _split_host(host, environ["SERVER_PORT"])
-    # Repeated fields are one list (RFC 9110 5.3): the hops of every X-Forwarded-For line, in order.
-    forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
-    scheme = trusted.scheme(environ)  # secure_scheme_headers; None when none is present
-    if (forwarded_for or scheme or forwarded_fields) and trusted.trusts(environ["REMOTE_ADDR"]):
-        if forwarded_for:
-            environ["REMOTE_ADDR"] = trusted.client_address(forwarded_for, environ["REMOTE_ADDR"])
-            environ["REMOTE_PORT"] = "0"
-        if scheme:
-            environ["wsgi.url_scheme"] = scheme
-        if forwarded_fields:
-            trusted.apply_forwarder_headers(environ, forwarded_fields)
-    return environ
+    return environ, forwarded_fields

@@ -9,11 +9,13 @@ import pytest
 from forkwsgi import compiled
 from forkwsgi.http import scan
 from forkwsgi.worker import accepting
+from forkwsgi.wsgi import environ
 
 from tests.support.server import ROOT
 
 _WHICH = ("from forkwsgi import compiled; from forkwsgi.http import scan; from forkwsgi.worker import accepting; "
-          "print(compiled.describe(), scan.compiled_scan_head is None, accepting.compiled_accept is None, sep='|')")
+          "from forkwsgi.wsgi import environ; print(compiled.describe(), scan.compiled_scan_head is None, "
+          "accepting.compiled_accept is None, environ.fast_environ is None, sep='|')")
 
 
 def _in_fresh_process(**env):
@@ -24,15 +26,16 @@ def _in_fresh_process(**env):
 
 
 def test_pure_python_when_asked_for_every_part():
-    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="1") == ["pure Python", "True", "True"]
+    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="1") == ["pure Python", "True", "True", "True"]
 
 
-@pytest.mark.skipif(scan.compiled_scan_head is None or accepting.compiled_accept is None,
+@pytest.mark.skipif(None in (scan.compiled_scan_head, accepting.compiled_accept, environ.fast_environ),
                     reason="the compiled parts are not built (no C compiler at install, FORKWSGI_NO_EXTENSIONS "
                            "or FORKWSGI_PURE_PYTHON)")
 def test_the_built_parts_are_named():
-    assert compiled.describe() == "compiled head scanner and accept"
-    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="0") == ["compiled head scanner and accept", "False", "False"]
+    named = "compiled head scanner, accept and environ builder"
+    assert compiled.describe() == named
+    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="0") == [named, "False", "False", "False"]
 
 
 def test_a_part_that_is_not_built_is_none():

@@ -1,9 +1,12 @@
-"""build_environ: the cached header keys give exactly the environ the plain rules give."""
+"""build_environ: the cached header keys give exactly the environ the plain rules give, and the
+compiled builder (_environ.c) gives exactly what the Python one gives, or declines."""
 import io
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from forkwsgi.wsgi import environ as environ_module
 from forkwsgi.wsgi.environ import build_environ
 from forkwsgi.wsgi.forwarded import TrustedPeers
 from forkwsgi.http.head import Request
@@ -111,3 +114,68 @@ def test_forwarded_for_hops_must_be_addresses():
 def test_a_forwarded_for_that_is_no_address_leaves_the_peer_in_the_environ():
     environ = environ_of([("host", "h"), ("x-forwarded-for", "<script>x</script>")])
     assert environ["REMOTE_ADDR"] == "127.0.0.1"
+
+
+# ----- the compiled builder against the Python one
+
+compiled_only = pytest.mark.skipif(environ_module.fast_environ is None, reason=(
+    "the compiled environ builder is not built (no C compiler at install, FORKWSGI_NO_EXTENSIONS or "
+    "FORKWSGI_PURE_PYTHON)"))
+TARGETS = st.sampled_from(["/", "/p?q=1", "/a%20b", "/x#f", "*", "http://h:1/p", "/p?", "/?a?b", "/p?x#y",
+                           "example.com:443", "/app/x", "/app", "/\xe9"]) | st.from_regex(r"/[a-z0-9/?=&%#:.]{0,20}",
+                                                                                   fullmatch=True)
+HOST_VALUES = st.sampled_from(["h", "h:80", "h:", "h:x", "[::1]:8080", "h:8\xb2", ":", "", "a:b:81", "h\xe9:81",
+                               "h:\u0665", "0:0"])
+HEADERS = st.lists(st.tuples(NAMES | st.from_regex(r"[a-z0-9_\-]{1,12}", fullmatch=True), VALUES | HOST_VALUES),
+                   max_size=8)
+
+
+@compiled_only
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["GET", "HEAD", "POST"]), TARGETS, st.sampled_from(["HTTP/1.1", "HTTP/1.0"]), HEADERS,
+       st.sampled_from(["", "/app"]), st.sampled_from([TRUSTED, NOBODY]))
+def test_the_compiled_builder_gives_what_the_python_one_gives(method, target, version, headers, script_name, trusted):
+    request = Request(method, target, version, headers)
+    base = dict(BASE, SCRIPT_NAME=script_name)
+    compiled = build_environ(request, dict(base), trusted)
+    reference = build_environ(request, dict(base), trusted, fast=None)
+    assert type(compiled.pop("wsgi.input")) is type(reference.pop("wsgi.input"))
+    assert compiled == reference
+
+
+PROXY_HEAD = [("host", "app.example.com"), ("user-agent", "Mozilla/5.0"), ("accept", "*/*"),
+              ("accept-language", "en"), ("x-forwarded-for", "203.0.113.195"), ("x-forwarded-proto", "https"),
+              ("x-request-id", "9b2c7f4e-1a3d-4e8b-b6f0-5c2d8e7a1f93"),
+              ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+              ("content-type", "application/json"), ("content-length", "2"), ("x-" + "a" * 80, "long name")]
+
+
+@compiled_only
+@pytest.mark.parametrize("target,headers", [
+    ("/", [("host", "localhost:8000")]),
+    ("/search?q=forkwsgi&page=2", PROXY_HEAD),
+    ("/", []),
+])
+def test_common_heads_are_built_by_the_compiled_builder(target, headers):
+    built = environ_module.fast_environ(dict(BASE), "GET", target, "HTTP/1.1", headers)
+    assert built is not None, "declined a common head"
+    reference, _ = environ_module._head_environ(Request("GET", target, "HTTP/1.1", headers), dict(BASE), NOBODY)
+    assert built == reference
+
+
+@compiled_only
+@pytest.mark.parametrize("target,headers,script_name", [
+    ("/a%20b", [], ""),  # percent-decoding
+    ("/p#f", [], ""),
+    ("http://h/p", [], ""),  # absolute-form: the authority is the host
+    ("*", [], ""),
+    ("/app/x", [], "/app"),  # SCRIPT_NAME to strip
+    ("/", [("x_user", "a")], ""),  # an underscore: only a trusted proxy's counts
+    ("/", [("x-a", "1"), ("x-a", "2")], ""),  # repeats are joined
+    ("/", [("host", "[::1]:80")], ""),  # an IPv6 literal
+    ("/", [("host", "h:8\xb2")], ""),  # str.isdigit() says yes to a superscript
+    ("/", [("host", "")], ""),
+])
+def test_the_compiled_builder_declines_what_python_must_judge(target, headers, script_name):
+    assert environ_module.fast_environ(dict(BASE, SCRIPT_NAME=script_name), "GET", target, "HTTP/1.1",
+                                       headers) is None
