@@ -236,9 +236,137 @@ done:
     return result;
 }
 
+/* ----- the app's start_response (response.py: read_start's Python path is the reference) */
+
+static const char *const HOP_BY_HOP[] = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
+                                         "upgrade", "proxy-connection", NULL};
+
+static int
+equal_lower(const Py_UCS1 *text, Py_ssize_t size, const char *lower)
+{
+    Py_ssize_t i = 0;
+    for (; i < size && lower[i]; i++) {
+        Py_UCS1 c = text[i];
+        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)lower[i])
+            return 0;
+    }
+    return i == size && !lower[i];
+}
+
+static int
+contains_close(const Py_UCS1 *text, Py_ssize_t size)
+{
+    for (Py_ssize_t i = 0; i + 5 <= size; i++)
+        if (equal_lower(text + i, 5, "close"))
+            return 1;
+    return 0;
+}
+
+/* read_start(status, headers) -> (code, header lines, Content-Length or None, asks to close), or
+ * None in doubt: anything the Python one refuses, or text that is not Latin-1. It keeps no memory
+ * of what it read: a Content-Length that changes with every response costs what a fixed one does. */
+static PyObject *
+read_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "read_start(status, headers)");
+        return NULL;
+    }
+    PyObject *status = args[0], *headers = args[1];
+    if (!PyUnicode_CheckExact(status) || PyUnicode_KIND(status) != PyUnicode_1BYTE_KIND ||
+        !PyList_CheckExact(headers))
+        Py_RETURN_NONE;
+    Py_ssize_t size = PyUnicode_GET_LENGTH(status);
+    const Py_UCS1 *text = PyUnicode_1BYTE_DATA(status);
+    if (size < 4 || text[0] < '1' || text[0] > '9' || text[1] < '0' || text[1] > '9' || text[2] < '0' ||
+        text[2] > '9' || text[3] != ' ')
+        Py_RETURN_NONE;
+    for (Py_ssize_t i = 4; i < size; i++)
+        if (!FIELD[text[i]])
+            Py_RETURN_NONE;
+    long code = (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0');
+    Py_ssize_t count = PyList_GET_SIZE(headers), total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) { /* first pass: check, and size the lines */
+        PyObject *item = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
+            Py_RETURN_NONE;
+        PyObject *name = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        if (!PyUnicode_CheckExact(name) || !PyUnicode_CheckExact(value) ||
+            PyUnicode_KIND(name) != PyUnicode_1BYTE_KIND || PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND)
+            Py_RETURN_NONE;
+        Py_ssize_t name_size = PyUnicode_GET_LENGTH(name), value_size = PyUnicode_GET_LENGTH(value);
+        const Py_UCS1 *name_text = PyUnicode_1BYTE_DATA(name), *value_text = PyUnicode_1BYTE_DATA(value);
+        if (name_size == 0)
+            Py_RETURN_NONE;
+        for (Py_ssize_t j = 0; j < name_size; j++)
+            if (!TCHAR[name_text[j]])
+                Py_RETURN_NONE;
+        for (Py_ssize_t j = 0; j < value_size; j++)
+            if (!FIELD[value_text[j]])
+                Py_RETURN_NONE;
+        total += name_size + value_size + 4;
+    }
+    PyObject *fields = PyUnicode_New(total, 255);
+    if (!fields)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(fields);
+    Py_ssize_t written = 0;
+    PyObject *length = Py_None;
+    Py_INCREF(length);
+    int close = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(headers, i);
+        PyObject *name = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+        Py_ssize_t name_size = PyUnicode_GET_LENGTH(name), value_size = PyUnicode_GET_LENGTH(value);
+        const Py_UCS1 *name_text = PyUnicode_1BYTE_DATA(name), *value_text = PyUnicode_1BYTE_DATA(value);
+        int hop = 0;
+        for (const char *const *known = HOP_BY_HOP; *known && !hop; known++)
+            hop = equal_lower(name_text, name_size, *known);
+        if (hop) { /* the server frames the message itself */
+            if (equal_lower(name_text, name_size, "connection") && contains_close(value_text, value_size))
+                close = 1;
+            continue;
+        }
+        if (equal_lower(name_text, name_size, "content-length")) {
+            int digits = value_size > 0;
+            for (Py_ssize_t j = 0; j < value_size && digits; j++)
+                digits = value_text[j] >= '0' && value_text[j] <= '9';
+            PyObject *number = digits ? PyLong_FromUnicodeObject(value, 10) : NULL;
+            if (!number) { /* not digits (or digits beyond ASCII, which str.isdigit() takes): Python judges */
+                Py_DECREF(fields);
+                Py_DECREF(length);
+                if (digits)
+                    return NULL;
+                Py_RETURN_NONE;
+            }
+            Py_SETREF(length, number);
+        }
+        memcpy(out + written, name_text, name_size);
+        written += name_size;
+        out[written++] = ':';
+        out[written++] = ' ';
+        memcpy(out + written, value_text, value_size);
+        written += value_size;
+        out[written++] = '\r';
+        out[written++] = '\n';
+    }
+    if (written != total) { /* hop-by-hop lines left out: the text is shorter */
+        PyObject *shorter = PyUnicode_Substring(fields, 0, written);
+        Py_SETREF(fields, shorter);
+        if (!fields) {
+            Py_DECREF(length);
+            return NULL;
+        }
+    }
+    return Py_BuildValue("(lNNO)", code, fields, length, close ? Py_True : Py_False);
+}
+
 static PyMethodDef methods[] = {
     {"scan_head", (PyCFunction)(void (*)(void))scan_head, METH_FASTCALL,
      "scan_head(buf, start, end, need_request_line, max_fields, field_size, request_line_size)"},
+    {"read_start", (PyCFunction)(void (*)(void))read_start, METH_FASTCALL,
+     "read_start(status, headers) -> (code, header lines, Content-Length or None, asks to close), or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -3,6 +3,8 @@ import re
 import time
 from email.utils import formatdate
 
+from forkwsgi.compiled import compiled
+
 from .fields import BAD_VALUE, is_token
 from .known import Memory, remember
 
@@ -63,6 +65,27 @@ def response_fields(headers):
         if item_close:
             close = True
     return "".join(lines), length, close
+
+
+def python_read_start(status, headers):
+    """The app's start_response arguments, checked and read: (status code, the header lines for
+    the head, the app's Content-Length or None, whether it asked to close). InvalidResponse if
+    they cannot go on the wire."""
+    code = check_status(status)
+    fields, length, close = response_fields(headers)
+    return code, fields, length, close
+
+
+_fast_read_start = compiled("forkwsgi.http._speedups", "read_start")  # its C twin, where it was built
+
+
+def compiled_read_start(status, headers):
+    """The same, read by the C twin (``_speedups.c``, no memory of what it read); where it is in
+    doubt (anything to refuse, text that is not Latin-1), by the Python one."""
+    return _fast_read_start(status, headers) or python_read_start(status, headers)
+
+
+read_start = python_read_start if _fast_read_start is None else compiled_read_start
 
 
 def _read_field(item):

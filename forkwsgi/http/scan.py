@@ -20,7 +20,7 @@ There are two with the same answers:
 sets FORKWSGI_PURE_PYTHON=1; ``IMPLEMENTATION`` names the one in use.
 tests/unit/test_scan.py and the parser's property tests run against both.
 """
-import os
+from forkwsgi.compiled import compiled
 
 from .errors import HTTPError
 from .fields import LINE_CACHE, Doubt, fast_field
@@ -72,17 +72,6 @@ def python_scan_head(buf, start, end, need_request_line, max_fields, field_size,
     return start_line, headers
 
 
-def _compiled():
-    """The compiled scanner, or None where it was not built or FORKWSGI_PURE_PYTHON=1 asks for none."""
-    if os.environ.get("FORKWSGI_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from ._speedups import scan_head as compiled
-    except ImportError:
-        return None
-    return compiled
-
-
-compiled_scan_head = _compiled()
+compiled_scan_head = compiled("forkwsgi.http._speedups", "scan_head")
 scan_head = compiled_scan_head or python_scan_head
 IMPLEMENTATION = "compiled head scanner" if compiled_scan_head else "pure Python"

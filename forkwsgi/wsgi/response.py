@@ -7,8 +7,7 @@ import io
 import os
 import stat
 
-from forkwsgi.http.response import (LAST_CHUNK, NO_BODY_STATUSES, InvalidResponse,
-                            check_status, chunk, response_fields)
+from forkwsgi.http.response import LAST_CHUNK, NO_BODY_STATUSES, InvalidResponse, chunk, read_start
 
 __all__ = ["FileWrapper", "ReadingFileWrapper", "Response"]
 
@@ -83,8 +82,7 @@ class Response:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
-        self.code = check_status(status)
-        self.fields, self.length, self.app_closes = response_fields(headers)
+        self.code, self.fields, self.length, self.app_closes = read_start(status, headers)
         self.status = status
         self.headers = headers
         return self.write

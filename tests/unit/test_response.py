@@ -126,3 +126,52 @@ def test_a_list_body_is_queued_whole_without_waiting():
     response.start_response("200 OK", [])
     assert response.write_result([b"x" * 100], lambda: False) is False
     assert len(sent) == 1 and sent[0][1] is False and sent[0][0].endswith(b"x" * 100)
+
+
+# ----- the compiled response head reader against the Python one
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from forkwsgi.http import response as framing  # noqa: E402
+
+compiled_only = pytest.mark.skipif(framing._fast_read_start is None, reason=(
+    "the compiled response head reader is not built (no C compiler at install, FORKWSGI_NO_EXTENSIONS "
+    "or FORKWSGI_PURE_PYTHON)"))
+STATUSES = st.sampled_from(["200 OK", "404 Not Found", "204 No Content", "099 Low", "200OK", "20 OK", "2000 OK",
+                            "500 ", "200 caf\xe9", "200 \u2603", "200 a\tb", "200 a\nb", "200 a\x7f", "x00 OK",
+                            b"200 OK", None]) | st.text(max_size=12)
+NAMES = st.sampled_from(["Content-Type", "Content-Length", "content-length", "CONTENT-LENGTH", "Connection",
+                         "connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
+                         "Proxy-Connection", "Set-Cookie", "X-Id", "Bad Name", "", "X\xe9", "X:Y", "teA"])
+VALUES = st.sampled_from(["", "0", "14", "0014", "1" * 30, "\xb2", "1\xb2", "-1", " 5", "close", "Close, x",
+                          "keep-alive", "CLOSE", "a\tb", "a\rb", "a\nb", "a\x00", "\x7f", "caf\xe9", "\u2603",
+                          "x" * 300]) | st.text(max_size=8)
+ITEMS = st.tuples(NAMES, VALUES) | st.sampled_from([("a",), ("a", "b", "c"), ["X-Id", "1"], (b"X", "1"),
+                                                    ("X", 1), "X-Id: 1"])
+HEADER_LISTS = st.lists(ITEMS, max_size=6) | st.sampled_from([(("X", "1"),), None, "X: 1"])
+
+
+def _outcome(read, status, headers):
+    try:
+        return read(status, headers)
+    except Exception as exc:  # the same kind of refusal, word for word
+        return type(exc), str(exc)
+
+
+@compiled_only
+@settings(max_examples=600, deadline=None)
+@given(STATUSES, HEADER_LISTS)
+def test_the_compiled_reader_answers_as_the_python_one(status, headers):
+    assert _outcome(framing.compiled_read_start, status, headers) == _outcome(framing.python_read_start,
+                                                                              status, headers)
+
+
+@compiled_only
+def test_the_compiled_reader_takes_common_responses_itself():
+    headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", "1234"),
+               ("Set-Cookie", "sid=9b2c7f4e; Path=/; HttpOnly"), ("Connection", "close")]
+    assert framing._fast_read_start("200 OK", headers) == (
+        200, "Content-Type: text/html; charset=utf-8\r\nContent-Length: 1234\r\n"
+             "Set-Cookie: sid=9b2c7f4e; Path=/; HttpOnly\r\n", 1234, True)
+    assert framing._fast_read_start("304 Not Modified", []) == (304, "", None, False)
