@@ -101,11 +101,8 @@ _FRAMING = frozenset(("content-length", "transfer-encoding", "host", "connection
 
 def apply_framing(request, limits):
     """Decide body framing and connection semantics from the headers, refusing conflicts."""
-    lengths = []
-    codings = []
+    lengths = codings = connection = expects = None  # lists once such a field comes (most heads have none)
     hosts = 0
-    connection = []
-    expects = []
     upgrade = False
     for name, value in request.headers:
         if name not in _FRAMING:
@@ -113,12 +110,20 @@ def apply_framing(request, limits):
         if name == "host":
             hosts += 1
         elif name == "connection":
+            if connection is None:
+                connection = []
             connection.append(value)
         elif name == "content-length":
+            if lengths is None:
+                lengths = []
             lengths.append(value)
         elif name == "transfer-encoding":
+            if codings is None:
+                codings = []
             codings.append(value)
         elif name == "expect":
+            if expects is None:
+                expects = []
             expects.append(value)
         else:
             upgrade = True
