@@ -104,8 +104,8 @@ class RequestRun:
         if type(body) is StreamedBody:  # a body not all read when the head goes: the connection closes
             closing = lambda: site.closing() or not body.complete  # noqa: E731
         send = conn.send if site.threaded else conn.send_or_hold  # inline: held to the turn's end
-        self.response = response = Response(send, conn.send_file, request, site.keeps_alive(conn, request),
-                                            site.dates.get(), closing)
+        keep_alive = request.keep_alive and site.stop.keeps_alive(conn.tls)  # (Site.keeps_alive, inlined)
+        self.response = response = Response(send, conn.send_file, request, keep_alive, site.dates.get(), closing)
         self.environ = environ = build_environ(request, conn.base, site.trusted)
         self.started = started = time.time()
         queued = stamp(environ, conn.first_seen() + site.clock_offset, started,
@@ -143,7 +143,7 @@ class RequestRun:
         conn = self.conn
         self.running = False
         result, self.result = self.result, None
-        if result is not None and hasattr(result, "close"):
+        if result is not None and type(result) is not list and hasattr(result, "close"):
             try:
                 result.close()
             except Exception:
@@ -177,6 +177,8 @@ class RequestRun:
     def _account(self, code):
         """Counters, access log and post_request hook for the finished request."""
         site = self.site
+        if site.stats is None and site.access_log is None and site.post_request is None:
+            return  # nothing to tell: no clock read
         request = self.request
         response = self.response
         elapsed = time.time() - self.started
