@@ -194,7 +194,7 @@ class Channels:
                 log.debug("client %s:%s went away: %s", conn.peer[0], conn.peer[1], exc)
                 self.close(conn)
                 continue
-            if conn.out:
+            if conn.out.segments:
                 self.watch(conn, write=True)
 
     # ----- closing

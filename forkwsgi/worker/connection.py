@@ -148,7 +148,7 @@ class Connection:
         kit = self.kit
         size = len(data)
         if held is None:
-            if self.out or self.tls or size > HOLD_MAX or kit.held_bytes + size > HOLD_TURN_MAX:
+            if self.out.segments or self.tls or size > HOLD_MAX or kit.held_bytes + size > HOLD_TURN_MAX:
                 self.send(data, wait)
                 return
             self.held = [data]
