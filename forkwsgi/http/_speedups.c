@@ -287,6 +287,7 @@ read_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             Py_RETURN_NONE;
     long code = (text[0] - '0') * 100 + (text[1] - '0') * 10 + (text[2] - '0');
     Py_ssize_t count = PyList_GET_SIZE(headers), total = 0;
+    Py_UCS1 high = 0; /* any byte past ASCII: the text must say so (a canonical str) */
     for (Py_ssize_t i = 0; i < count; i++) { /* first pass: check, and size the lines */
         PyObject *item = PyList_GET_ITEM(headers, i);
         if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2)
@@ -302,12 +303,14 @@ read_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         for (Py_ssize_t j = 0; j < name_size; j++)
             if (!TCHAR[name_text[j]])
                 Py_RETURN_NONE;
-        for (Py_ssize_t j = 0; j < value_size; j++)
+        for (Py_ssize_t j = 0; j < value_size; j++) {
             if (!FIELD[value_text[j]])
                 Py_RETURN_NONE;
+            high |= value_text[j];
+        }
         total += name_size + value_size + 4;
     }
-    PyObject *fields = PyUnicode_New(total, 255);
+    PyObject *fields = PyUnicode_New(total, high & 0x80 ? 255 : 127);
     if (!fields)
         return NULL;
     Py_UCS1 *out = PyUnicode_1BYTE_DATA(fields);

@@ -141,6 +141,8 @@ def test_the_compiled_builder_gives_what_the_python_one_gives(method, target, ve
     reference = build_environ(request, dict(base), trusted, fast=None)
     assert type(compiled.pop("wsgi.input")) is type(reference.pop("wsgi.input"))
     assert compiled == reference
+    flags = {key: value.isascii() for key, value in reference.items() if isinstance(value, str)}
+    assert {key: compiled[key].isascii() for key in flags} == flags  # (the str's own flag: canonical text)
 
 
 PROXY_HEAD = [("host", "app.example.com"), ("user-agent", "Mozilla/5.0"), ("accept", "*/*"),

@@ -154,9 +154,10 @@ HEADER_LISTS = st.lists(ITEMS, max_size=6) | st.sampled_from([(("X", "1"),), Non
 
 def _outcome(read, status, headers):
     try:
-        return read(status, headers)
+        code, fields, length, close = read(status, headers)
     except Exception as exc:  # the same kind of refusal, word for word
         return type(exc), str(exc)
+    return code, fields, fields.isascii(), length, close  # (isascii reads the str's own flag: canonical text)
 
 
 @compiled_only
