@@ -128,7 +128,8 @@ class RequestReader:
         return not (rest == 0 or (rest == 1 and buf[i] == 13))
 
     def feed(self, data):
-        self._check_buf()
+        if len(self.buf) != self._known:
+            self._check_buf()
         body = self.body
         if not self.buf and type(body) is FixedLengthBody and body.sink is None and body.remaining:
             data = body.take(data)  # the next bytes of a body kept in memory: to it at once, not through buf
