@@ -130,7 +130,7 @@ def test_system_calls_per_connection(tmp_path, kind, ioctls):
     result = subprocess.run(["strace", "-f", "-e", "trace=accept4,ioctl,write", "-o", str(trace),
                              sys.executable, "-c", _COUNT_IOCTLS, kind],
                             cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, timeout=60)
-    if result.returncode != 0 and b"ptrace" in result.stderr:
+    if result.returncode != 0 and b"ptrace" in result.stderr.lower():  # a sandbox that forbids tracing
         pytest.skip("strace cannot trace here: %s" % result.stderr.decode(errors="replace").strip())
     assert result.returncode == 0, result.stderr
     lines = trace.read_text().splitlines()
