@@ -17,7 +17,7 @@ There are two with the same answers:
   request costs what a repeating one does.
 
 ``scan_head`` is the compiled one when it was built, unless the environment
-sets FORKWSGI_PURE_PYTHON=1; ``IMPLEMENTATION`` names the one in use.
+sets FORKWSGI_PURE_PYTHON=1 (compiled.py, which also names the parts in use).
 tests/unit/test_scan.py and the parser's property tests run against both.
 """
 from forkwsgi.compiled import compiled
@@ -74,4 +74,3 @@ def python_scan_head(buf, start, end, need_request_line, max_fields, field_size,
 
 compiled_scan_head = compiled("forkwsgi.http._speedups", "scan_head")
 scan_head = compiled_scan_head or python_scan_head
-IMPLEMENTATION = "compiled head scanner" if compiled_scan_head else "pure Python"
