@@ -34,6 +34,12 @@ fill_tables(void)
     for (int c = 0x80; c < 0x100; c++) FIELD[c] = 1;
 }
 
+static inline unsigned char
+ascii_lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
 static inline PyObject *
 latin1(const unsigned char *p, Py_ssize_t n)
 {
@@ -127,8 +133,7 @@ field_line(const unsigned char *p, const unsigned char *e)
         return NULL;
     Py_UCS1 *lower = PyUnicode_1BYTE_DATA(name);
     for (Py_ssize_t i = 0; i < name_len; i++) {
-        unsigned char c = p[i];
-        lower[i] = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+        lower[i] = ascii_lower(p[i]);
     }
     const unsigned char *v = colon + 1, *w = e;
     while (v < w && (*v == ' ' || *v == '\t')) v++;
@@ -245,11 +250,9 @@ static int
 equal_lower(const Py_UCS1 *text, Py_ssize_t size, const char *lower)
 {
     Py_ssize_t i = 0;
-    for (; i < size && lower[i]; i++) {
-        Py_UCS1 c = text[i];
-        if ((c >= 'A' && c <= 'Z' ? c + 32 : c) != (unsigned char)lower[i])
+    for (; i < size && lower[i]; i++)
+        if (ascii_lower(text[i]) != (unsigned char)lower[i])
             return 0;
-    }
     return i == size && !lower[i];
 }
 
