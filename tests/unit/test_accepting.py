@@ -70,6 +70,25 @@ def test_a_tcp_connection_comes_non_blocking_with_its_peer_address(accept, famil
 
 
 @each_accept
+@pytest.mark.parametrize("peer_host", ["127.0.0.1", "127.10.99.100", "127.255.0.9", "127.200.109.250"])
+def test_an_ipv4_peer_address_reads_as_the_kernel_gives_it(accept, peer_host):
+    """Every octet width (one, two, three digits; 0 and 255) comes out as socket.accept() writes it."""
+    listener = _listener(socket.AF_INET, ("0.0.0.0", 0))
+    client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        client.bind((peer_host, 0))  # all of 127/8 is loopback on Linux
+        client.settimeout(5)
+        client.connect(("127.0.0.1", listener.getsockname()[1]))
+        sock, peer = acceptor(listener, accept)()
+        sock.close()
+        assert peer == (peer_host, client.getsockname()[1])
+        assert type(peer[0]) is str and type(peer[1]) is int
+    finally:
+        client.close()
+        listener.close()
+
+
+@each_accept
 def test_a_unix_socket_connection_works_and_has_no_address_to_read(accept, tmp_path):
     path = str(tmp_path / "s")
     listener = _listener(socket.AF_UNIX, path)
