@@ -1,8 +1,9 @@
 """Where a worker's connections come from: its listeners and the hand-off channel.
 
 The worker polls the listeners while it has room, and the hand-off channel
-while it has a free thread. One connection is taken per wake-up, so idle
-siblings share new arrivals. On a full stop, what the kernel had queued in
+while it has a free thread. While a sibling says it has a thread to spare,
+one connection is taken per wake-up, so idle siblings share new arrivals;
+while none does, what queued is taken too. On a full stop, what the kernel had queued in
 the backlog when the stop began is taken too (bounded by that count and by
 time), then the listeners close.
 """
@@ -30,6 +31,18 @@ def backlog_length(sock):
     return None if queue is None else queue[0]
 
 
+class ListenerIntake:
+    """What each connection from one listener is taken and set up with, found once at start-up."""
+
+    __slots__ = ("accept", "unix", "nodelay_each", "environ")
+
+    def __init__(self, listener, base):
+        self.accept = acceptor(listener.sock)  # accepting.py: () -> (non-blocking socket, address)
+        self.unix = listener.sock.family == socket.AF_UNIX
+        self.nodelay_each = not _nodelay_inherited(listener.sock)  # set on each connection, one call more
+        self.environ = _listener_environ(listener, base)  # SERVER_NAME, SERVER_PORT, wsgi.url_scheme
+
+
 class Intake:
     """Takes connections in: from the listeners, and from siblings through the hand-off channel.
 
@@ -54,10 +67,8 @@ class Intake:
         self.proxy_peers = proxy_peers  # PROXY protocol: the peers whose header is read
         self.stats = stats
         self.base = {}
-        self.nodelay_each = set()  # TCP listeners whose connections need TCP_NODELAY set one by one
         self.by_fd = {}
-        self.environ_by_fd = {}  # per listener: SERVER_NAME, SERVER_PORT, wsgi.url_scheme
-        self.acceptors = {}  # per listener: (accepting.acceptor's function, the address family)
+        self.intakes = {}  # per listener: its ListenerIntake
         self.polling_listeners = False
         self.polling_handoffs = False
         self.all_busy_since = 0.0
@@ -70,10 +81,7 @@ class Intake:
         self.base = base
         for listener in self.listeners:
             self.by_fd[listener.fileno()] = listener
-            self.environ_by_fd[listener.fileno()] = _listener_environ(listener, base)
-            self.acceptors[listener.fileno()] = (acceptor(listener.sock), int(listener.sock.family))
-            if not _nodelay_inherited(listener.sock):
-                self.nodelay_each.add(listener.fileno())
+            self.intakes[listener] = ListenerIntake(listener, base)
         self.refresh(now)
 
     # ----- what to poll
@@ -81,10 +89,14 @@ class Intake:
     def _has_room(self):
         return len(self.connections) < self.worker_connections
 
-    def _wants_listeners(self, now):
+    def _room(self):
+        """Whether this worker may take one more connection: below its connection limit, and not at its fd limit."""
+        return len(self.connections) < self.worker_connections and self._fd_spare()
+
+    def _wants_listeners(self, now, room):
         if self.stop.stopping and not self.drain_until:
             return False
-        if not self._has_room() or now < self.paused_until or not self._fd_spare():
+        if not room or now < self.paused_until:
             return False
         if self.executor.free > 0:
             self.all_busy_since = 0.0
@@ -95,10 +107,9 @@ class Intake:
             self.all_busy_since = now
         return now - self.all_busy_since >= BUSY_ACCEPT_DELAY
 
-    def _wants_handoffs(self):
+    def _wants_handoffs(self, room):
         """Siblings with a free thread take waiting connections; a worker handing over gives, never takes."""
-        return (self.stop.may_hand_off and not self.stop.handing_over and self.executor.free > 0
-                and self._has_room() and self._fd_spare())
+        return self.stop.may_hand_off and not self.stop.handing_over and self.executor.free > 0 and room
 
     def _fd_spare(self):
         """False while this worker is at its fd limit (its reserved fd could not be taken back):
@@ -106,8 +117,10 @@ class Intake:
         return not self.stop.may_hand_off or self.handoff.reserve_fd()
 
     def refresh(self, now):
+        """Poll the listeners and the hand-off channel as this turn's room and threads say (once a turn)."""
         poller = self.poller
-        want = self._wants_listeners(now)
+        room = self._room()
+        want = self._wants_listeners(now, room)
         if want != self.polling_listeners:
             for fd in self.by_fd:
                 if want:
@@ -115,7 +128,7 @@ class Intake:
                 else:
                     poller.remove(fd)
             self.polling_listeners = want
-        want = self._wants_handoffs()
+        want = self._wants_handoffs(room)
         if self.stop.may_hand_off:
             self.handoff.say_spare(want and not self.waiting)
         if want != self.polling_handoffs:
@@ -148,9 +161,20 @@ class Intake:
             if queued == 0 or not self._accept_some(listener, BURST_UNMEASURED if queued is None else queued):
                 return
 
+    def accept_ready(self, listener):
+        """An idle turn's accept. Where a sibling says it has a thread to spare, take one connection
+        and leave the next to it. Where none does (a lone worker, or all busy), nobody else will
+        take what queued meanwhile: take that too (a burst), rather than a loop turn and an
+        epoll_wait for each of many short connections."""
+        if self.stop.may_hand_off and not self.handoff.sibling_spare():
+            self.accept(listener, burst=True)
+        else:
+            self.accept(listener)
+
     def _accept_some(self, listener, most):
         """Accept up to ``most`` connections; False once the queue is empty or this worker is to take no more."""
-        accept, family = self.acceptors[listener.fileno()]
+        facts = self.intakes[listener]
+        accept = facts.accept
         for _ in range(most):
             try:
                 sock, address = accept()
@@ -167,7 +191,7 @@ class Intake:
             if self.drain_until:
                 self.drain_quota -= 1
                 self.drained += 1
-            self._adopt(sock, address, listener, family)
+            self._adopt(sock, address, facts)
             if (self.drain_until and self.drain_quota <= 0) or not self.listeners \
                     or self.stop.stop_after_turn or not self._has_room():
                 return False  # (a worker told to stop meanwhile, by TERM or --max-requests, takes no more)
@@ -189,14 +213,14 @@ class Intake:
             self.accept(listener, burst=True)
         return True
 
-    def _adopt(self, sock, address, listener, family):
-        if family == socket.AF_UNIX:
+    def _adopt(self, sock, address, facts):
+        if facts.unix:
             peer = ("", 0)
         else:
-            if listener.fileno() in self.nodelay_each:
+            if facts.nodelay_each:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = address[:2]
-        environ = self.environ_by_fd[listener.fileno()].copy()
+        environ = facts.environ.copy()
         environ["REMOTE_ADDR"] = peer[0]
         environ["REMOTE_PORT"] = str(peer[1])
         proxy = self.proxy_peers is not None and self.proxy_peers.trusts(peer[0])
@@ -223,7 +247,7 @@ class Intake:
         those that wait here (Scheduler.first_in_line)."""
         if thread_freed and not self.handoff.sent_lately(_monotonic()):
             return
-        if self._wants_handoffs():
+        if self._wants_handoffs(self._room()):
             while self.executor.free > 0 and self.take_handoff():
                 pass
 

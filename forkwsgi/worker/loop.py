@@ -161,10 +161,10 @@ class Worker:
                         os.read(self.wake_r, 512)
                     except OSError:
                         pass
-            # An idle turn takes one connection, last: a worker that just ran the app
-            # may find it already taken by an idle sibling.
+            # An idle turn's accepts come last: a worker that just ran the app may find the
+            # connection already taken by an idle sibling.
             for listener in ready_listeners:
-                intake.accept(listener)
+                intake.accept_ready(listener)
             if take_handoff or thread_freed:
                 intake.take_handoffs(thread_freed and not take_handoff)
             if scheduler.waiting:

@@ -60,6 +60,28 @@ def test_an_idle_turn_takes_one_connection_so_idle_siblings_share_new_arrivals(l
             client.close()
 
 
+@pytest.mark.parametrize("sibling_spare,taken", [(True, 1), (False, 4)], ids=["a-sibling-is-idle", "none-is"])
+def test_an_idle_turn_leaves_the_queue_to_an_idle_sibling_and_takes_it_where_there_is_none(
+        listener, sibling_spare, taken):
+    """Many short connections to a lone (or all-busy) worker: one accept a wake-up would cost a loop
+    turn and an epoll_wait each, and no sibling would take the rest."""
+    channel = open_handoff_channel()
+    if not sibling_spare:
+        channel.forget(1)  # the sibling that said it was idle is gone
+    harness = Harness(listeners=[listener], handoff=channel)
+    clients = queue_clients(listener, 4)
+    try:
+        harness.worker.intake.accept_ready(listener)
+        harness.turn_ends()
+        assert tcp_listen_queue(listener.sock)[0] == 4 - taken
+        for index, client in enumerate(clients[:taken]):
+            assert read_response(client).endswith(b"hello /c%d" % index)
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
+
+
 def test_a_busy_turn_takes_what_the_queue_holds(listener):
     harness = Harness(listeners=[listener])
     clients = queue_clients(listener, 5)
