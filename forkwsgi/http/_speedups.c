@@ -15,6 +15,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 static unsigned char TCHAR[256];   /* RFC 9110 tchar */
@@ -46,13 +47,93 @@ latin1(const unsigned char *p, Py_ssize_t n)
     return PyUnicode_FromKindAndData(PyUnicode_1BYTE_KIND, p, n);
 }
 
-/* The end of the line starting at p (the CR of its CRLF, or stop), or NULL for a stray CR, LF or
- * a byte no field line may hold. */
-static const unsigned char *
-line_end(const unsigned char *p, const unsigned char *stop)
+/* The same for bytes known to be ASCII: no second pass to find the widest character. */
+static inline PyObject *
+ascii(const unsigned char *p, Py_ssize_t n)
 {
+    PyObject *text = PyUnicode_New(n, 127);
+    if (text)
+        memcpy(PyUnicode_1BYTE_DATA(text), p, n);
+    return text;
+}
+
+/* Field names of the standards and of common proxies, browsers and tracers, lower-case. A name in
+ * this fixed list becomes one shared str, its hash computed once, rather than a new str each head;
+ * its value is read anew every time. */
+static const char *const KNOWN_NAMES[] = {
+    "host", "user-agent", "accept", "accept-language", "accept-encoding", "accept-charset", "cookie",
+    "connection", "keep-alive", "content-type", "content-length", "transfer-encoding", "expect", "upgrade",
+    "te", "referer", "origin", "authorization", "cache-control", "pragma", "range", "if-none-match",
+    "if-modified-since", "if-match", "if-unmodified-since", "dnt", "upgrade-insecure-requests",
+    "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip",
+    "x-request-id", "x-request-start", "x-amzn-trace-id", "x-requested-with", "x-csrftoken", "forwarded",
+    "via", "traceparent", "tracestate", "baggage", "priority", "sec-fetch-site", "sec-fetch-mode",
+    "sec-fetch-dest", "sec-fetch-user", "sec-ch-ua", "sec-ch-ua-mobile", "sec-ch-ua-platform",
+    "proxy-connection", "content-encoding", NULL,
+};
+#define KNOWN_NAME_MAX 32 /* longer names are never looked up */
+#define PER_LENGTH 8       /* known names of one length, at most (checked as the table is built) */
+static PyObject *KNOWN_TEXT[sizeof KNOWN_NAMES / sizeof KNOWN_NAMES[0]];
+static signed char BY_LENGTH[KNOWN_NAME_MAX + 1][PER_LENGTH]; /* indexes into KNOWN_NAMES, -1 after the last */
+
+static int
+fill_known_names(void)
+{
+    memset(BY_LENGTH, -1, sizeof BY_LENGTH);
+    for (int i = 0; KNOWN_NAMES[i]; i++) {
+        size_t n = strlen(KNOWN_NAMES[i]);
+        int slot = 0;
+        while (slot < PER_LENGTH && BY_LENGTH[n][slot] >= 0)
+            slot++;
+        if (n > KNOWN_NAME_MAX || slot == PER_LENGTH) {
+            PyErr_SetString(PyExc_SystemError, "_speedups: the known field names do not fit their table");
+            return -1;
+        }
+        BY_LENGTH[n][slot] = (signed char)i;
+        if (!(KNOWN_TEXT[i] = PyUnicode_InternFromString(KNOWN_NAMES[i])))
+            return -1;
+    }
+    return 0;
+}
+
+/* The shared str of a known lower-case name (a new reference), or NULL if it is not one. */
+static PyObject *
+known_name(const unsigned char *lower, Py_ssize_t n)
+{
+    if (n > KNOWN_NAME_MAX)
+        return NULL;
+    for (int slot = 0; slot < PER_LENGTH && BY_LENGTH[n][slot] >= 0; slot++) {
+        int i = BY_LENGTH[n][slot];
+        if (memcmp(KNOWN_NAMES[i], lower, n) == 0) {
+            Py_INCREF(KNOWN_TEXT[i]);
+            return KNOWN_TEXT[i];
+        }
+    }
+    return NULL;
+}
+
+/* The end of the line starting at p (the CR of its CRLF, or stop), or NULL for a stray CR, LF or
+ * a byte no field line may hold. *high gets the line's bytes OR-ed: 0x80 set if any is past ASCII. */
+static const unsigned char *
+line_end(const unsigned char *p, const unsigned char *stop, unsigned char *high)
+{
+    /* Eight bytes at a time while none is below 0x20 (CR, LF, HTAB, the other controls) or 0x7f;
+     * a word holding one goes byte by byte, from where the table decides. */
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t seen_words = 0;
+    while (stop - p >= 8) {
+        uint64_t word, del;
+        memcpy(&word, p, 8);
+        del = word ^ (ones * 0x7f);
+        if (((word - ones * 0x20) & ~word & highs) | ((del - ones) & ~del & highs))
+            break;
+        seen_words |= word;
+        p += 8;
+    }
+    unsigned char seen = seen_words & highs ? 0x80 : 0;
     while (p < stop && FIELD[*p])
-        p++;
+        seen |= *p++;
+    *high = seen;
     if (p == stop)
         return p;
     if (*p == '\r' && p + 1 < stop && p[1] == '\n')
@@ -71,7 +152,7 @@ method_text(const unsigned char *p, Py_ssize_t n)
         Py_INCREF(known);
         return known;
     }
-    return latin1(p, n);
+    return ascii(p, n); /* (a token: ASCII) */
 }
 
 /* (method, target, version) of the request line [p, e), or Py_None for a doubt. */
@@ -100,7 +181,7 @@ request_line(const unsigned char *p, const unsigned char *e)
     PyObject *method = method_text(p, method_len);
     if (!method)
         return NULL;
-    PyObject *target = latin1(t, v - 1 - t);
+    PyObject *target = ascii(t, v - 1 - t); /* (0x21..0x7e, checked above) */
     if (!target) {
         Py_DECREF(method);
         return NULL;
@@ -119,26 +200,34 @@ request_line(const unsigned char *p, const unsigned char *e)
     return start;
 }
 
-/* (lower-case name, value without OWS) of the field line [p, e), or Py_None for a doubt. */
+/* (lower-case name, value without OWS) of the field line [p, e), or Py_None for a doubt. ``high``:
+ * the line's bytes OR-ed (line_end), so that an ASCII value is copied without a second look. */
 static PyObject *
-field_line(const unsigned char *p, const unsigned char *e)
+field_line(const unsigned char *p, const unsigned char *e, unsigned char high)
 {
     const unsigned char *colon = p;
     while (colon < e && TCHAR[*colon]) colon++;
     if (colon == p || colon == e || *colon != ':')
         Py_RETURN_NONE;
     Py_ssize_t name_len = colon - p;
-    PyObject *name = PyUnicode_New(name_len, 127);
-    if (!name)
-        return NULL;
-    Py_UCS1 *lower = PyUnicode_1BYTE_DATA(name);
-    for (Py_ssize_t i = 0; i < name_len; i++) {
-        lower[i] = ascii_lower(p[i]);
+    unsigned char lower[KNOWN_NAME_MAX];
+    PyObject *name = NULL;
+    if (name_len <= KNOWN_NAME_MAX) {
+        for (Py_ssize_t i = 0; i < name_len; i++)
+            lower[i] = ascii_lower(p[i]);
+        name = known_name(lower, name_len);
+    }
+    if (!name) {
+        if (!(name = PyUnicode_New(name_len, 127)))
+            return NULL;
+        Py_UCS1 *text = PyUnicode_1BYTE_DATA(name);
+        for (Py_ssize_t i = 0; i < name_len; i++)
+            text[i] = ascii_lower(p[i]);
     }
     const unsigned char *v = colon + 1, *w = e;
     while (v < w && (*v == ' ' || *v == '\t')) v++;
     while (w > v && (w[-1] == ' ' || w[-1] == '\t')) w--;
-    PyObject *value = latin1(v, w - v);
+    PyObject *value = high & 0x80 ? latin1(v, w - v) : ascii(v, w - v);
     if (!value) {
         Py_DECREF(name);
         return NULL;
@@ -187,7 +276,8 @@ scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     const unsigned char *p = (const unsigned char *)view.buf + start;
     const unsigned char *stop = (const unsigned char *)view.buf + (end > start ? end : start);
     if (need_request_line) {
-        const unsigned char *e = p < stop ? line_end(p, stop) : NULL;
+        unsigned char high;
+        const unsigned char *e = p < stop ? line_end(p, stop, &high) : NULL;
         if (!e || e - p > request_line_size)
             goto in_doubt;
         Py_DECREF(start_line);
@@ -206,10 +296,11 @@ scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (!headers)
         goto done;
     while (p < stop) {
-        const unsigned char *e = line_end(p, stop);
+        unsigned char high;
+        const unsigned char *e = line_end(p, stop, &high);
         if (!e || e - p > field_size || PyList_GET_SIZE(headers) >= max_fields)
             goto in_doubt;
-        PyObject *pair = field_line(p, e);
+        PyObject *pair = field_line(p, e, high);
         if (!pair)
             goto done;
         if (pair == Py_None) {
@@ -391,7 +482,7 @@ PyInit__speedups(void)
     GET = PyUnicode_InternFromString("GET");
     HEAD = PyUnicode_InternFromString("HEAD");
     POST = PyUnicode_InternFromString("POST");
-    if (!HTTP11 || !HTTP10 || !GET || !HEAD || !POST)
+    if (!HTTP11 || !HTTP10 || !GET || !HEAD || !POST || fill_known_names() < 0)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -267,7 +267,10 @@ METHODS = st.sampled_from(["GET", "POST", "HEAD", "PUT", "OPTIONS"] * 3 + ["CONN
 TARGETS = st.sampled_from(["/", "/a?b=1", "*"] * 4 + ["http://h/p", "https://h", "h:443", "/\x7f", "/\x80", "/ /", ""])
 VERSIONS = st.sampled_from(["HTTP/1.1", "HTTP/1.0"] * 4 + ["HTTP/1.2", "http/1.1", "HTTP/1.1 ", "HTTP/1"])
 GOOD_FIELD_LINES = [b"Host: x", b"X-A:  \t a \t", b"X-C:", b"x-o: \xe9\xff", b"Cookie: a=1; b=2",
-                    b"X-Request-Id: 7f0c1a52-9a4e", b"traceparent: 00-4bf9-00f0-01", b"X-Long: " + b"v" * 40]
+                    b"X-Request-Id: 7f0c1a52-9a4e", b"traceparent: 00-4bf9-00f0-01", b"X-Long: " + b"v" * 40,
+                    # names the compiled scanner shares one str for, in any case, and near misses of them
+                    b"USER-AGENT: x/1", b"Content-Type: text/plain", b"accept-language: \xe9", b"TE: trailers",
+                    b"X-Forwarded-Forx: y", b"Hos: h", b"Upgrade-Insecure-Requests: 1", b"Sec-CH-UA-Platform: \"L\""]
 FIELD_LINES = st.sampled_from(GOOD_FIELD_LINES * 6 + [
     b"Host : x", b" folded", b"\tfolded", b"Bad", b": v", b"X: a\x00b", b"X: \x7f", b"X-\x80: v", b"X: a\rb",
     b"X: a\nb", b""])
@@ -323,6 +326,28 @@ def test_compiled_accepts_only_what_python_accepts_the_same(head, prefix, after,
     python = scan.python_scan_head(buf, *args)
     if compiled is not None:
         assert python == compiled
+        assert _ascii_flags(compiled) == _ascii_flags(python), "every str canonical, as decode() makes it"
+
+
+def _ascii_flags(found):
+    """str.isascii() of each text in a scanner's answer: it reads a flag, which a str built wrongly in C
+    could leave unset for ASCII text (then equal, yet hashed and compared slower, and isascii() False)."""
+    start_line, headers = found
+    return [text.isascii() for text in (start_line or ()) + tuple(text for pair in headers for text in pair)]
+
+
+@compiled_only
+@pytest.mark.parametrize("byte", [b"\x00", b"\x08", b"\t", b"\n", b"\r", b"\x1f", b"\x7f", b"\x80", b"\xff"])
+def test_each_byte_of_a_long_line_is_judged_wherever_it_falls(byte):
+    """The compiled scanner reads long lines eight bytes at a time: a control byte (or DEL, or obs-text)
+    at any offset in any word gets the Python scanner's answer."""
+    for at in range(48):
+        value = bytearray(b"v" * 48)
+        value[at:at + 1] = byte
+        buf = b"GET / HTTP/1.1\r\nX-Long: " + bytes(value) + b"\r\nHost: h\r\n\r\n"
+        args = (0, buf.index(b"\r\n\r\n"), True, 100, 8190, 4094)
+        compiled, python = scan.compiled_scan_head(buf, *args), scan.python_scan_head(buf, *args)
+        assert compiled == python, (byte, at)
 
 
 # ----- which scanner is in use
