@@ -40,6 +40,8 @@ class Site:
         self.trusted = trusted  # wsgi.forwarded.TrustedPeers
         self.stats = stats  # shared-memory counters (shared/stats.py); None when nothing reads them
         self.access_log = access_log
+        # Whether a finished request is counted, logged or hooked: where none is, no clock is read.
+        self.accounts = stats is not None or access_log is not None or self.post_request is not None
         self.log_health = cfg.log_health
         self.threaded = cfg.threads > 1
         self.dates = DateCache()
@@ -157,7 +159,8 @@ class RequestRun:
             body.close()
         if self.timed_out:  # its 504 was counted and logged when it was cut loose
             return False
-        self._account(response.code if response.head_sent else int(response.status[:3]) if response.status else 0)
+        if self.site.accounts:
+            self._account(response.code if response.head_sent else int(response.status[:3]) if response.status else 0)
         return response.keep_alive
 
     def time_out(self):
@@ -177,8 +180,6 @@ class RequestRun:
     def _account(self, code):
         """Counters, access log and post_request hook for the finished request."""
         site = self.site
-        if site.stats is None and site.access_log is None and site.post_request is None:
-            return  # nothing to tell: no clock read
         request = self.request
         response = self.response
         elapsed = time.time() - self.started
