@@ -266,6 +266,7 @@ class Arbiter:
         wanted = self.wanted()
         if self.board is not None:
             self.board.handoff_open = wanted > 0  # stopping workers hand connections only to live ones
+            self.board.lone = wanted == 1
         self.generations.converge(wanted, lambda: self.spawner.spawn(self.generation, self.worker_setup))
 
     def autoscale(self):

@@ -5,12 +5,13 @@ flag is a memory load, cheap enough for the worker's loop to look each turn.
 """
 import mmap
 
-_HANDOFF_OPEN, DRAINING = 0, 1
+_HANDOFF_OPEN, DRAINING, LONE = 0, 1, 2
+PAGE_SIZE = 3
 
 
 class Board:
     def __init__(self):
-        self._page = mmap.mmap(-1, 2)
+        self._page = mmap.mmap(-1, PAGE_SIZE)
         self.handoff_open = True
 
     @property
@@ -21,6 +22,15 @@ class Board:
     @handoff_open.setter
     def handoff_open(self, value):
         self._page[_HANDOFF_OPEN] = 1 if value else 0
+
+    @property
+    def lone(self):
+        """One worker is wanted: no sibling takes what waits in the accept queue (worker/intake.py)."""
+        return self._page[LONE] == 1
+
+    @lone.setter
+    def lone(self, value):
+        self._page[LONE] = 1 if value else 0
 
     def start_draining(self):
         """--shutdown-delay is running: health checks fail and responses close their connections.

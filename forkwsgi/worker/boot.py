@@ -14,6 +14,7 @@ from forkwsgi.http.parser import SPOOL_SIZE, Limits
 from forkwsgi.observe import otel
 from forkwsgi.observe.accesslog import AccessLog
 from forkwsgi.process import drop_privileges, set_title
+from forkwsgi.shared.board import PAGE_SIZE
 from forkwsgi.shared.stats import MemoryGuard
 from forkwsgi.worker.channels import Channels
 from forkwsgi.worker.connection import ConnectionKit
@@ -43,7 +44,7 @@ def boot(worker, setup):
     _install_signals(worker)
     keep_freed_heap()
     handoff = setup.handoff if setup.handoff is not None and cfg.handoff else None
-    worker.stop = stop = StopState(cfg.graceful_timeout, setup.board.page if setup.board is not None else bytearray(2),
+    worker.stop = stop = StopState(cfg.graceful_timeout, setup.board.page if setup.board is not None else bytearray(PAGE_SIZE),
                                    cfg.keepalive > 0, handoff)
     worker.tls = ServerContext(cfg)
     worker.tls.load()  # before dropping privileges: keys are often root's
@@ -118,7 +119,7 @@ def assemble(worker, setup, cfg, stop, handoff):
     proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None
     worker.intake = intake = Intake(setup.listeners, poller, kit, scheduler.admit, connections, executor, stop,
                                     setup.handoff, scheduler.waiting, cfg.worker_connections, worker.tls,
-                                    proxy_peers, stats)
+                                    proxy_peers, stats, stop.board_page)
     scheduler.accept_waiting = intake.accept_waiting
     if handoff is not None:
         handoff.reserve_fd()

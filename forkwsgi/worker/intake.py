@@ -1,9 +1,8 @@
 """Where a worker's connections come from: its listeners and the hand-off channel.
 
 The worker polls the listeners while it has room, and the hand-off channel
-while it has a free thread. While a sibling says it has a thread to spare,
-one connection is taken per wake-up, so idle siblings share new arrivals;
-while none does, what queued is taken too. On a full stop, what the kernel had queued in
+while it has a free thread. One connection is taken per wake-up, so idle
+siblings share new arrivals; a lone worker takes what queued too. On a full stop, what the kernel had queued in
 the backlog when the stop began is taken too (bounded by that count and by
 time), then the listeners close.
 """
@@ -14,6 +13,7 @@ import time
 
 from forkwsgi.logs import log
 from forkwsgi.shared import stats as _stats
+from forkwsgi.shared.board import LONE
 from forkwsgi.shared.backlog import tcp_listen_queue
 from forkwsgi.worker.accepting import acceptor
 from forkwsgi.wsgi.queuetime import arrival
@@ -52,7 +52,7 @@ class Intake:
     connection goes (``register``)."""
 
     def __init__(self, listeners, poller, kit, register, connections, executor, stop, handoff, waiting,
-                 worker_connections, tls, proxy_peers=None, stats=None):
+                 worker_connections, tls, proxy_peers=None, stats=None, flags=None):
         self.listeners = list(listeners)
         self.poller = poller
         self.kit = kit  # connection.ConnectionKit
@@ -66,6 +66,7 @@ class Intake:
         self.tls = tls  # tls.TLSContext: the server's SSLContext now (None: plain), reloaded on USR1
         self.proxy_peers = proxy_peers  # PROXY protocol: the peers whose header is read
         self.stats = stats
+        self.flags = flags  # the board's page of server-wide flags (shared/board.py), or None
         self.base = {}
         self.by_fd = {}
         self.intakes = {}  # per listener: its ListenerIntake
@@ -162,14 +163,10 @@ class Intake:
                 return
 
     def accept_ready(self, listener):
-        """An idle turn's accept. Where a sibling says it has a thread to spare, take one connection
-        and leave the next to it. Where none does (a lone worker, or all busy), nobody else will
-        take what queued meanwhile: take that too (a burst), rather than a loop turn and an
-        epoll_wait for each of many short connections."""
-        if self.stop.may_hand_off and not self.handoff.sibling_spare():
-            self.accept(listener, burst=True)
-        else:
-            self.accept(listener)
+        """An idle turn's accept: one connection, so that idle siblings share what comes. A lone
+        worker (the master wants one) has no sibling to take what queued meanwhile: it takes that
+        too (a burst), rather than a loop turn and an epoll_wait for each of many short connections."""
+        self.accept(listener, burst=self.flags is not None and self.flags[LONE] == 1)
 
     def _accept_some(self, listener, most):
         """Accept up to ``most`` connections; False once the queue is empty or this worker is to take no more."""

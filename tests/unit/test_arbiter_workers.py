@@ -179,3 +179,17 @@ def test_boot_failures_back_off_then_give_up_keeping_the_previous_workers():
 def test_a_first_boot_failure_stops_the_master():
     generations = Generations(WorkerTable(kill=Kills()), notify=lambda message: None)
     assert generations.boot_failed() is True
+
+
+def test_the_board_says_lone_exactly_while_one_worker_is_wanted():
+    """A lone worker takes what queued in an idle turn (worker/intake.py); with siblings it must not."""
+    from types import SimpleNamespace
+
+    from forkwsgi.master.arbiter import Arbiter
+    from forkwsgi.shared.board import Board
+    board = Board()
+    for wanted, lone in ((1, True), (3, False), (1, True), (0, False)):
+        master = SimpleNamespace(wanted=lambda: wanted, board=board, spawner=None, generation=0, worker_setup=None,
+                                 generations=SimpleNamespace(converge=lambda count, spawn: None))
+        Arbiter.manage_workers(master)
+        assert board.lone is lone, wanted

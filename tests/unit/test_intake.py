@@ -6,6 +6,7 @@ import time
 import pytest
 
 from forkwsgi.shared.backlog import tcp_listen_queue
+from forkwsgi.shared.board import LONE, PAGE_SIZE
 from forkwsgi.worker import states
 from tests.unit.test_worker_connections import open_handoff_channel
 from tests.unit.worker_harness import Harness, read_response
@@ -60,15 +61,13 @@ def test_an_idle_turn_takes_one_connection_so_idle_siblings_share_new_arrivals(l
             client.close()
 
 
-@pytest.mark.parametrize("sibling_spare,taken", [(True, 1), (False, 4)], ids=["a-sibling-is-idle", "none-is"])
-def test_an_idle_turn_leaves_the_queue_to_an_idle_sibling_and_takes_it_where_there_is_none(
-        listener, sibling_spare, taken):
-    """Many short connections to a lone (or all-busy) worker: one accept a wake-up would cost a loop
-    turn and an epoll_wait each, and no sibling would take the rest."""
-    channel = open_handoff_channel()
-    if not sibling_spare:
-        channel.forget(1)  # the sibling that said it was idle is gone
-    harness = Harness(listeners=[listener], handoff=channel)
+@pytest.mark.parametrize("lone,taken", [(False, 1), (True, 4)], ids=["with-siblings", "lone"])
+def test_an_idle_turn_of_a_lone_worker_takes_what_queued(listener, lone, taken):
+    """Many short connections to a lone worker: one accept a wake-up would cost a loop turn and an
+    epoll_wait each, and no sibling would take the rest. With siblings, one: they share arrivals."""
+    flags = bytearray(PAGE_SIZE)
+    flags[LONE] = 1 if lone else 0
+    harness = Harness(listeners=[listener], board_page=flags)
     clients = queue_clients(listener, 4)
     try:
         harness.worker.intake.accept_ready(listener)

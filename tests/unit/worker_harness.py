@@ -11,6 +11,7 @@ import time
 
 from forkwsgi.config.loader import Config
 from forkwsgi.config.settings import SETTINGS
+from forkwsgi.shared.board import PAGE_SIZE
 from forkwsgi.shared.heartbeat import Heartbeat
 from forkwsgi.shared.setup import WorkerSetup
 from forkwsgi.worker import connection as connection_module
@@ -43,7 +44,7 @@ class Harness:
                                  multiprocess=handoff is not None, handoff=handoff)
         self.worker = worker = Worker(self.setup)
         enabled = handoff if handoff is not None and cfg.handoff else None
-        worker.stop = StopState(cfg.graceful_timeout, board_page if board_page is not None else bytearray(2),
+        worker.stop = StopState(cfg.graceful_timeout, board_page if board_page is not None else bytearray(PAGE_SIZE),
                                 cfg.keepalive > 0, enabled)
         worker.tls = ServerContext(cfg)
         worker.tls.context = tls_context
