@@ -41,29 +41,30 @@ ipv4_text(const struct in_addr *addr, char *host)
     return p - host;
 }
 
+/* (first, second), taking both references; NULL (both released) if either is NULL or the tuple
+ * cannot be made. */
+static PyObject *
+pair_of(PyObject *first, PyObject *second)
+{
+    PyObject *pair = first && second ? PyTuple_New(2) : NULL;
+    if (!pair) {
+        Py_XDECREF(first);
+        Py_XDECREF(second);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, first);
+    PyTuple_SET_ITEM(pair, 1, second);
+    return pair;
+}
+
 static PyObject *
 address_of(const struct sockaddr_storage *address)
 {
     char host[INET6_ADDRSTRLEN];
     if (address->ss_family == AF_INET) {
         const struct sockaddr_in *in4 = (const struct sockaddr_in *)address;
-        PyObject *text = PyUnicode_FromStringAndSize(host, ipv4_text(&in4->sin_addr, host));
-        if (!text)
-            return NULL;
-        PyObject *port = PyLong_FromLong(ntohs(in4->sin_port));
-        if (!port) {
-            Py_DECREF(text);
-            return NULL;
-        }
-        PyObject *pair = PyTuple_New(2);
-        if (!pair) {
-            Py_DECREF(text);
-            Py_DECREF(port);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(pair, 0, text);
-        PyTuple_SET_ITEM(pair, 1, port);
-        return pair;
+        return pair_of(PyUnicode_FromStringAndSize(host, ipv4_text(&in4->sin_addr, host)),
+                       PyLong_FromLong(ntohs(in4->sin_port)));
     }
     if (address->ss_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)address;
@@ -100,16 +101,9 @@ accept_nonblocking(PyObject *module, PyObject *arg)
         close(fd);
         return NULL;
     }
-    PyObject *number = PyLong_FromLong(fd);
-    PyObject *result = number ? PyTuple_New(2) : NULL;
-    if (!result) {
-        Py_XDECREF(number);
-        Py_DECREF(peer);
+    PyObject *result = pair_of(PyLong_FromLong(fd), peer);
+    if (!result)
         close(fd);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(result, 0, number);
-    PyTuple_SET_ITEM(result, 1, peer);
     return result;
 }
 
