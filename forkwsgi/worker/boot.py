@@ -44,8 +44,8 @@ def boot(worker, setup):
     _install_signals(worker)
     keep_freed_heap()
     handoff = setup.handoff if setup.handoff is not None and cfg.handoff else None
-    worker.stop = stop = StopState(cfg.graceful_timeout, setup.board.page if setup.board is not None else bytearray(PAGE_SIZE),
-                                   cfg.keepalive > 0, handoff)
+    board_page = setup.board.page if setup.board is not None else bytearray(PAGE_SIZE)
+    worker.stop = stop = StopState(cfg.graceful_timeout, board_page, cfg.keepalive > 0, handoff)
     worker.tls = ServerContext(cfg)
     worker.tls.load()  # before dropping privileges: keys are often root's
     drop_privileges(*setup.ids)

@@ -2,9 +2,9 @@
 
 The worker polls the listeners while it has room, and the hand-off channel
 while it has a free thread. One connection is taken per wake-up, so idle
-siblings share new arrivals; a lone worker takes what queued too. On a full stop, what the kernel had queued in
-the backlog when the stop began is taken too (bounded by that count and by
-time), then the listeners close.
+siblings share new arrivals; a lone worker takes what queued too. On a full
+stop, what the kernel had queued in the backlog when the stop began is taken
+too (bounded by that count and by time), then the listeners close.
 """
 import errno
 import os
@@ -13,8 +13,8 @@ import time
 
 from forkwsgi.logs import log
 from forkwsgi.shared import stats as _stats
-from forkwsgi.shared.board import LONE
 from forkwsgi.shared.backlog import tcp_listen_queue
+from forkwsgi.shared.board import LONE
 from forkwsgi.worker.accepting import acceptor
 from forkwsgi.wsgi.queuetime import arrival
 
@@ -48,8 +48,8 @@ class Intake:
 
     It is given what it decides with: the worker's connections (how many), the executor (free
     threads), the stop state, the hand-off channel (None without hand-off), the scheduler's
-    waiting queue (a worker with connections waiting has no thread to spare), and where a new
-    connection goes (``register``)."""
+    waiting queue (a worker with connections waiting has no thread to spare), where a new
+    connection goes (``register``), and the board's flags (whether it is a lone worker)."""
 
     def __init__(self, listeners, poller, kit, register, connections, executor, stop, handoff, waiting,
                  worker_connections, tls, proxy_peers=None, stats=None, flags=None):
