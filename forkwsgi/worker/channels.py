@@ -79,6 +79,15 @@ class Channels:
             conn.read_paused = True
             self.watch(conn, write=bool(conn.out.segments))
 
+    def read_ready(self, exclude=None):
+        """Read every connection between requests whose input is ready now (the hand-off watcher's
+        turn while an inline app call runs: the loop cannot), all but ``exclude``."""
+        connections = self.connections
+        for fd, _ in self.poller.poll(0):
+            conn = connections.get(fd)
+            if conn is not None and conn is not exclude and conn.state is READING:
+                self.readable(conn)
+
     def _on_eof(self, conn):
         """The client closed its side: serve the whole requests it sent first, then close."""
         conn.input_ended = True

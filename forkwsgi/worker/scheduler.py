@@ -320,5 +320,8 @@ class Scheduler:
             return
         if not self.stop.stopping and (not self.stop.handoff_open() or self.handover.siblings_busy()):
             self.accept_waiting()
+        # Requests that came meanwhile on connections here (one accepted before its request, a kept
+        # one) are read too: they wait from when they came, not from when the call ends.
+        self.channels.read_ready(exclude=current)
         if self.waiting:
             self.serve_waiting()

@@ -303,6 +303,27 @@ def waiting_request_is_shed():
         harness.close()
 
 
+def request_that_comes_during_an_inline_app_call_is_shed_at_its_deadline():
+    """Inline, with --max-queue-time: a connection already here (accepted before its request came, or
+    kept alive) gets its request while the loop is inside another request's app call. The watcher reads
+    it, so it waits from when it came and is answered 503 at its deadline, not served once the call ends."""
+    harness = Harness(max_queue_time=0.05)
+    try:
+        conn, client = harness.connect()
+        assert conn.state is states.READING
+        harness.worker.executor.free = 0  # the loop is inside an app call (InlineExecutor.submit says so)
+        client.sendall(get("late"))
+        wait_readable(conn.sock)
+        harness.scheduler.watch_turn(None)  # the watcher's turn, holding the lock
+        assert conn.state is states.WAITING
+        time.sleep(0.06)  # past its deadline: the wait being measured is the point of this test
+        harness.scheduler.watch_turn(None)
+        response = read_response(client)
+        assert response.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in response
+    finally:
+        harness.close()
+
+
 def probe_is_answered_while_every_thread_is_busy():
     """--health-path is answered by the loop, never queued behind the app, and says 503 once stopping."""
     gate = Gate()
@@ -433,6 +454,7 @@ PLAIN_SCENARIOS = (keep_alive_requests, last_response_closes, unread_input_linge
                    slow_reader_suspends_the_body, queued_response_drains, non_reading_client_is_dropped,
                    suspended_body_of_a_gone_client_is_closed, idle_connection_times_out, slow_head_is_refused,
                    client_that_closes_is_closed, request_waits_for_a_thread, waiting_request_is_shed,
+                   request_that_comes_during_an_inline_app_call_is_shed_at_its_deadline,
                    probe_is_answered_while_every_thread_is_busy,
                    app_call_at_the_graceful_deadline_is_closed, waiting_connection_moves_to_a_sibling)
 TLS_SCENARIOS = (tls_handshake_then_request, plain_http_on_tls_gets_a_plain_400, silent_tls_client_times_out)
