@@ -469,7 +469,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "forkwsgi.http._speedups",
-    "The compiled head scanner (see scan.py: the Python one is the reference).", -1, methods,
+    "The compiled head scanner and response head reader (scan.py and response.py hold the Python "
+    "references).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

@@ -92,7 +92,7 @@ class Intake:
 
     def _room(self):
         """Whether this worker may take one more connection: below its connection limit, and not at its fd limit."""
-        return len(self.connections) < self.worker_connections and self._fd_spare()
+        return self._has_room() and self._fd_spare()
 
     def _wants_listeners(self, now, room):
         if self.stop.stopping and not self.drain_until:

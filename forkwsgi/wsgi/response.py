@@ -151,10 +151,14 @@ class Response:
         some. A list is in memory already: it is queued whole."""
         if type(result) is list or type(result) is tuple:
             if not self.head_sent:
-                self._send_whole(result, room is None)
-                return False
-            for item in result:
-                self.write(item, room is None)
+                for item in result:
+                    if type(item) is not bytes:
+                        raise InvalidResponse("response body must be bytes, got %s" % type(item).__name__)
+                body = result[0] if len(result) == 1 else b"".join(result)
+                self.send(self._render_head(len(body)) + self._frame(body), room is None)
+            else:
+                for item in result:
+                    self.write(item, room is None)
         elif isinstance(result, FileWrapper) and not self.head_sent and result.sendfile_span():
             self._send_file(*result.sendfile_span())
         else:
@@ -162,27 +166,6 @@ class Response:
             return self.write_more(room)
         self.finish()
         return False
-
-    def _send_whole(self, result, wait):
-        """A body all in memory goes with its head in one send, and the message ends with it: what
-        _frame and finish would decide, decided once."""
-        for item in result:
-            if type(item) is not bytes:
-                raise InvalidResponse("response body must be bytes, got %s" % type(item).__name__)
-        body = result[0] if len(result) == 1 else b"".join(result)
-        size = len(body)
-        head = self._render_head(size)
-        if self.is_head or self.code in NO_BODY_STATUSES:
-            self.send(head, wait)
-            return
-        length = self.length  # the app's Content-Length, or the body's own (_render_head)
-        if size > length:
-            body = body[:length]
-            size = length
-        self.sent = size
-        self.send(head + body, wait)
-        if size < length:
-            self.keep_alive = False  # the rest of what its Content-Length promised will never come
 
     def write_more(self, room=None):
         """Go on with the app's iterable (see write_result); True if the client is behind again."""
