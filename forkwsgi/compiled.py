@@ -2,7 +2,8 @@
 
 Where a C compiler is found, ``pip install`` builds three small modules
 (setup.py): http/_speedups.c (the head scanner, twin of
-scan.python_scan_head, and the response head reader, twin of
+scan.python_scan_head, with its reader of a whole plain request, whose twin
+is the parser's own path; and the response head reader, twin of
 response.python_read_start), worker/_accept.c (the non-blocking accept, twin
 of accepting.acceptor's reference) and wsgi/_environ.c (the environ builder,
 twin of environ._head_environ). Each Python twin is complete and always

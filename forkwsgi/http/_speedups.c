@@ -6,6 +6,8 @@
  * a verdict: on None the parser's line-by-line path reads the same bytes and
  * gives it (400, 414, 431, 501, 505...). tests/unit/test_scan.py and the
  * parser's property tests hold both implementations to the same answers.
+ * whole_head() does the same for a buffer that is exactly one request with
+ * plain framing, and makes the Request (the parser is its reference).
  *
  * What it accepts: a request line "METHOD SP target SP HTTP/1.x" whose method
  * is a token and whose target is printable ASCII in origin-form ("/...") or
@@ -243,6 +245,70 @@ field_line(const unsigned char *p, const unsigned char *e, unsigned char high)
     return pair;
 }
 
+/* The lines of [p, stop): the request line first if need_request_line. 1 with *start_line (a new
+ * reference: the tuple, or Py_None) and *headers (a new list) set; 0 for a doubt; -1 on an error. */
+static int
+scan_lines(const unsigned char *p, const unsigned char *stop, int need_request_line, Py_ssize_t max_fields,
+           Py_ssize_t field_size, Py_ssize_t request_line_size, PyObject **start_line, PyObject **headers)
+{
+    PyObject *line = Py_None, *list = NULL;
+    Py_INCREF(Py_None);
+    if (need_request_line) {
+        unsigned char high;
+        const unsigned char *e = p < stop ? line_end(p, stop, &high) : NULL;
+        if (!e || e - p > request_line_size)
+            goto in_doubt;
+        Py_DECREF(line);
+        if (!(line = request_line(p, e)))
+            return -1;
+        if (line == Py_None)
+            goto in_doubt;
+        if (e == stop)
+            goto lines_done;
+        p = e + 2;
+        if (p == stop)  /* a CRLF and nothing after it: an empty line the Python split would hold */
+            goto in_doubt;
+    }
+    if (!(list = PyList_New(0)))
+        goto failed;
+    while (p < stop) {
+        unsigned char high;
+        const unsigned char *e = line_end(p, stop, &high);
+        if (!e || e - p > field_size || PyList_GET_SIZE(list) >= max_fields)
+            goto in_doubt;
+        PyObject *pair = field_line(p, e, high);
+        if (!pair)
+            goto failed;
+        if (pair == Py_None) {
+            Py_DECREF(pair);
+            goto in_doubt;
+        }
+        int appended = PyList_Append(list, pair);
+        Py_DECREF(pair);
+        if (appended < 0)
+            goto failed;
+        if (e == stop)
+            break;
+        p = e + 2;
+        if (p == stop)  /* an empty line before the end: the Python split would hold it; doubt */
+            goto in_doubt;
+    }
+lines_done:
+    if (!list && !(list = PyList_New(0)))
+        goto failed;
+    *start_line = line;
+    *headers = list;
+    return 1;
+in_doubt:
+    Py_DECREF(line);
+    Py_XDECREF(list);
+    return 0;
+failed:
+    Py_DECREF(line);
+    Py_XDECREF(list);
+    return -1;
+}
+
 /* scan_head(buf, start, end, need_request_line, max_fields, field_size, request_line_size)
  *
  * buf[start:end] holds the head's remaining lines, CRLF between them (end is where the head's
@@ -267,76 +333,33 @@ scan_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer view;
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    PyObject *result = NULL, *start_line = Py_None, *headers = NULL;
-    Py_INCREF(Py_None);
+    PyObject *result = NULL, *start_line, *headers;
     if (start < 0 || end > view.len) {
         PyErr_SetString(PyExc_ValueError, "scan_head: range outside the buffer");
         goto done;
     }
     const unsigned char *p = (const unsigned char *)view.buf + start;
     const unsigned char *stop = (const unsigned char *)view.buf + (end > start ? end : start);
-    if (need_request_line) {
-        unsigned char high;
-        const unsigned char *e = p < stop ? line_end(p, stop, &high) : NULL;
-        if (!e || e - p > request_line_size)
-            goto in_doubt;
+    int found = scan_lines(p, stop, need_request_line, max_fields, field_size, request_line_size,
+                           &start_line, &headers);
+    if (found > 0) {
+        result = PyTuple_Pack(2, start_line, headers);
         Py_DECREF(start_line);
-        start_line = request_line(p, e);
-        if (!start_line)
-            goto done;
-        if (start_line == Py_None)
-            goto in_doubt;
-        if (e == stop)
-            goto lines_done;
-        p = e + 2;
-        if (p == stop)  /* a CRLF and nothing after it: an empty line the Python split would hold */
-            goto in_doubt;
+        Py_DECREF(headers);
     }
-    headers = PyList_New(0);
-    if (!headers)
-        goto done;
-    while (p < stop) {
-        unsigned char high;
-        const unsigned char *e = line_end(p, stop, &high);
-        if (!e || e - p > field_size || PyList_GET_SIZE(headers) >= max_fields)
-            goto in_doubt;
-        PyObject *pair = field_line(p, e, high);
-        if (!pair)
-            goto done;
-        if (pair == Py_None) {
-            Py_DECREF(pair);
-            goto in_doubt;
-        }
-        int failed = PyList_Append(headers, pair);
-        Py_DECREF(pair);
-        if (failed)
-            goto done;
-        if (e == stop)
-            break;
-        p = e + 2;
-        if (p == stop)  /* an empty line before the end: the Python split would hold it; doubt */
-            goto in_doubt;
+    else if (found == 0) {
+        result = Py_None;
+        Py_INCREF(result);
     }
-lines_done:
-    if (!headers && !(headers = PyList_New(0)))
-        goto done;
-    result = PyTuple_Pack(2, start_line, headers);
-    goto done;
-in_doubt:
-    result = Py_None;
-    Py_INCREF(result);
 done:
-    Py_XDECREF(headers);
-    Py_DECREF(start_line);
     PyBuffer_Release(&view);
     return result;
 }
 
-/* ----- the app's start_response (response.py: read_start's Python path is the reference) */
+/* ----- a whole request in one read (parser.py: the line-by-line path and head.apply_framing are
+ * the reference) */
 
-static const char *const HOP_BY_HOP[] = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
-                                         "upgrade", "proxy-connection", NULL};
-
+/* Whether text is ``lower`` in any case (ASCII letters). */
 static int
 equal_lower(const Py_UCS1 *text, Py_ssize_t size, const char *lower)
 {
@@ -346,6 +369,110 @@ equal_lower(const Py_UCS1 *text, Py_ssize_t size, const char *lower)
             return 0;
     return i == size && !lower[i];
 }
+
+static PyObject *HOST, *CONNECTION, *CONTENT_LENGTH, *TRANSFER_ENCODING, *EXPECT, *UPGRADE, *ZERO;
+
+/* What the framing fields of ``headers`` say, where they say it plainly: 1 with *keep_alive and
+ * *empty_length (Content-Length: 0) set, 0 for anything else (a body, a conflict, an option list,
+ * an expectation, an upgrade): apply_framing judges those. */
+static int
+plain_framing(PyObject *headers, int http11, int *keep_alive, int *empty_length)
+{
+    int hosts = 0, connections = 0;
+    *keep_alive = http11;
+    *empty_length = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *pair = PyList_GET_ITEM(headers, i);
+        PyObject *name = PyTuple_GET_ITEM(pair, 0), *value = PyTuple_GET_ITEM(pair, 1);
+        if (name == HOST)
+            hosts++;
+        else if (name == CONNECTION) {
+            const Py_UCS1 *text = PyUnicode_1BYTE_DATA(value);
+            Py_ssize_t size = PyUnicode_GET_LENGTH(value);
+            if (connections++ || PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND)
+                return 0;
+            if (equal_lower(text, size, "close"))
+                *keep_alive = 0;
+            else if (equal_lower(text, size, "keep-alive"))
+                *keep_alive = 1;
+            else
+                return 0;
+        }
+        else if (name == CONTENT_LENGTH) {
+            if (*empty_length || PyUnicode_GET_LENGTH(value) != 1 || PyUnicode_READ_CHAR(value, 0) != '0')
+                return 0;
+            *empty_length = 1;
+        }
+        else if (name == TRANSFER_ENCODING || name == EXPECT || name == UPGRADE)
+            return 0;
+    }
+    return http11 ? hosts == 1 : hosts <= 1;
+}
+
+/* whole_head(buf, request_type, max_fields, field_size, request_line_size)
+ *
+ * The request when buf holds exactly one head and nothing else (no body, nothing pipelined) that
+ * the scanner reads at once and whose framing is plain; None otherwise, and the parser reads buf
+ * as it would have. */
+static PyObject *
+whole_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "whole_head takes 5 arguments");
+        return NULL;
+    }
+    Py_ssize_t max_fields = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t field_size = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t request_line_size = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *p = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len;
+    PyObject *result = NULL, *start_line, *headers;
+    /* An earlier CRLFCRLF would be an empty line among the lines scanned: a doubt there. */
+    if (n < 4 || p[0] == '\r' || memcmp(p + n - 4, "\r\n\r\n", 4) != 0) {
+        result = Py_None;
+        Py_INCREF(result);
+        goto done;
+    }
+    int found = scan_lines(p, p + n - 4, 1, max_fields, field_size, request_line_size, &start_line, &headers);
+    if (found <= 0) {
+        if (found == 0) {
+            result = Py_None;
+            Py_INCREF(result);
+        }
+        goto done;
+    }
+    int keep_alive, empty_length;
+    PyObject *version = PyTuple_GET_ITEM(start_line, 2);
+    if (!plain_framing(headers, version == HTTP11, &keep_alive, &empty_length)) {
+        result = Py_None;
+        Py_INCREF(result);
+    }
+    else {
+        PyObject *request_args[4] = {PyTuple_GET_ITEM(start_line, 0), PyTuple_GET_ITEM(start_line, 1), version,
+                                     headers};
+        result = PyObject_Vectorcall(args[1], request_args, 4, NULL);
+        if (result && ((keep_alive != (version == HTTP11)
+                        && PyObject_SetAttrString(result, "keep_alive", keep_alive ? Py_True : Py_False) < 0)
+                       || (empty_length && PyObject_SetAttrString(result, "content_length", ZERO) < 0)))
+            Py_CLEAR(result);
+    }
+    Py_DECREF(start_line);
+    Py_DECREF(headers);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* ----- the app's start_response (response.py: read_start's Python path is the reference) */
+
+static const char *const HOP_BY_HOP[] = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
+                                         "upgrade", "proxy-connection", NULL};
 
 static int
 contains_close(const Py_UCS1 *text, Py_ssize_t size)
@@ -456,12 +583,27 @@ read_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    return Py_BuildValue("(lNNO)", code, fields, length, close ? Py_True : Py_False);
+    PyObject *code_number = PyLong_FromLong(code), *result = code_number ? PyTuple_New(4) : NULL;
+    if (!result) {
+        Py_XDECREF(code_number);
+        Py_DECREF(fields);
+        Py_DECREF(length);
+        return NULL;
+    }
+    PyObject *asks_close = close ? Py_True : Py_False;
+    Py_INCREF(asks_close);
+    PyTuple_SET_ITEM(result, 0, code_number);
+    PyTuple_SET_ITEM(result, 1, fields);
+    PyTuple_SET_ITEM(result, 2, length);
+    PyTuple_SET_ITEM(result, 3, asks_close);
+    return result;
 }
 
 static PyMethodDef methods[] = {
     {"scan_head", (PyCFunction)(void (*)(void))scan_head, METH_FASTCALL,
      "scan_head(buf, start, end, need_request_line, max_fields, field_size, request_line_size)"},
+    {"whole_head", (PyCFunction)(void (*)(void))whole_head, METH_FASTCALL,
+     "whole_head(buf, request_type, max_fields, field_size, request_line_size) -> the request, or None"},
     {"read_start", (PyCFunction)(void (*)(void))read_start, METH_FASTCALL,
      "read_start(status, headers) -> (code, header lines, Content-Length or None, asks to close), or None"},
     {NULL, NULL, 0, NULL},
@@ -484,6 +626,16 @@ PyInit__speedups(void)
     HEAD = PyUnicode_InternFromString("HEAD");
     POST = PyUnicode_InternFromString("POST");
     if (!HTTP11 || !HTTP10 || !GET || !HEAD || !POST || fill_known_names() < 0)
+        return NULL;
+    /* the framing fields, as the scanner gives their names: the shared str of the known list */
+    HOST = known_name((const unsigned char *)"host", 4);
+    CONNECTION = known_name((const unsigned char *)"connection", 10);
+    CONTENT_LENGTH = known_name((const unsigned char *)"content-length", 14);
+    TRANSFER_ENCODING = known_name((const unsigned char *)"transfer-encoding", 17);
+    EXPECT = known_name((const unsigned char *)"expect", 6);
+    UPGRADE = known_name((const unsigned char *)"upgrade", 7);
+    ZERO = PyLong_FromLong(0);
+    if (!HOST || !CONNECTION || !CONTENT_LENGTH || !TRANSFER_ENCODING || !EXPECT || !UPGRADE || !ZERO)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -23,6 +23,10 @@ How a head is judged, whatever way its bytes are split across reads:
   hands over to the line-by-line path, which gives the verdict. Neither path
   rescans bytes it has already searched, and no regular expression here can
   backtrack, so parsing costs time linear in the bytes received.
+- Most reads bring exactly one request and nothing more: where the compiled
+  part is built, ``next_request`` hands such a buffer to ``scan.whole_head``,
+  which reads the head and plain framing in one call, or declines and the
+  path above goes on as if it had not been asked.
 - Up to MAX_EMPTY_LINES empty lines (CRLF) before a request line are ignored
   (RFC 9112 section 2.2), and do not count as a request in progress; one more
   is 400.
@@ -36,7 +40,7 @@ from .body import ChunkedBody, FixedLengthBody, StreamedBody
 from .errors import BadRequest, HeaderFieldsTooLarge, URITooLong
 from .fields import parse_field
 from .head import Request, apply_framing, parse_request_line
-from .scan import scan_head
+from .scan import scan_head, whole_head
 
 SPOOL_SIZE = 1 << 20
 READ_SIZE = 65536  # what a connection asks its socket for at a time...
@@ -82,12 +86,13 @@ class RequestReader:
     not make itself makes it parse the head again from the start of ``buf``.
     """
 
-    __slots__ = ("limits", "buf", "request", "body", "continue_sent", "_scan_head",
+    __slots__ = ("limits", "buf", "request", "body", "continue_sent", "_scan_head", "_whole_head",
                  "_known", "_line_start", "_scan", "_fast_scan", "_start", "_headers", "_empty")
 
-    def __init__(self, limits, scan_head=scan_head):
+    def __init__(self, limits, scan_head=scan_head, whole_head=whole_head):
         self.limits = limits
         self._scan_head = scan_head  # scan.py: the compiled scanner or the Python one
+        self._whole_head = whole_head  # scan.py: a buffer that is one plain request, at once (or None)
         self.buf = bytearray()
         self.request = None
         self.body = None
@@ -158,7 +163,7 @@ class RequestReader:
         if not self.in_progress:
             return
         # Judge what is buffered as a fresh reader would: same bytes, same verdict.
-        scratch = RequestReader(self.limits, self._scan_head)
+        scratch = RequestReader(self.limits, self._scan_head, self._whole_head)
         scratch.feed(bytes(self.buf))
         while True:
             request = scratch.next_request()
@@ -195,6 +200,16 @@ class RequestReader:
             self._check_buf()
         try:
             request = self.request
+            if request is None and self._whole_head is not None and self.body is None \
+                    and not (self._line_start or self._scan or self._fast_scan):
+                # The common read: one whole request and nothing more, taken in one call.
+                limits = self.limits
+                request = self._whole_head(buf, Request, limits.fields, limits.field_size, limits.request_line)
+                if request is not None:
+                    buf.clear()
+                    self._empty = 0
+                    self.continue_sent = False
+                    return request
             if request is None:
                 request = self._read_head()
                 if request is None:

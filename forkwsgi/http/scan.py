@@ -74,3 +74,8 @@ def python_scan_head(buf, start, end, need_request_line, max_fields, field_size,
 
 compiled_scan_head = compiled("forkwsgi.http._speedups", "scan_head")
 scan_head = compiled_scan_head or python_scan_head
+
+# whole_head(buf, Request, fields, field_size, request_line): the Request when ``buf`` is exactly one
+# head the compiled scanner reads at once, with plain framing (Host; Connection: close or keep-alive;
+# Content-Length: 0), else None. It has no Python twin: the parser's own path is its reference.
+whole_head = compiled("forkwsgi.http._speedups", "whole_head")

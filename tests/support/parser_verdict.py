@@ -16,9 +16,15 @@ if scan.compiled_scan_head is not None:
 def outcome(data, cuts, limits, scan_head=None):
     """What the parser makes of ``data`` fed in pieces cut at ``cuts``: requests, then the end state.
 
-    ``scan_head``: the head scanner the reader uses (None: the default, scan.scan_head).
+    ``scan_head``: the head scanner the reader uses (None: the default, scan.scan_head). The compiled
+    one comes with the compiled reader of whole requests (scan.whole_head), as in a worker; any
+    other scanner without it, so that its own answers are what is tested.
     """
-    reader = RequestReader(limits) if scan_head is None else RequestReader(limits, scan_head=scan_head)
+    if scan_head is None:
+        reader = RequestReader(limits)
+    else:
+        whole_head = scan.whole_head if scan_head is scan.compiled_scan_head else None
+        reader = RequestReader(limits, scan_head=scan_head, whole_head=whole_head)
     requests = []
     bounds = [0] + sorted(set(c for c in cuts if 0 < c < len(data))) + [len(data)]
     try:

@@ -15,7 +15,7 @@ def fresh_head():
 
 
 def test_lines_that_never_repeat_are_not_kept_and_push_nothing_out():
-    reader = RequestReader(Limits(), python_scan_head)  # (the compiled scanner keeps no memory)
+    reader = RequestReader(Limits(), python_scan_head, None)  # (the compiled scanner keeps no memory)
     for _ in range(3 * known.MAX):  # enough unique lines to have emptied a memory that kept them
         reader.feed(fresh_head())
         assert reader.next_request() is not None

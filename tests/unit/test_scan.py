@@ -350,6 +350,101 @@ def test_each_byte_of_a_long_line_is_judged_wherever_it_falls(byte):
         assert compiled == python, (byte, at)
 
 
+# ----- whole requests in one read (scan.whole_head): the parser's own path is the reference
+
+whole_only = pytest.mark.skipif(scan.whole_head is None, reason=NOT_BUILT)
+
+
+def request_fields(request):
+    """As tests.support.parser_verdict.outcome lists a request."""
+    return (request.method, request.target, request.version, tuple(request.headers), request.content_length,
+            request.chunked, request.keep_alive, request.expect_continue, request.body)
+
+
+def by_whole_head(data, limits=DEFAULT):
+    from forkwsgi.http.head import Request
+    return scan.whole_head(data, Request, limits.fields, limits.field_size, limits.request_line)
+
+
+@whole_only
+@pytest.mark.parametrize("data", [
+    HELLO + b"\r\n\r\n",
+    BROWSER + b"\r\n\r\n",
+    b"GET /a?b=1 HTTP/1.1\r\nHost: h\r\nConnection: Close\r\n\r\n",
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nHost: h\r\n\r\n",
+    b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+    b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+])
+def test_a_whole_plain_request_is_read_at_once_as_line_by_line(data):
+    request = by_whole_head(data)
+    assert request is not None
+    (expected,), end = outcome(data, (), DEFAULT, decline)
+    assert request_fields(request)[:-1] == expected[:-1] and request.body is None
+    assert end[:2] == ("idle", False)
+
+
+@whole_only
+@pytest.mark.parametrize("data", [
+    HELLO + b"\r\n\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",  # pipelined
+    HELLO + b"\r\n\r\nGET",  # the start of the next one
+    HELLO,  # not whole yet
+    b"\r\n" + HELLO + b"\r\n\r\n",  # an empty line before it
+    b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n",  # a body to come
+    b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, Upgrade\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\nConnection: close\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: h\r\nConnection: closed\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",  # no Host
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",  # absolute-form: the Python path's
+    b"GET / HTTP/1.1\r\nHost: h\r\nX: a\nb\r\n\r\n",
+])
+def test_anything_else_is_left_to_the_line_by_line_path(data):
+    assert by_whole_head(data) is None
+
+
+FRAMING_LINES = [b"Host: h", b"HOST: h", b"Connection: close", b"connection: KEEP-ALIVE", b"Connection: Upgrade",
+                 b"Content-Length: 0", b"Content-Length: 1", b"Content-Length: +0", b"Transfer-Encoding: chunked",
+                 b"Expect: 100-continue", b"Upgrade: h2c"]
+
+
+@st.composite
+def plain_requests(draw):
+    """Whole requests: mostly well formed, with framing lines (one Host, mostly), now and then a byte
+    changed, an empty line or a next request after them."""
+    lines = [draw(st.sampled_from(GOOD_REQUEST_LINES))]
+    lines += draw(st.lists(st.sampled_from(GOOD_FIELD_LINES[1:] * 4 + FRAMING_LINES[2:]), max_size=5))
+    lines.insert(draw(st.integers(1, len(lines))), draw(st.sampled_from(FRAMING_LINES[:2] * 6 + [b""])))
+    data = b"\r\n".join(lines) + b"\r\n\r\n"
+    if draw(st.sampled_from([False, False, False, True])):
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + bytes([draw(st.sampled_from(MUTATIONS))]) + data[at + draw(st.integers(0, 1)):]
+    return data + draw(st.sampled_from([b""] * 6 + [b"\r\n", b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"]))
+
+
+@whole_only
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.one_of(plain_requests(), plain_requests(), plain_requests(), HEAD_NOISE),
+       limits=st.one_of(st.just((100, 8190, 4094)), SCAN_LIMITS))
+def test_whole_head_answers_as_the_parser_does(data, limits):
+    """Where the whole-request reader gives a request, a reader without it gives the same request
+    from the same bytes, and nothing more."""
+    fields, field_size, request_line = limits
+    parsing = Limits(request_line=request_line, fields=fields, field_size=field_size)
+    request = by_whole_head(data, parsing)
+    if request is not None:
+        requests, end = outcome(data, (), parsing, decline)
+        assert [request_fields(request)] == requests and end[:2] == ("idle", False)
+        assert _ascii_flags(((request.method, request.target, request.version), request.headers)) \
+            == _ascii_flags((requests[0][:3], requests[0][3]))
+
+
 # ----- which scanner is in use
 
 @compiled_only
