@@ -122,19 +122,21 @@ def _refuse_field(item):
 class DateCache:
     """The Date header, formatted at most once a second, with the fixed headers every response carries."""
 
-    __slots__ = ("second", "value", "headers")
+    __slots__ = ("until", "value", "headers")
 
     def __init__(self):
-        self.second = 0
+        self.until = 0.0  # the start of the second after the one formatted
         self.value = ""
         self.headers = ""
 
-    def get(self):
-        """'Date: ...\\r\\nServer: forkwsgi\\r\\n' for the current second."""
-        now = int(time.time())
-        if now != self.second:
-            self.second = now
-            self.value = formatdate(now, usegmt=True)
+    def get(self, now=None):
+        """'Date: ...\\r\\nServer: forkwsgi\\r\\n' for the current second (or that of ``now``, a Unix time)."""
+        if now is None:
+            now = time.time()
+        if now >= self.until or now < self.until - 1.0:  # (a wall clock stepped back, too)
+            second = int(now)
+            self.until = second + 1.0
+            self.value = formatdate(second, usegmt=True)
             self.headers = "Date: %s\r\nServer: forkwsgi\r\n" % self.value
         return self.headers
 

@@ -107,9 +107,10 @@ class RequestRun:
             closing = lambda: site.closing() or not body.complete  # noqa: E731
         send = conn.send if site.threaded else conn.send_or_hold  # inline: held to the turn's end
         keep_alive = request.keep_alive and site.stop.keeps_alive(conn.tls)  # (Site.keeps_alive, inlined)
-        self.response = response = Response(send, conn.send_file, request, keep_alive, site.dates.get(), closing)
-        self.environ = environ = build_environ(request, conn.base, site.trusted)
         self.started = started = time.time()
+        self.response = response = Response(send, conn.send_file, request, keep_alive, site.dates.get(started),
+                                            closing)
+        self.environ = environ = build_environ(request, conn.base, site.trusted)
         queued = stamp(environ, conn.first_seen() + site.clock_offset, started,
                        REQUEST_START_KEY in environ and site.trusted.trusts(conn.base["REMOTE_ADDR"]))
         conn.arrived = 0.0  # the next request on this connection counts from its own first byte

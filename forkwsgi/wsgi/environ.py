@@ -61,6 +61,14 @@ def build_environ(request, base, trusted, fast=fast_environ):
     if request.chunked:
         environ["CONTENT_LENGTH"] = str(request.content_length)
     environ["wsgi.input"] = request.body if request.body is not None else io.BytesIO()
+    if forwarded_fields or not environ.keys().isdisjoint(trusted.forwarding_keys):
+        _apply_forwarding(environ, trusted, forwarded_fields)
+    return environ
+
+
+def _apply_forwarding(environ, trusted, forwarded_fields):
+    """What a trusted proxy says of the client: its address (X-Forwarded-For), the scheme
+    (secure_scheme_headers) and the fields named in forwarder_headers."""
     # Repeated fields are one list (RFC 9110 5.3): the hops of every X-Forwarded-For line, in order.
     forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
     scheme = trusted.scheme(environ)  # secure_scheme_headers; None when none is present
@@ -72,7 +80,6 @@ def build_environ(request, base, trusted, fast=fast_environ):
             environ["wsgi.url_scheme"] = scheme
         if forwarded_fields:
             trusted.apply_forwarder_headers(environ, forwarded_fields)
-    return environ
 
 
 def _head_environ(request, base, trusted):

@@ -45,6 +45,9 @@ class TrustedPeers:
         self.scheme_keys = tuple(("HTTP_" + name.upper().replace("-", "_"), value.lower())
                                  for name, value in headers.items())
         self.forwarder_names = frozenset(name.lower() for name in forwarder_headers if "_" in name)
+        # The environ keys a trusted proxy rewrites the client's address or scheme with: most
+        # requests carry none, and one look (environ.keys().isdisjoint) tells.
+        self.forwarding_keys = frozenset(["HTTP_X_FORWARDED_FOR"] + [key for key, _ in self.scheme_keys])
         self.any = "*" in items
         self.networks = []
         for item in items:

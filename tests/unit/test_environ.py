@@ -181,3 +181,16 @@ def test_common_heads_are_built_by_the_compiled_builder(target, headers):
 def test_the_compiled_builder_declines_what_python_must_judge(target, headers, script_name):
     assert environ_module.fast_environ(dict(BASE, SCRIPT_NAME=script_name), "GET", target, "HTTP/1.1",
                                        headers) is None
+
+
+@pytest.mark.parametrize("header, value", [("x-forwarded-proto", "https"), ("x-forwarded-ssl", "on"),
+                                           ("x-forwarded-protocol", "ssl")])
+def test_each_secure_scheme_header_alone_sets_the_scheme(header, value):
+    assert environ_of([("host", "h"), (header, value)])["wsgi.url_scheme"] == "https"
+    assert environ_of([("host", "h"), (header, value)], trusted=NOBODY)["wsgi.url_scheme"] == "http"
+
+
+def test_a_configured_secure_scheme_header_is_read():
+    peers = TrustedPeers(["127.0.0.1"], secure_scheme_headers={"X-Scheme": "https"})
+    assert environ_of([("host", "h"), ("x-scheme", "https")], trusted=peers)["wsgi.url_scheme"] == "https"
+    assert environ_of([("host", "h"), ("x-forwarded-proto", "https")], trusted=peers)["wsgi.url_scheme"] == "http"

@@ -176,3 +176,12 @@ def test_the_compiled_reader_takes_common_responses_itself():
         200, "Content-Type: text/html; charset=utf-8\r\nContent-Length: 1234\r\n"
              "Set-Cookie: sid=9b2c7f4e; Path=/; HttpOnly\r\n", 1234, True)
     assert framing._fast_read_start("304 Not Modified", []) == (304, "", None, False)
+
+
+def test_the_date_follows_the_wall_clock_each_second_and_when_it_steps_back():
+    dates = framing.DateCache()
+    first = dates.get(1_700_000_000.2)
+    assert first == "Date: Tue, 14 Nov 2023 22:13:20 GMT\r\nServer: forkwsgi\r\n"
+    assert dates.get(1_700_000_000.9) is first  # the same second: formatted once
+    assert "22:13:21" in dates.get(1_700_000_001.0)
+    assert "22:13:19" in dates.get(1_699_999_999.5)  # a clock stepped back is followed, not ignored
