@@ -19,6 +19,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <structmember.h>
 
 static unsigned char TCHAR[256];   /* RFC 9110 tchar */
 static unsigned char FIELD[256];   /* bytes allowed in a field line: HTAB, SP..~, 0x80..0xff */
@@ -409,6 +410,61 @@ plain_framing(PyObject *headers, int http11, int *keep_alive, int *empty_length)
     return http11 ? hosts == 1 : hosts <= 1;
 }
 
+/* The fields of head.Request, in the order of its __slots__ (and of its __init__). */
+#define REQUEST_FIELDS 9
+static const char *const REQUEST_FIELD_NAMES[REQUEST_FIELDS] = {
+    "method", "target", "version", "headers", "content_length", "chunked", "keep_alive", "expect_continue", "body"};
+static PyObject *REQUEST_FIELD_TEXT[REQUEST_FIELDS];
+
+/* Where each field of the request type lives in its objects (its __slots__), found once per type:
+ * stored there directly, a field costs a store, not an attribute lookup and a call. */
+static PyTypeObject *REQUEST_TYPE;
+static Py_ssize_t REQUEST_OFFSET[REQUEST_FIELDS];
+
+static int
+find_request_fields(PyTypeObject *type)
+{
+    for (int i = 0; i < REQUEST_FIELDS; i++) {
+        PyObject *descr = PyObject_GetAttr((PyObject *)type, REQUEST_FIELD_TEXT[i]);
+        if (!descr)
+            return -1;
+        int slot = Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                   && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (slot)
+            REQUEST_OFFSET[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!slot) {
+            PyErr_Format(PyExc_TypeError, "whole_head: %s is not a slot of the request type", REQUEST_FIELD_NAMES[i]);
+            return -1;
+        }
+    }
+    Py_INCREF(type);
+    Py_XSETREF(REQUEST_TYPE, type);
+    return 0;
+}
+
+/* A request of ``request_type`` (head.Request) with these values, every field set, made without a
+ * call of its __init__ (which costs more than the scan of a short head). */
+static PyObject *
+new_request(PyObject *request_type, PyObject *const *values)
+{
+    if (!PyType_Check(request_type)) {
+        PyErr_SetString(PyExc_TypeError, "whole_head: the request type is not a type");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)request_type;
+    if (type != REQUEST_TYPE && find_request_fields(type) < 0)
+        return NULL;
+    PyObject *request = type->tp_alloc(type, 0);
+    if (!request)
+        return NULL;
+    for (int i = 0; i < REQUEST_FIELDS; i++) {
+        Py_INCREF(values[i]);
+        *(PyObject **)((char *)request + REQUEST_OFFSET[i]) = values[i];
+    }
+    return request;
+}
+
 /* whole_head(buf, request_type, max_fields, field_size, request_line_size)
  *
  * The request when buf holds exactly one head and nothing else (no body, nothing pipelined) that
@@ -454,13 +510,10 @@ whole_head(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_INCREF(result);
     }
     else {
-        PyObject *request_args[4] = {PyTuple_GET_ITEM(start_line, 0), PyTuple_GET_ITEM(start_line, 1), version,
-                                     headers};
-        result = PyObject_Vectorcall(args[1], request_args, 4, NULL);
-        if (result && ((keep_alive != (version == HTTP11)
-                        && PyObject_SetAttrString(result, "keep_alive", keep_alive ? Py_True : Py_False) < 0)
-                       || (empty_length && PyObject_SetAttrString(result, "content_length", ZERO) < 0)))
-            Py_CLEAR(result);
+        PyObject *values[REQUEST_FIELDS] = {PyTuple_GET_ITEM(start_line, 0), PyTuple_GET_ITEM(start_line, 1),
+                                            version, headers, empty_length ? ZERO : Py_None, Py_False,
+                                            keep_alive ? Py_True : Py_False, Py_False, Py_None};
+        result = new_request(args[1], values);
     }
     Py_DECREF(start_line);
     Py_DECREF(headers);
@@ -635,6 +688,9 @@ PyInit__speedups(void)
     EXPECT = known_name((const unsigned char *)"expect", 6);
     UPGRADE = known_name((const unsigned char *)"upgrade", 7);
     ZERO = PyLong_FromLong(0);
+    for (int i = 0; i < REQUEST_FIELDS; i++)
+        if (!(REQUEST_FIELD_TEXT[i] = PyUnicode_InternFromString(REQUEST_FIELD_NAMES[i])))
+            return NULL;
     if (!HOST || !CONNECTION || !CONTENT_LENGTH || !TRANSFER_ENCODING || !EXPECT || !UPGRADE || !ZERO)
         return NULL;
     return PyModule_Create(&module);

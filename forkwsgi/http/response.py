@@ -78,14 +78,9 @@ def python_read_start(status, headers):
 
 _fast_read_start = compiled("forkwsgi.http._speedups", "read_start")  # its C twin, where it was built
 
-
-def compiled_read_start(status, headers):
-    """The same, read by the C twin (``_speedups.c``, no memory of what it read); where it is in
-    doubt (anything to refuse, text that is not Latin-1), by the Python one."""
-    return _fast_read_start(status, headers) or python_read_start(status, headers)
-
-
-read_start = python_read_start if _fast_read_start is None else compiled_read_start
+# What a response reads its start with: the C twin where it was built, which answers None where it is
+# in doubt (anything to refuse, text that is not Latin-1); the caller then asks python_read_start.
+read_start = _fast_read_start or python_read_start
 
 
 def _read_field(item):

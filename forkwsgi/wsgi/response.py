@@ -7,7 +7,8 @@ import io
 import os
 import stat
 
-from forkwsgi.http.response import LAST_CHUNK, NO_BODY_STATUSES, InvalidResponse, chunk, read_start
+from forkwsgi.http.response import (LAST_CHUNK, NO_BODY_STATUSES, InvalidResponse, chunk, python_read_start,
+                                    read_start)
 
 __all__ = ["FileWrapper", "ReadingFileWrapper", "Response"]
 
@@ -82,7 +83,8 @@ class Response:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called a second time without exc_info")
-        self.code, self.fields, self.length, self.app_closes = read_start(status, headers)
+        self.code, self.fields, self.length, self.app_closes = (read_start(status, headers)
+                                                                or python_read_start(status, headers))
         self.status = status
         self.headers = headers
         return self.write
@@ -114,7 +116,7 @@ class Response:
         elif not self.version11:
             framing += "Connection: keep-alive\r\n"
         self.head_sent = True
-        return ("HTTP/1.1 " + self.status + "\r\n" + self.fields + framing + "\r\n").encode("latin-1")
+        return ("HTTP/1.1 %s\r\n%s%s\r\n" % (self.status, self.fields, framing)).encode("latin-1")
 
     def _frame(self, data):
         """The wire bytes for body ``data``: truncated to Content-Length, chunked, or nothing for HEAD."""

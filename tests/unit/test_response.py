@@ -164,8 +164,10 @@ def _outcome(read, status, headers):
 @settings(max_examples=600, deadline=None)
 @given(STATUSES, HEADER_LISTS)
 def test_the_compiled_reader_answers_as_the_python_one(status, headers):
-    assert _outcome(framing.compiled_read_start, status, headers) == _outcome(framing.python_read_start,
-                                                                              status, headers)
+    def compiled(status, headers):  # as a Response reads its start: the Python reader where C declines
+        return framing.read_start(status, headers) or framing.python_read_start(status, headers)
+    assert framing.read_start is framing._fast_read_start
+    assert _outcome(compiled, status, headers) == _outcome(framing.python_read_start, status, headers)
 
 
 @compiled_only

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from forkwsgi.http import scan
+from forkwsgi.http.head import Request
 from forkwsgi.http.parser import Limits
 
 from tests.support.parser_verdict import outcome
@@ -356,13 +357,15 @@ whole_only = pytest.mark.skipif(scan.whole_head is None, reason=NOT_BUILT)
 
 
 def request_fields(request):
-    """As tests.support.parser_verdict.outcome lists a request."""
-    return (request.method, request.target, request.version, tuple(request.headers), request.content_length,
-            request.chunked, request.keep_alive, request.expect_continue, request.body)
+    """Every field of a request (its __slots__, each one set), as tests.support.parser_verdict.outcome
+    lists them."""
+    assert Request.__slots__[3] == "headers"
+    values = [getattr(request, name) for name in Request.__slots__]
+    values[3] = tuple(values[3])
+    return tuple(values)
 
 
 def by_whole_head(data, limits=DEFAULT):
-    from forkwsgi.http.head import Request
     return scan.whole_head(data, Request, limits.fields, limits.field_size, limits.request_line)
 
 
