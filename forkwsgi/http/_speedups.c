@@ -388,10 +388,10 @@ plain_framing(PyObject *headers, int http11, int *keep_alive, int *empty_length)
         if (name == HOST)
             hosts++;
         else if (name == CONNECTION) {
-            const Py_UCS1 *text = PyUnicode_1BYTE_DATA(value);
-            Py_ssize_t size = PyUnicode_GET_LENGTH(value);
             if (connections++ || PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND)
                 return 0;
+            const Py_UCS1 *text = PyUnicode_1BYTE_DATA(value);
+            Py_ssize_t size = PyUnicode_GET_LENGTH(value);
             if (equal_lower(text, size, "close"))
                 *keep_alive = 0;
             else if (equal_lower(text, size, "keep-alive"))
