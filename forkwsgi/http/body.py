@@ -20,6 +20,7 @@ import re
 
 from .errors import BadRequest, HeaderFieldsTooLarge, PayloadTooLarge
 from .fields import TOKEN_CLASS, parse_trailer
+from .pieces import PiecesFile
 
 # Each is one greedy run with nothing after it: a match cannot backtrack.
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]*")
@@ -35,9 +36,9 @@ _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
 class FixedLengthBody:
     """A body framed by Content-Length.
 
-    With no ``sink``, the body stays in memory as the pieces that came, joined once at the end:
-    growing one buffer as 64 KiB pieces come would copy it again and again. With a ``sink`` (a
-    spool file, for big bodies), each piece is written to it as it comes.
+    With no ``sink``, the body stays in memory as the pieces that came, and the app reads them
+    as one file (pieces.py) without their being joined. With a ``sink`` (a spool file, for big
+    bodies), each piece is written to it as it comes.
     """
 
     __slots__ = ("length", "remaining", "sink", "pieces")
@@ -93,7 +94,7 @@ class FixedLengthBody:
         """The whole body, as a file at its start (once complete)."""
         if self.sink is None:
             pieces, self.pieces = self.pieces, []
-            return io.BytesIO(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+            return io.BytesIO(pieces[0]) if len(pieces) == 1 else PiecesFile(pieces)
         self.sink.seek(0)
         return self.sink
 
