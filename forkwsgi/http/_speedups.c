@@ -214,19 +214,21 @@ field_line(const unsigned char *p, const unsigned char *e, unsigned char high)
         Py_RETURN_NONE;
     Py_ssize_t name_len = colon - p;
     unsigned char lower[KNOWN_NAME_MAX];
-    PyObject *name = NULL;
-    if (name_len <= KNOWN_NAME_MAX) {
+    PyObject *name;
+    if (name_len <= KNOWN_NAME_MAX) {  /* lowered once: looked up, else copied */
         for (Py_ssize_t i = 0; i < name_len; i++)
             lower[i] = ascii_lower(p[i]);
         name = known_name(lower, name_len);
+        if (!name)
+            name = ascii(lower, name_len);
     }
-    if (!name) {
-        if (!(name = PyUnicode_New(name_len, 127)))
-            return NULL;
+    else if ((name = PyUnicode_New(name_len, 127))) {
         Py_UCS1 *text = PyUnicode_1BYTE_DATA(name);
         for (Py_ssize_t i = 0; i < name_len; i++)
             text[i] = ascii_lower(p[i]);
     }
+    if (!name)
+        return NULL;
     const unsigned char *v = colon + 1, *w = e;
     while (v < w && (*v == ' ' || *v == '\t')) v++;
     while (w > v && (w[-1] == ' ' || w[-1] == '\t')) w--;
