@@ -7,10 +7,11 @@ import io
 import os
 import stat
 
+from forkwsgi.compiled import compiled
 from forkwsgi.http.response import (LAST_CHUNK, NO_BODY_STATUSES, InvalidResponse, chunk, python_read_start,
                                     read_start)
 
-__all__ = ["FileWrapper", "ReadingFileWrapper", "Response"]
+__all__ = ["FileWrapper", "ReadingFileWrapper", "PythonResponse", "Response"]
 
 
 class FileWrapper:
@@ -50,8 +51,12 @@ class ReadingFileWrapper(FileWrapper):
         return None
 
 
-class Response:
-    """One request's response: start_response, write(), and framing on the wire."""
+class PythonResponse:
+    """One request's response: start_response, write(), and framing on the wire.
+
+    The reference, and what runs where nothing is compiled. Its C twin (_response.c) takes over
+    what every request runs, and runs this class's write_result, write_more and _send_file for
+    the rest (``Response``, below)."""
 
     __slots__ = ("send", "sendfile", "is_head", "version11", "keep_alive", "extra", "closing",
                  "status", "code", "headers", "fields", "app_closes", "head_sent", "chunked", "length", "sent",
@@ -68,9 +73,11 @@ class Response:
         self.status = None
         self.code = 0
         self.headers = None
+        self.fields = ""
+        self.length = None
+        self.app_closes = False
         self.head_sent = False
         self.chunked = False
-        self.length = None
         self.sent = 0
         self.rest = None  # the app's iterator, while its body waits for the client (write_more)
 
@@ -198,3 +205,12 @@ class Response:
         if (self.length is not None and self.sent < self.length and not self.is_head
                 and self.code not in NO_BODY_STATUSES):
             self.keep_alive = False
+
+
+_bind = compiled("forkwsgi.wsgi._response", "bind")
+
+# What a request's response is: the C twin where it was built, given the reference's start readers,
+# its error type, and the functions it runs for a body already begun, an iterable or a file.
+Response = PythonResponse if _bind is None else _bind(read_start, python_read_start, InvalidResponse,
+                                                      PythonResponse.write_result, PythonResponse.write_more,
+                                                      PythonResponse._send_file)

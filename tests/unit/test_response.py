@@ -187,3 +187,111 @@ def test_the_date_follows_the_wall_clock_each_second_and_when_it_steps_back():
     assert dates.get(1_700_000_000.9) is first  # the same second: formatted once
     assert "22:13:21" in dates.get(1_700_000_001.0)
     assert "22:13:19" in dates.get(1_699_999_999.5)  # a clock stepped back is followed, not ignored
+
+
+# ----- the compiled response writer against the Python one
+
+from forkwsgi.wsgi import response as writer  # noqa: E402
+
+compiled_writer_only = pytest.mark.skipif(writer.Response is writer.PythonResponse, reason=(
+    "the compiled response writer is not built (no C compiler at install, FORKWSGI_NO_EXTENSIONS or "
+    "FORKWSGI_PURE_PYTHON)"))
+BODY_ITEMS = st.lists(st.sampled_from([b"", b"a", b"hello", b"x" * 70, "text", None, bytearray(b"ba")]),
+                      max_size=4)
+RESULTS = st.tuples(st.sampled_from(["list", "tuple", "generator", "closing-iterable"]), BODY_ITEMS)
+WRITER_STATUSES = st.sampled_from(["200 OK", "204 No Content", "304 Not Modified", "101 Switching Protocols",
+                                   "404 Not Found", "200 caf\xe9", "200 \u2603", "abc", None])
+WRITER_HEADERS = st.lists(st.sampled_from([("Content-Type", "text/plain"), ("Content-Length", "5"),
+                                           ("Content-Length", "0"), ("Content-Length", "9" * 25),
+                                           ("Connection", "close"), ("Connection", "keep-alive"),
+                                           ("X-Note", "caf\xe9"), ("X-Snow", "\u2603"), ("Bad Name", "x")]),
+                          max_size=3)
+SCENARIOS = st.fixed_dictionaries({
+    "method": st.sampled_from(["GET", "HEAD", "POST"]),
+    "version": st.sampled_from(["HTTP/1.1", "HTTP/1.0"]),
+    "keep_alive": st.booleans(),
+    "closing": st.sampled_from([None, True, False]),
+    "extra": st.sampled_from(["", "Date: Sun, 06 Dec 2026 22:00:00 GMT\r\nServer: forkwsgi\r\n", "X: \u2603\r\n"]),
+    "starts": st.lists(st.tuples(WRITER_STATUSES, WRITER_HEADERS, st.booleans()), max_size=3),
+    "writes": BODY_ITEMS,
+    "result": RESULTS,
+    "room": st.none() | st.lists(st.booleans(), max_size=8),
+})
+
+
+def _drive(cls, scenario):
+    """What a response of ``cls`` does with one app's behaviour: every send, every refusal, and its
+    state after, as comparable values."""
+    events = []
+
+    def send(data, wait=None):
+        events.append(("send", bytes(data), wait))
+    closing = None if scenario["closing"] is None else (lambda: scenario["closing"])
+    request = Request(scenario["method"], "/", scenario["version"], [("host", "x")])
+    response = cls(send, lambda fd, offset, count: count, request, scenario["keep_alive"], scenario["extra"],
+                   closing)
+
+    def step(call, *args):
+        try:
+            value = call(*args)
+            if callable(value):  # start_response's write: this response's own
+                value = ("write of the response", value.__self__ is response and value.__name__ == "write")
+            events.append(("returned", value))
+        except Exception as exc:
+            events.append(("raised", type(exc), str(exc)))
+    for status, headers, with_exc_info in scenario["starts"]:
+        exc_info = (ValueError, ValueError("app failed"), None) if with_exc_info else None
+        step(response.start_response, status, headers, exc_info)
+    for item in scenario["writes"]:
+        step(response.write, item)
+    kind, items = scenario["result"]
+    result = {"list": lambda: list(items), "tuple": lambda: tuple(items), "generator": lambda: iter(items),
+              "closing-iterable": lambda: _ClosingIterable(items)}[kind]()
+    room = None
+    if scenario["room"] is not None:
+        answers = iter(scenario["room"])
+        room = lambda: next(answers, True)  # noqa: E731
+    step(response.write_result, result, room)
+    for _ in range(10):
+        if response.rest is None:
+            break
+        step(response.write_more, room)
+    state = {name: getattr(response, name) for name in ("status", "code", "headers", "fields", "length",
+                                                        "head_sent", "chunked", "sent", "is_head", "version11",
+                                                        "app_closes")}
+    state["keep_alive"] = bool(response.keep_alive)
+    state["rest"] = response.rest is None
+    return events, state
+
+
+class _ClosingIterable:
+    def __init__(self, items):
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def close(self):
+        pass
+
+
+@compiled_writer_only
+@settings(max_examples=1500, deadline=None)
+@given(SCENARIOS)
+def test_the_compiled_writer_sends_what_the_python_one_sends(scenario):
+    """Every byte sent (with whether it may wait), every refusal word for word, and the state a
+    response is left in (what the handler, the access log and hooks read) are the same."""
+    assert _drive(writer.Response, scenario) == _drive(writer.PythonResponse, scenario)
+
+
+@compiled_writer_only
+def test_the_compiled_writer_sends_a_list_body_with_its_head_in_one_call():
+    sent = []
+    request = Request("GET", "/", "HTTP/1.1", [("host", "x")])
+    response = writer.Response(lambda data, wait=True: sent.append((data, wait)), None, request, True,
+                               "Server: forkwsgi\r\n")
+    response.start_response("200 OK", [("Content-Type", "text/plain")])
+    assert response.write_result([b"Hello, ", b"world!\n"]) is False
+    assert sent == [(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: forkwsgi\r\nContent-Length: 14\r\n"
+                     b"\r\nHello, world!\n", True)]
+    assert response.keep_alive and response.sent == 14 and response.length == 14
