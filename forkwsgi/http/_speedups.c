@@ -601,17 +601,21 @@ read_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         const Py_UCS1 *name_text = PyUnicode_1BYTE_DATA(name), *value_text = PyUnicode_1BYTE_DATA(value);
         int hop = 0;
         for (const char *const *known = HOP_BY_HOP; *known && !hop; known++)
-            hop = equal_lower(name_text, name_size, *known);
+            hop = (Py_ssize_t)strlen(*known) == name_size && equal_lower(name_text, name_size, *known);
         if (hop) { /* the server frames the message itself */
             if (equal_lower(name_text, name_size, "connection") && contains_close(value_text, value_size))
                 close = 1;
             continue;
         }
-        if (equal_lower(name_text, name_size, "content-length")) {
+        if (name_size == 14 && equal_lower(name_text, name_size, "content-length")) {
             int digits = value_size > 0;
-            for (Py_ssize_t j = 0; j < value_size && digits; j++)
+            long long small = 0; /* up to 18 digits: read here, without PyLong's parser */
+            for (Py_ssize_t j = 0; j < value_size && digits; j++) {
                 digits = value_text[j] >= '0' && value_text[j] <= '9';
-            PyObject *number = digits ? PyLong_FromUnicodeObject(value, 10) : NULL;
+                small = small * 10 + (value_text[j] - '0');
+            }
+            PyObject *number = !digits ? NULL : value_size <= 18 ? PyLong_FromLongLong(small)
+                                                                 : PyLong_FromUnicodeObject(value, 10);
             if (!number) { /* not digits (or digits beyond ASCII, which str.isdigit() takes): Python judges */
                 Py_DECREF(fields);
                 Py_DECREF(length);

@@ -113,7 +113,8 @@ def assemble(worker, setup, cfg, stop, handoff):
         watching = (handoff is not None and setup.multiprocess) or shedder is not None
         executor = InlineExecutor(cfg.handoff_delay, worker.lock, scheduler.request_done,
                                   scheduler.watch_turn if watching else None, busy,
-                                  scheduler.in_app_call if shedder is not None else None, channels.release_held)
+                                  scheduler.in_app_call if shedder is not None else None, channels.release_held,
+                                  kit.held)
     worker.executor = scheduler.executor = executor
     worker.timers = Timers(cfg, stop, channels, handover.hand_off if handover is not None else lambda conn: False)
     proxy_peers = TrustedPeers(cfg.proxy_allow_ips) if cfg.proxy_protocol else None

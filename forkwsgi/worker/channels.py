@@ -192,9 +192,10 @@ class Channels:
         held = kit.held
         if len(held) <= keep:
             return
-        kit.held = []
+        releasing = held.copy()
+        held.clear()  # (the one list, which the executor watches too)
         kit.held_bytes = 0
-        for conn in held:
+        for conn in releasing:
             if conn.held is None:
                 continue  # sent with what followed it, or closed
             try:

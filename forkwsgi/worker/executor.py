@@ -39,7 +39,8 @@ class InlineExecutor:
     free = 1  # the loop runs only when no app call does
     turn_started = 0.0  # set by the loop as each batch of events begins
 
-    def __init__(self, delay, lock, finished, watch_turn=None, busy=None, in_app=None, release_held=None):
+    def __init__(self, delay, lock, finished, watch_turn=None, busy=None, in_app=None, release_held=None,
+                 held=None):
         self.delay = delay
         self.lock = lock
         self.finished = finished
@@ -48,6 +49,7 @@ class InlineExecutor:
         self.in_app = in_app
         self.slow_call_at = 0.0  # when an app call last ran past the hand-off delay
         self.release_held = release_held  # Channels.release_held: held responses must not wait long
+        self.held = held if held is not None else []  # the connections holding a response now (ConnectionKit.held)
         self.slow_alone_at = -QUIET_AFTER  # when one app call by itself last took longer than the delay
         self.current = None
         self.in_flight = 0
@@ -62,10 +64,12 @@ class InlineExecutor:
         self.current = conn
         self.in_flight = 1
         started = _monotonic()
-        if self.release_held is not None:
+        if self.held:
             # While the app makes slow calls now and then, nothing waits for one: what this turn
             # holds leaves first. Otherwise a turn's responses leave together, HOLD_COUNT at most.
-            self.release_held(0 if started - self.slow_alone_at < QUIET_AFTER else HOLD_COUNT)
+            keep = 0 if started - self.slow_alone_at < QUIET_AFTER else HOLD_COUNT
+            if len(self.held) > keep:
+                self.release_held(keep)
         busy = self.busy
         if busy is not None:
             busy(started)
