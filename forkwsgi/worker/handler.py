@@ -18,7 +18,7 @@ from forkwsgi.http.body import StreamedBody
 from forkwsgi.http.errors import HTTPError
 from forkwsgi.http.response import error_response
 from forkwsgi.logs import log
-from forkwsgi.wsgi.queuetime import REQUEST_START_KEY, stamp
+from forkwsgi.wsgi.queuetime import REQUEST_START_KEY, fast_stamp, stamp
 from forkwsgi.wsgi.response import Response
 
 _monotonic = time.monotonic
@@ -111,8 +111,11 @@ class RequestRun:
         self.response = response = Response(send, conn.send_file, request, keep_alive, site.dates.get(started),
                                             closing)
         self.environ = environ = build_environ(request, conn.base, site.trusted)
-        queued = stamp(environ, conn.first_seen() + site.clock_offset, started,
-                       REQUEST_START_KEY in environ and site.trusted.trusts(conn.base["REMOTE_ADDR"]))
+        seen = conn.first_seen() + site.clock_offset
+        queued = None if fast_stamp is None else fast_stamp(environ, seen, started)
+        if queued is None:
+            queued = stamp(environ, seen, started,
+                           REQUEST_START_KEY in environ and site.trusted.trusts(conn.base["REMOTE_ADDR"]))
         conn.arrived = 0.0  # the next request on this connection counts from its own first byte
         stats = site.stats
         if stats is not None:

@@ -13,6 +13,11 @@
  *   - a Host that is an IPv6 literal, or not Latin-1 text.
  * What follows the head (wsgi.input, a chunked body's length, trusted
  * proxies' headers) is Python's in both cases.
+ *
+ * fast_stamp(environ, seen, now) -> the queue time, as queuetime.stamp (the
+ * reference) gives it for a request whose client sent no X-Request-Start,
+ * and the two keys it sets; None where one was sent (Python weighs whether
+ * to believe it) or a time is not a plain float of a sane size.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,7 +27,7 @@
 
 static PyObject *KEYS; /* lower-case header name -> its environ key */
 static PyObject *K_REQUEST_METHOD, *K_RAW_URI, *K_PATH_INFO, *K_QUERY_STRING, *K_SERVER_PROTOCOL,
-    *K_SCRIPT_NAME, *K_HTTP_HOST, *K_SERVER_NAME, *K_SERVER_PORT, *EMPTY;
+    *K_SCRIPT_NAME, *K_HTTP_HOST, *K_SERVER_NAME, *K_SERVER_PORT, *K_REQUEST_START, *K_QUEUE_TIME, *EMPTY;
 
 /* The environ key for header ``name`` (a new reference); NULL without an error set: in doubt. */
 static PyObject *
@@ -184,9 +189,46 @@ failed:
     return NULL;
 }
 
+static PyObject *
+fast_stamp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "fast_stamp(environ, seen, now)");
+        return NULL;
+    }
+    PyObject *environ = args[0];
+    if (!PyDict_CheckExact(environ) || !PyFloat_CheckExact(args[1]) || !PyFloat_CheckExact(args[2]))
+        Py_RETURN_NONE;
+    double seen = PyFloat_AS_DOUBLE(args[1]), now = PyFloat_AS_DOUBLE(args[2]);
+    double micros = seen * 1e6;
+    if (!(micros > -9e18 && micros < 9e18)) /* (NaN too): int() of it is Python's to judge */
+        Py_RETURN_NONE;
+    if (PyDict_GetItemWithError(environ, K_REQUEST_START))
+        Py_RETURN_NONE;
+    if (PyErr_Occurred())
+        return NULL;
+    char text[32];
+    int size = snprintf(text, sizeof text, "t=%lld", (long long)micros); /* truncated toward 0, as int() */
+    PyObject *value = PyUnicode_FromStringAndSize(text, size);
+    if (!value)
+        return NULL;
+    int failed = PyDict_SetItem(environ, K_REQUEST_START, value);
+    Py_DECREF(value);
+    double waited = now - seen;
+    if (waited < 0.0)
+        waited = 0.0;
+    PyObject *queued = failed ? NULL : PyFloat_FromDouble(waited);
+    if (queued && PyDict_SetItem(environ, K_QUEUE_TIME, queued) < 0)
+        Py_CLEAR(queued);
+    return queued;
+}
+
 static PyMethodDef methods[] = {
     {"fast_environ", (PyCFunction)(void (*)(void))fast_environ, METH_FASTCALL,
      "fast_environ(base, method, target, version, headers) -> dict, or None in doubt"},
+    {"fast_stamp", (PyCFunction)(void (*)(void))fast_stamp, METH_FASTCALL,
+     "fast_stamp(environ, seen, now) -> queue time, or None in doubt"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -209,8 +251,10 @@ PyInit__environ(void)
     K_HTTP_HOST = PyUnicode_InternFromString("HTTP_HOST");
     K_SERVER_NAME = PyUnicode_InternFromString("SERVER_NAME");
     K_SERVER_PORT = PyUnicode_InternFromString("SERVER_PORT");
+    K_REQUEST_START = PyUnicode_InternFromString("HTTP_X_REQUEST_START");
+    K_QUEUE_TIME = PyUnicode_InternFromString("forkwsgi.queue_time");
     EMPTY = PyUnicode_New(0, 0);
-    if (!KEYS || !K_REQUEST_METHOD || !K_RAW_URI || !K_PATH_INFO || !K_QUERY_STRING || !K_SERVER_PROTOCOL ||
+    if (!K_REQUEST_START || !K_QUEUE_TIME || !KEYS || !K_REQUEST_METHOD || !K_RAW_URI || !K_PATH_INFO || !K_QUERY_STRING || !K_SERVER_PROTOCOL ||
         !K_SCRIPT_NAME || !K_HTTP_HOST || !K_SERVER_NAME || !K_SERVER_PORT || !EMPTY)
         return NULL;
     static const char *const special[][2] = {{"content-type", "CONTENT_TYPE"}, {"content-length", "CONTENT_LENGTH"}};

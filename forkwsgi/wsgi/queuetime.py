@@ -16,6 +16,7 @@ import socket
 import struct
 import time
 
+from forkwsgi.compiled import compiled
 from forkwsgi.logs import Throttle, log
 
 QUEUE_TIME_KEY = "forkwsgi.queue_time"
@@ -108,6 +109,11 @@ def stamp(environ, seen, now, trusted):
         waited = 0.0
     environ[QUEUE_TIME_KEY] = waited
     return waited
+
+
+# stamp's C twin for a request that brings no X-Request-Start (most): the same two keys and answer,
+# None where one was sent, for stamp to weigh. None where nothing is compiled.
+fast_stamp = compiled("forkwsgi.wsgi._environ", "fast_stamp")
 
 
 class ShedLog:
