@@ -232,45 +232,53 @@ one_byte_str(PyObject *text)
 }
 
 /* The head's bytes followed by ``tail`` bytes of room the caller fills; NULL with an error set.
- * Text beyond Latin-1 (or not a str) goes the reference's way: formatted, then encoded. */
+ * Text beyond Latin-1 (or not a str) goes the reference's way. */
 static PyObject *
 head_bytes(Response *self, const Framing *framing, Py_ssize_t tail)
 {
     char lines[160];
     Py_ssize_t lines_size = framing_text(framing, lines);
+    /* Held while the head is made: with --threads, the loop may set a timed-out status meanwhile. */
     PyObject *status = self->status, *fields = self->fields ? self->fields : Py_None, *extra = self->extra;
+    PyObject *out;
+    Py_INCREF(status);
+    Py_INCREF(fields);
+    Py_INCREF(extra);
     if (one_byte_str(status) && one_byte_str(fields) && one_byte_str(extra)) {
         Py_ssize_t status_size = PyUnicode_GET_LENGTH(status), fields_size = PyUnicode_GET_LENGTH(fields),
                    extra_size = PyUnicode_GET_LENGTH(extra);
         Py_ssize_t size = 9 + status_size + 2 + fields_size + extra_size + lines_size + 2;
-        PyObject *out = PyBytes_FromStringAndSize(NULL, size + tail);
-        if (!out)
-            return NULL;
-        char *at = PyBytes_AS_STRING(out);
-        memcpy(at, "HTTP/1.1 ", 9);
-        at += 9;
-        memcpy(at, PyUnicode_1BYTE_DATA(status), status_size);
-        at += status_size;
-        memcpy(at, "\r\n", 2);
-        at += 2;
-        memcpy(at, PyUnicode_1BYTE_DATA(fields), fields_size);
-        at += fields_size;
-        memcpy(at, PyUnicode_1BYTE_DATA(extra), extra_size);
-        at += extra_size;
-        memcpy(at, lines, lines_size);
-        at += lines_size;
-        memcpy(at, "\r\n", 2);
-        return out;
+        out = PyBytes_FromStringAndSize(NULL, size + tail);
+        if (out) {
+            char *at = PyBytes_AS_STRING(out);
+            memcpy(at, "HTTP/1.1 ", 9);
+            at += 9;
+            memcpy(at, PyUnicode_1BYTE_DATA(status), status_size);
+            at += status_size;
+            memcpy(at, "\r\n", 2);
+            at += 2;
+            memcpy(at, PyUnicode_1BYTE_DATA(fields), fields_size);
+            at += fields_size;
+            memcpy(at, PyUnicode_1BYTE_DATA(extra), extra_size);
+            at += extra_size;
+            memcpy(at, lines, lines_size);
+            at += lines_size;
+            memcpy(at, "\r\n", 2);
+        }
     }
-    PyObject *text = PyUnicode_FromFormat("HTTP/1.1 %S\r\n%S%S%s\r\n", status, fields, extra, lines);
-    PyObject *head = text ? PyUnicode_AsLatin1String(text) : NULL;
-    Py_XDECREF(text);
-    if (!head || !tail)
-        return head;
-    PyObject *out = PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(head) + tail);
-    if (out)
-        memcpy(PyBytes_AS_STRING(out), PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head));
-    Py_DECREF(head);
+    else { /* text beyond Latin-1 (or not a str): the reference's way, formatted, then encoded */
+        PyObject *text = PyUnicode_FromFormat("HTTP/1.1 %S\r\n%S%S%s\r\n", status, fields, extra, lines);
+        PyObject *head = text ? PyUnicode_AsLatin1String(text) : NULL;
+        Py_XDECREF(text);
+        out = head && tail ? PyBytes_FromStringAndSize(NULL, PyBytes_GET_SIZE(head) + tail) : head;
+        if (out && out != head)
+            memcpy(PyBytes_AS_STRING(out), PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head));
+        if (out != head)
+            Py_XDECREF(head);
+    }
+    Py_DECREF(status);
+    Py_DECREF(fields);
+    Py_DECREF(extra);
     return out;
 }
 
@@ -529,6 +537,8 @@ response_finish(Response *self, PyObject *unused)
 static PyObject *
 write_list(Response *self, PyObject *result, PyObject *wait)
 {
+    /* The body is taken (one item, or all joined) before anything else runs: deciding the framing
+     * may call back into Python, and the app's list is not ours to trust meanwhile. */
     Py_ssize_t count = PySequence_Fast_GET_SIZE(result), size = 0;
     PyObject **items = PySequence_Fast_ITEMS(result);
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -536,14 +546,13 @@ write_list(Response *self, PyObject *result, PyObject *wait)
             return not_bytes(items[i]);
         size += PyBytes_GET_SIZE(items[i]);
     }
-    Framing framing;
-    if (decide(self, size, &framing) < 0)
-        return NULL;
-    PyObject *out;
-    if (count == 1)
-        out = framed(self, &framing, PyBytes_AS_STRING(items[0]), size);
+    PyObject *body;
+    if (count == 1) {
+        body = items[0];
+        Py_INCREF(body);
+    }
     else {
-        PyObject *body = PyBytes_FromStringAndSize(NULL, size);
+        body = PyBytes_FromStringAndSize(NULL, size);
         if (!body)
             return NULL;
         char *at = PyBytes_AS_STRING(body);
@@ -551,9 +560,10 @@ write_list(Response *self, PyObject *result, PyObject *wait)
             memcpy(at, PyBytes_AS_STRING(items[i]), PyBytes_GET_SIZE(items[i]));
             at += PyBytes_GET_SIZE(items[i]);
         }
-        out = framed(self, &framing, PyBytes_AS_STRING(body), size);
-        Py_DECREF(body);
     }
+    Framing framing;
+    PyObject *out = decide(self, size, &framing) < 0 ? NULL : framed(self, &framing, PyBytes_AS_STRING(body), size);
+    Py_DECREF(body);
     if (!out)
         return NULL;
     int failed = call_send(self, out, wait);
