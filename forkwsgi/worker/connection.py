@@ -42,7 +42,9 @@ class ConnectionKit:
         self.body_timeout = cfg.body_timeout or 3600
         self.send_timeout = cfg.send_timeout or 3600
         self.beat = beat
-        self.held = []  # connections holding output until the loop's turn ends (Connection.send_or_hold)
+        # connections holding output until the loop's turn ends (Connection.send_or_hold): one list for
+        # the worker's life, which the inline executor watches too
+        self.held = []
         self.held_bytes = 0
 
     def new(self, sock, peer, base, proxy_pending, tls=False):

@@ -33,7 +33,9 @@ class InlineExecutor:
     ``delay``; ``busy`` (or None) tells the master's autoscaler when a call starts and ends.
     ``in_app(inside)`` (or None, without shedding) is told as each call begins and ends, with the
     lock held; with it, no thread counts as free during a call, so that what the watcher takes in
-    meanwhile waits (and is shed at its deadline) instead of starting the app."""
+    meanwhile waits (and is shed at its deadline) instead of starting the app. ``held`` is the
+    list of connections holding a response to the turn's end (ConnectionKit.held), which
+    ``release_held(keep)`` sends."""
 
     threads = 1
     free = 1  # the loop runs only when no app call does
