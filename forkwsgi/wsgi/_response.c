@@ -41,7 +41,7 @@ no_body(int code)
 /* ----- construction: Response(send, sendfile, request, keep_alive, extra, closing=None) */
 
 static PyObject *
-response_make(PyObject *const *args, Py_ssize_t nargs, PyObject *closing)
+response_make(PyObject *const *args, PyObject *closing)
 {
     PyObject *request = args[2];
     PyObject *method = PyObject_GetAttr(request, S_METHOD);
@@ -77,27 +77,34 @@ response_make(PyObject *const *args, Py_ssize_t nargs, PyObject *closing)
     self->version11 = (char)version11;
     self->keep_alive = (char)keep_alive;
     self->app_closes = self->head_sent = self->chunked = 0;
-    (void)nargs;
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }
 
+static PyObject *response_new(PyTypeObject *type, PyObject *args, PyObject *kwargs);
+
+/* The call every request makes, positional: no argument tuple. Keywords go the general way. */
 static PyObject *
 response_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    (void)type;
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    PyObject *closing = nargs == 6 ? args[5] : NULL;
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    if (nkw == 1 && nargs == 5 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "closing") == 0) {
-        closing = args[5];
-        nkw = 0;
+    if (!kwnames && (nargs == 5 || nargs == 6))
+        return response_make(args, nargs == 6 ? args[5] : Py_None);
+    PyObject *positional = PyTuple_New(nargs), *keywords = kwnames ? PyDict_New() : NULL, *made = NULL;
+    if (!positional || (kwnames && !keywords))
+        goto done;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(positional, i, args[i]);
     }
-    if (nkw || nargs < 5 || nargs > 6) {
-        PyErr_SetString(PyExc_TypeError, "Response(send, sendfile, request, keep_alive, extra, closing=None)");
-        return NULL;
-    }
-    return response_make(args, nargs, closing);
+    for (Py_ssize_t k = 0; kwnames && k < PyTuple_GET_SIZE(kwnames); k++)
+        if (PyDict_SetItem(keywords, PyTuple_GET_ITEM(kwnames, k), args[nargs + k]) < 0)
+            goto done;
+    made = response_new((PyTypeObject *)type, positional, keywords);
+done:
+    Py_XDECREF(positional);
+    Py_XDECREF(keywords);
+    return made;
 }
 
 static PyObject *
@@ -110,7 +117,7 @@ response_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      &keep_alive, &extra, &closing))
         return NULL;
     PyObject *items[6] = {send, sendfile, request, keep_alive, extra, closing};
-    return response_make(items, 6, closing);
+    return response_make(items, closing);
 }
 
 static int
