@@ -191,6 +191,8 @@ def test_the_date_follows_the_wall_clock_each_second_and_when_it_steps_back():
 
 # ----- the compiled response writer against the Python one
 
+import tempfile  # noqa: E402
+
 from forkwsgi.wsgi import response as writer  # noqa: E402
 
 compiled_writer_only = pytest.mark.skipif(writer.Response is writer.PythonResponse, reason=(
@@ -198,7 +200,7 @@ compiled_writer_only = pytest.mark.skipif(writer.Response is writer.PythonRespon
     "FORKWSGI_PURE_PYTHON)"))
 BODY_ITEMS = st.lists(st.sampled_from([b"", b"a", b"hello", b"x" * 70, "text", None, bytearray(b"ba")]),
                       max_size=4)
-RESULTS = st.tuples(st.sampled_from(["list", "tuple", "generator", "closing-iterable"]), BODY_ITEMS)
+RESULTS = st.tuples(st.sampled_from(["list", "tuple", "generator", "closing-iterable", "file"]), BODY_ITEMS)
 WRITER_STATUSES = st.sampled_from(["200 OK", "204 No Content", "304 Not Modified", "101 Switching Protocols",
                                    "404 Not Found", "200 caf\xe9", "200 \u2603", "abc", None])
 WRITER_HEADERS = st.lists(st.sampled_from([("Content-Type", "text/plain"), ("Content-Length", "5"),
@@ -250,7 +252,11 @@ def _drive(cls, scenario):
         step(response.write, item)
     kind, items = scenario["result"]
     result = {"list": lambda: list(items), "tuple": lambda: tuple(items), "generator": lambda: iter(items),
-              "closing-iterable": lambda: _ClosingIterable(items)}[kind]()
+              "closing-iterable": lambda: _ClosingIterable(items),
+              "file": lambda: writer.FileWrapper(tempfile.TemporaryFile())}[kind]()
+    if kind == "file":  # a regular file at a known position: sent by sendfile, its size in the head
+        result.filelike.write(b"".join(item for item in items if type(item) is bytes))
+        result.filelike.seek(0)
     room = None
     if scenario["room"] is not None:
         answers = iter(scenario["room"])
@@ -265,6 +271,8 @@ def _drive(cls, scenario):
                                                         "app_closes")}
     state["keep_alive"] = bool(response.keep_alive)
     state["rest"] = response.rest is None
+    if kind == "file":
+        result.close()
     return events, state
 
 
