@@ -26,6 +26,20 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+class _PrintVersion(argparse.Action):
+    """-v/--version: print the version line as it is and exit (argparse's own action wraps it at
+    the terminal's width, and a script reading the version wants one line)."""
+
+    def __init__(self, option_strings, version, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show the version and which parts run compiled, then exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+        self.version = version
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser._print_message(self.version + "\n", sys.stdout)
+        parser.exit()
+
+
 def build_parser(version=None):
     """The argument parser of every setting with flags; with ``version``, -v/--version prints it."""
     parser = _Parser(prog="forkwsgi", argument_default=argparse.SUPPRESS,
@@ -34,7 +48,7 @@ def build_parser(version=None):
                             "Precedence: command line > environment > config file > defaults.")
     parser.add_argument("app", nargs="?", metavar="MODULE:APP", help="the WSGI application, e.g. myproject.wsgi:app")
     if version is not None:
-        parser.add_argument("-v", "--version", action="version", version="forkwsgi %s" % version)
+        parser.add_argument("-v", "--version", action=_PrintVersion, version="forkwsgi %s" % version)
     for setting in SETTINGS:
         if not setting.flags:
             continue

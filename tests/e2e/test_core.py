@@ -187,8 +187,8 @@ def test_process_titles(server_factory):
     assert wait_for(lambda: title(worker) == "forkwsgi: worker [titled]", 5)
 
 
-def run_cli(*args, timeout=30):
-    env = dict(os.environ, PYTHONPATH=ROOT)
+def run_cli(*args, timeout=30, **env_extra):
+    env = dict(os.environ, PYTHONPATH=ROOT, **env_extra)
     return subprocess.run([sys.executable, "-m", "forkwsgi", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -210,7 +210,8 @@ def test_cli_errors_are_one_clear_line():
 
 
 def test_version_and_help():
-    assert run_cli("--version").stdout.startswith("forkwsgi ")
+    version = run_cli("--version", COLUMNS="40").stdout  # (a narrow terminal must not wrap it)
+    assert version.startswith("forkwsgi ") and version.count("\n") == 1, "one line, for scripts to read"
     help_text = run_cli("--help").stdout
     for flag in ("--workers", "--bind", "--timeout", "--keepalive", "--graceful-timeout"):
         assert flag in help_text
