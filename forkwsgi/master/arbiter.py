@@ -122,6 +122,9 @@ class Arbiter:
         self.hook("nworkers_changed", cfg.workers, None)  # from none, as gunicorn tells it first
         self.hook("on_starting")
         self.ids = resolve_ids(cfg.user, cfg.group)
+        # Queued from before the listeners open: the port accepts from then on (README: Signals)
+        self.wakeup = WakeupPipe()
+        self.signals.install(self.wakeup)
         self.listeners, self.systemd = open_listeners(cfg)
         # refuses a bad or busy metrics address / control socket
         self.observer = Observer.create(self, self.signals.put, bind_endpoint)
@@ -134,8 +137,6 @@ class Arbiter:
             self.app = preload_app(cfg)
         self.board = Board()
         self.handoff = HandoffChannel(self.board)
-        self.wakeup = WakeupPipe()
-        self.signals.install(self.wakeup)
         self.spawner = Spawner(self.table, self.wakeup, self.observer, self.hook)
         set_title("master", cfg)
         log.info("Starting forkwsgi %s (pid %d; %s)", __version__, self.pid, describe())

@@ -376,6 +376,23 @@ def test_config_file_hooks_and_name(server_factory, tmp_path):
     assert (marks / "post_fork").read_text().strip() != str(server.pid)
 
 
+def test_a_hup_while_the_app_preloads_is_served_once_started_not_fatal(server_factory, tmp_path):
+    """The port accepts from the moment the listeners open, before a preloaded app has finished
+    importing: a deploy script that waits for the port may send HUP then. The master queues it,
+    starts, then reloads; the connection that waited in the backlog meanwhile is answered."""
+    (tmp_path / "slow_import_app.py").write_text("import time\ntime.sleep(2.0)\nfrom tests.apps import app\n")
+    server = server_factory(["--preload", "-w", "1"], app="slow_import_app:app",
+                            env={"PYTHONPATH": ROOT + os.pathsep + str(tmp_path)})  # ready: the port accepts
+    early = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    server.send(signal.SIGHUP)  # while the app is still importing
+    early.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert ResponseReader(early).read(deadline=time.monotonic() + 15)[0] == 200, server.log()
+    early.close()
+    assert wait_for(lambda: "Handling signal: hup" in server.log(), 15), server.log()
+    assert server.proc.poll() is None, server.log()
+    assert requests.get(server.url("/"), timeout=10).text == "hello"
+
+
 def test_hup_with_a_new_bind_keeps_the_old_socket_and_adds_the_new(server_factory, tmp_path):
     port, extra = free_port(), free_port()
     conf = tmp_path / "binds.conf.py"
