@@ -290,8 +290,9 @@ head_bytes(Response *self, const Framing *framing, Py_ssize_t tail)
 }
 
 /* How many of ``size`` body bytes go on the wire (PythonResponse._frame): -1 for none at all (HEAD, a
- * status without a body), else the count within Content-Length. The caller adds it to ``sent`` once
- * the bytes are made (a head that cannot be encoded sends none). */
+ * status without a body), else the count within Content-Length; -2 with an error set where the length
+ * is not an int. The caller adds it to ``sent`` once the bytes are made (a head that cannot be encoded
+ * sends none). */
 static Py_ssize_t
 frame_count(Response *self, Py_ssize_t size)
 {
@@ -301,8 +302,8 @@ frame_count(Response *self, Py_ssize_t size)
         int overflow = 0;
         long long length = PyLong_AsLongLongAndOverflow(self->length, &overflow);
         if (length == -1 && PyErr_Occurred())
-            PyErr_Clear();  /* (not an int: the reference would fail later alike; no truncation here) */
-        else if (!overflow && size > length - self->sent)
+            return -2;
+        if (!overflow && size > length - self->sent)
             size = (Py_ssize_t)(length - self->sent);
     }
     return size;
@@ -320,6 +321,8 @@ static PyObject *
 framed(Response *self, const Framing *framing, const char *data, Py_ssize_t size)
 {
     Py_ssize_t count = frame_count(self, size);
+    if (count == -2)
+        return NULL;
     char line[24];
     int line_size = chunk_line(self, count, line);
     Py_ssize_t body = count < 0 ? 0 : count + line_size + (line_size ? 2 : 0);
