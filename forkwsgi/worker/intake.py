@@ -17,6 +17,7 @@ from forkwsgi.shared.backlog import tcp_listen_queue
 from forkwsgi.shared.board import LONE
 from forkwsgi.worker.accepting import acceptor
 from forkwsgi.wsgi.queuetime import arrival
+from forkwsgi.wsgi.environ import roomy
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
 DRAIN_SECONDS = 1.0  # without a queue length to read (unix sockets), drain the backlog this long
@@ -315,6 +316,8 @@ def _nodelay_inherited(sock):
 
 
 def _listener_environ(listener, base):
+    """The keys every connection of ``listener`` starts from; each request's environ is a copy of a
+    copy of this dict, and so has the room it is made with (wsgi.environ.roomy)."""
     environ = dict(base)
     environ["wsgi.url_scheme"] = "http"
     address = listener.sock.getsockname()
@@ -322,4 +325,4 @@ def _listener_environ(listener, base):
         environ["SERVER_NAME"], environ["SERVER_PORT"] = address[0], str(address[1])
     else:
         environ["SERVER_NAME"], environ["SERVER_PORT"] = "localhost", "0"
-    return environ
+    return roomy(environ)

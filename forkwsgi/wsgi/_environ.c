@@ -18,12 +18,15 @@
  * reference) gives it for a request whose client sent no X-Request-Start,
  * and the two keys it sets; None where one was sent (Python weighs whether
  * to believe it) or a time is not a plain float of a sane size.
+ *
+ * roomy(dict) -> an equal dict whose copies grow no table for a request's keys.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #define KEYS_MAX 1024 /* as environ.py's _HEADER_KEYS: heads repeat the same few names */
 #define KEY_NAME_MAX 64
+#define ROOM 28 /* keys past a listener's an environ may take without growing: 14 + 28 fill a 64-slot table */
 
 static PyObject *KEYS; /* lower-case header name -> its environ key */
 static PyObject *K_REQUEST_METHOD, *K_RAW_URI, *K_PATH_INFO, *K_QUERY_STRING, *K_SERVER_PROTOCOL,
@@ -99,6 +102,35 @@ split_host(PyObject *environ, PyObject *host)
         set_slice(environ, K_SERVER_PORT, host, colon + 1, size) < 0)
         return -1;
     return 1;
+}
+
+/* roomy(mapping) -> a dict equal to ``mapping``, with room for a request's keys.
+ *
+ * A dict's copy has the table of what it copies. Each environ is a copy of its
+ * connection's keys, which are a copy of the listener's: where those are made
+ * here, with a table sized for a request's keys to come, an environ takes the
+ * head's keys, wsgi.input, the queue time and an app's own without growing
+ * (a dict that grows makes a new table and rehashes every key into it). */
+static PyObject *
+roomy(PyObject *module, PyObject *mapping)
+{
+    (void)module;
+    if (!PyDict_CheckExact(mapping)) {
+        PyErr_SetString(PyExc_TypeError, "roomy(dict)");
+        return NULL;
+    }
+    PyObject *copy = _PyDict_NewPresized(PyDict_GET_SIZE(mapping) + ROOM);
+    if (!copy)
+        return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(mapping, &pos, &key, &value)) {
+        if (PyDict_SetItem(copy, key, value) < 0) {
+            Py_DECREF(copy);
+            return NULL;
+        }
+    }
+    return copy;
 }
 
 static PyObject *
@@ -189,6 +221,28 @@ failed:
     return NULL;
 }
 
+/* "t=<micros>" into ``text`` (room for 32), as "t=%d" % micros; its length. By hand: snprintf's
+ * machinery cost a third of the stamp. |micros| < 9e18, so its negation cannot overflow. */
+static Py_ssize_t
+stamp_text(char *text, long long micros)
+{
+    char digits[20];
+    int count = 0;
+    unsigned long long rest = micros < 0 ? (unsigned long long)(-micros) : (unsigned long long)micros;
+    do {
+        digits[count++] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest);
+    Py_ssize_t size = 0;
+    text[size++] = 't';
+    text[size++] = '=';
+    if (micros < 0)
+        text[size++] = '-';
+    while (count)
+        text[size++] = digits[--count];
+    return size;
+}
+
 static PyObject *
 fast_stamp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -209,7 +263,7 @@ fast_stamp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyErr_Occurred())
         return NULL;
     char text[32];
-    int size = snprintf(text, sizeof text, "t=%lld", (long long)micros); /* truncated toward 0, as int() */
+    Py_ssize_t size = stamp_text(text, (long long)micros); /* truncated toward 0, as int() */
     PyObject *value = PyUnicode_FromStringAndSize(text, size);
     if (!value)
         return NULL;
@@ -227,6 +281,7 @@ fast_stamp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"fast_environ", (PyCFunction)(void (*)(void))fast_environ, METH_FASTCALL,
      "fast_environ(base, method, target, version, headers) -> dict, or None in doubt"},
+    {"roomy", (PyCFunction)roomy, METH_O, "roomy(dict) -> an equal dict, with room for a request's keys"},
     {"fast_stamp", (PyCFunction)(void (*)(void))fast_stamp, METH_FASTCALL,
      "fast_stamp(environ, seen, now) -> queue time, or None in doubt"},
     {NULL, NULL, 0, NULL},

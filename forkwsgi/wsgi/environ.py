@@ -14,6 +14,9 @@ _HEADER_KEYS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGT
 _HEADER_KEYS_MAX = 1024
 _UNSEEN = object()
 fast_environ = compiled("forkwsgi.wsgi._environ", "fast_environ")  # _environ.c, where it was built
+# An equal dict whose copies (a connection's keys, then each request's environ) take a request's keys
+# without growing their table; a plain copy where nothing is compiled.
+roomy = compiled("forkwsgi.wsgi._environ", "roomy") or dict
 
 
 def _header_key(name):

@@ -1,6 +1,7 @@
 """build_environ: the cached header keys give exactly the environ the plain rules give, and the
 compiled builder (_environ.c) gives exactly what the Python one gives, or declines."""
 import io
+import sys
 
 import pytest
 from hypothesis import given, settings

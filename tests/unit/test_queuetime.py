@@ -9,7 +9,8 @@ compiled_only = pytest.mark.skipif(fast_stamp is None, reason=(
     "the compiled environ builder is not built (no C compiler at install, FORKWSGI_NO_EXTENSIONS or "
     "FORKWSGI_PURE_PYTHON)"))
 TIMES = (st.floats(min_value=0.0, max_value=4e9) | st.floats(allow_nan=True, allow_infinity=True)
-         | st.sampled_from([1_765_058_400.123456, 0.0, -0.0, -1.5, 9.2e12, 9.3e12, -9.3e12, 1e-7]) | st.integers(0, 10))
+         | st.sampled_from([1_765_058_400.123456, 0.0, -0.0, -1.5, 9.2e12, 9.3e12, -9.3e12, 1e-7, -1e-7,
+                            -123_456.789, 8.99e12, -8.99e12]) | st.integers(0, 10))
 SENT = st.none() | st.sampled_from(["t=1765058400000000", "t=99.0", "garbage", ""])
 
 
