@@ -3,8 +3,16 @@
 Listeners are deliberately not EPOLLEXCLUSIVE: a worker blocks while its app
 runs, so every idle worker should race for a new connection rather than the
 kernel handing it to one that is about to be busy.
+
+The wait is ``_poll.wait`` where it was built (the same answers as
+select.epoll.poll, the reference, for less work on each ready descriptor).
 """
 import select
+from functools import partial
+
+from forkwsgi.compiled import compiled
+
+compiled_wait = compiled("forkwsgi.worker._poll", "wait")
 
 READ = select.POLLIN
 WRITE = select.POLLOUT
@@ -14,11 +22,11 @@ class Poller:
     """epoll, with what is registered kept here, so that asking again for what is already asked
     for costs no system call, and a socket about to close is not unregistered first (``forget``)."""
 
-    def __init__(self):
+    def __init__(self, wait=compiled_wait):
         self.events = {}  # fd -> the events it is registered for
         if hasattr(select, "epoll"):
             self._epoll = select.epoll()
-            self.poll = self._epoll.poll
+            self.poll = self._epoll.poll if wait is None else partial(wait, self._epoll.fileno())
             self._register = self._epoll.register
             self._modify = self._epoll.modify
             self._unregister = self._epoll.unregister
