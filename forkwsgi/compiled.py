@@ -1,12 +1,13 @@
 """The optional compiled parts, and the one switch that turns them all off.
 
-Where a C compiler is found, ``pip install`` builds five small modules
+Where a C compiler is found, ``pip install`` builds six small modules
 (setup.py): http/_speedups.c (the head scanner, twin of
 scan.python_scan_head, with its reader of a whole plain request, whose twin
 is the parser's own path; and the response head reader, twin of
 response.python_read_start), worker/_accept.c (the non-blocking accept, twin
 of accepting.acceptor's reference), worker/_poll.c (the epoll wait, twin of
-select.epoll.poll), wsgi/_environ.c (the environ builder, twin of
+select.epoll.poll), worker/_sockio.c (the loop's reads and writes, twins of
+the socket's recv and send), wsgi/_environ.c (the environ builder, twin of
 environ._head_environ) and wsgi/_response.c (the response writer, twin of
 wsgi.response.PythonResponse). Each Python twin is complete and always
 present; the tests hold the two to the same answers. FORKWSGI_PURE_PYTHON=1
@@ -21,7 +22,8 @@ PARTS = (("head scanner", "forkwsgi.http._speedups", "scan_head"),
          ("accept", "forkwsgi.worker._accept", "accept"),
          ("environ", "forkwsgi.wsgi._environ", "fast_environ"),
          ("response writer", "forkwsgi.wsgi._response", "bind"),
-         ("epoll wait", "forkwsgi.worker._poll", "wait"))
+         ("epoll wait", "forkwsgi.worker._poll", "wait"),
+         ("socket calls", "forkwsgi.worker._sockio", "recv"))
 
 
 def compiled(module, name):
@@ -36,6 +38,6 @@ def compiled(module, name):
 
 def describe():
     """What runs, for --version and the first log line: 'compiled: head scanner, response head,
-    accept, environ, response writer, epoll wait' (the parts built), or 'pure Python'."""
+    accept, environ, response writer, epoll wait, socket calls' (the parts built), or 'pure Python'."""
     built = [what for what, module, name in PARTS if compiled(module, name) is not None]
     return "compiled: " + ", ".join(built) if built else "pure Python"

@@ -45,7 +45,7 @@ class Channels:
         if conn.state is HANDSHAKE and not self._handshake(conn):
             return
         try:
-            data = conn.sock.recv(conn.reader.read_size())
+            data = conn.recv(conn.reader.read_size())
             if conn.tls:
                 while conn.sock.pending():  # decrypted bytes epoll cannot see
                     data += conn.sock.recv(65536)

@@ -10,7 +10,9 @@ import json
 import os
 import select
 import time
+from functools import partial
 
+from forkwsgi.compiled import compiled
 from forkwsgi.http.errors import RequestTimeout
 from forkwsgi.http.parser import RequestReader
 from forkwsgi.http.response import CONTINUE
@@ -23,6 +25,10 @@ HANDOFF_MAX_BUFFER = 65536  # a connection holding more unparsed bytes than this
 HOLD_MAX = 68 << 10  # an app's response up to this size is held to the turn's end (a 64 KiB body and its head)...
 HOLD_TURN_MAX = 1 << 20  # ...while the turn holds no more than this in all
 _HANDOFF_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme")
+# _sockio.c: recv and send on a plain socket's descriptor, never blocking, with no GIL hand-over (the
+# socket's own methods are the reference, and are used wherever these were not built)
+recv_nowait = compiled("forkwsgi.worker._sockio", "recv")
+send_nowait = compiled("forkwsgi.worker._sockio", "send")
 
 
 class ClientGone(Exception):
@@ -42,6 +48,10 @@ class ConnectionKit:
         self.body_timeout = cfg.body_timeout or 3600
         self.send_timeout = cfg.send_timeout or 3600
         self.beat = beat
+        # Sends by descriptor only where the loop's thread makes them all: a pool thread may still be
+        # writing when the loop closes a connection at the graceful timeout, and a descriptor number
+        # can be reused at once; a socket object that is closed refuses instead.
+        self.send_nowait = send_nowait if cfg.threads == 1 else None
         # connections holding output until the loop's turn ends (Connection.send_or_hold): one list for
         # the worker's life, which the inline executor watches too
         self.held = []
@@ -70,7 +80,8 @@ class ConnectionKit:
 class Connection:
     __slots__ = ("kit", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io", "served",
                  "proxy_pending", "state", "linger_until", "waiting_since", "pending", "job",
-                 "send_progress_at", "tls", "input_ended", "read_paused", "unread_input", "arrived", "held")
+                 "send_progress_at", "tls", "input_ended", "read_paused", "unread_input", "arrived", "held",
+                 "recv", "send_some")
 
     def __init__(self, kit, sock, peer, base, proxy_pending, tls=False):
         self.kit = kit
@@ -95,6 +106,10 @@ class Connection:
         self.unread_input = False  # the app left part of a streamed request body unread: close gently
         self.arrived = 0.0  # monotonic: when its first bytes reached the host, if earlier than read (queuetime.py)
         self.held = None  # output held until the loop's turn ends: a list of bytes (send_or_hold)
+        # recv(size) for the loop, and send_some(data) -> how much the socket took (plain sockets)
+        plain = not tls
+        self.recv = partial(recv_nowait, self.fd) if plain and recv_nowait is not None else sock.recv
+        self.send_some = partial(kit.send_nowait, self.fd) if plain and kit.send_nowait is not None else sock.send
 
     def move(self, event):
         """Apply ``event`` (states.py); the new state. IllegalTransition where the table has no entry."""
@@ -124,7 +139,7 @@ class Connection:
         out = self.out
         if not out.segments:
             try:
-                sent = self.sock.send(data) if not self.tls else self._send_tls(data)
+                sent = self.send_some(data) if not self.tls else self._send_tls(data)
             except WOULD_BLOCK:
                 sent = 0
             except OSError as exc:

@@ -8,17 +8,18 @@ import pytest
 
 from forkwsgi import compiled
 from forkwsgi.http import response, scan
-from forkwsgi.worker import accepting, poller
+from forkwsgi.worker import accepting, connection, poller
 from forkwsgi.wsgi import environ
 from forkwsgi.wsgi import response as writer
 
 from tests.support.server import ROOT
 
 _WHICH = ("from forkwsgi import compiled; from forkwsgi.http import response, scan; "
-          "from forkwsgi.worker import accepting, poller; from forkwsgi.wsgi import environ, response as writer; "
+          "from forkwsgi.worker import accepting, connection, poller; from forkwsgi.wsgi import environ, response as writer; "
           "print(compiled.describe(), scan.compiled_scan_head is None, response.read_start is response.python_read_start, "
           "accepting.compiled_accept is None, environ.fast_environ is None, "
-          "writer.Response is writer.PythonResponse, poller.compiled_wait is None, sep='|')")
+          "writer.Response is writer.PythonResponse, poller.compiled_wait is None, "
+          "connection.recv_nowait is None, sep='|')")
 
 
 def _in_fresh_process(**env):
@@ -29,17 +30,18 @@ def _in_fresh_process(**env):
 
 
 def test_pure_python_when_asked_for_every_part():
-    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="1") == ["pure Python", "True", "True", "True", "True", "True", "True"]
+    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="1") == ["pure Python", "True", "True", "True", "True", "True", "True", "True"]
 
 
 @pytest.mark.skipif(None in (scan.compiled_scan_head, response._fast_read_start, accepting.compiled_accept,
-                             environ.fast_environ, writer._bind, poller.compiled_wait),
+                             environ.fast_environ, writer._bind, poller.compiled_wait,
+                             connection.recv_nowait),
                     reason="the compiled parts are not built (no C compiler at install, FORKWSGI_NO_EXTENSIONS "
                            "or FORKWSGI_PURE_PYTHON)")
 def test_the_built_parts_are_named():
-    named = "compiled: head scanner, response head, accept, environ, response writer, epoll wait"
+    named = "compiled: head scanner, response head, accept, environ, response writer, epoll wait, socket calls"
     assert compiled.describe() == named
-    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="0") == [named, "False", "False", "False", "False", "False", "False"]
+    assert _in_fresh_process(FORKWSGI_PURE_PYTHON="0") == [named, "False", "False", "False", "False", "False", "False", "False"]
 
 
 def test_a_part_that_is_not_built_is_none():

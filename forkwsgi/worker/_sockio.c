@@ -1,0 +1,123 @@
+/* The loop's reads and writes on its non-blocking sockets (see connection.py:
+ * the socket's own recv and send are the reference).
+ *
+ * socket.recv() and socket.send() parse their arguments from a format
+ * string, check the socket's timeout, and release and take back the GIL
+ * around the system call; recv() also allocates the whole buffer asked for
+ * (64 KiB) and shrinks it to what came. On a socket that cannot block, that
+ * was about 2,000 instructions a request in all. Here:
+ *
+ * recv(fd, size) -> bytes: at most ``size`` bytes, b"" at the end of input;
+ * send(fd, data) -> int: how many bytes of ``data`` (any bytes-like) the
+ * socket took.
+ *
+ * Both pass MSG_DONTWAIT, so neither can block, and neither releases the GIL:
+ * a call is one copy between the kernel and memory. Errors are OSError with
+ * errno, as from the socket methods (EAGAIN is BlockingIOError, EPIPE is
+ * BrokenPipeError; SIGPIPE is never raised). An interrupted call runs the
+ * signal's handler and is made again (PEP 475).
+ *
+ * They take a file descriptor, not a socket object, so a caller must know the
+ * descriptor is still its socket's: the worker uses them only in the thread
+ * that owns the connection, while it is open (Connection).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#define STACK_READ 65536 /* reads up to this size land on the stack, then are copied out at their size */
+
+static int
+fd_and_size(PyObject *const *args, Py_ssize_t nargs, const char *usage, int *fd)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    *fd = _PyLong_AsInt(args[0]);
+    return *fd == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *
+sock_recv_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    int fd;
+    if (fd_and_size(args, nargs, "recv(fd, size)", &fd) < 0)
+        return NULL;
+    Py_ssize_t size = PyLong_AsSsize_t(args[1]);
+    if (size == -1 && PyErr_Occurred())
+        return NULL;
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative buffersize in recv");
+        return NULL;
+    }
+    char stack[STACK_READ];
+    PyObject *large = NULL;
+    char *buffer = stack;
+    if (size > STACK_READ) {
+        large = PyBytes_FromStringAndSize(NULL, size);
+        if (!large)
+            return NULL;
+        buffer = PyBytes_AS_STRING(large);
+    }
+    ssize_t got;
+    while ((got = recv(fd, buffer, (size_t)size, MSG_DONTWAIT)) < 0) {
+        if (errno == EINTR && PyErr_CheckSignals() == 0)
+            continue;
+        if (!PyErr_Occurred()) /* (else the signal's handler raised) */
+            PyErr_SetFromErrno(PyExc_OSError);
+        Py_XDECREF(large);
+        return NULL;
+    }
+    if (!large)
+        return PyBytes_FromStringAndSize(stack, got);
+    if (got != size)
+        _PyBytes_Resize(&large, got);
+    return large;
+}
+
+static PyObject *
+sock_send_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    int fd;
+    if (fd_and_size(args, nargs, "send(fd, data)", &fd) < 0)
+        return NULL;
+    Py_buffer data;
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0)
+        return NULL;
+    ssize_t sent;
+    while ((sent = send(fd, data.buf, (size_t)data.len, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0) {
+        if (errno == EINTR && PyErr_CheckSignals() == 0)
+            continue;
+        if (!PyErr_Occurred()) /* (else the signal's handler raised) */
+            PyErr_SetFromErrno(PyExc_OSError);
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    PyBuffer_Release(&data);
+    return PyLong_FromSsize_t(sent);
+}
+
+static PyMethodDef methods[] = {
+    {"recv", (PyCFunction)(void (*)(void))sock_recv_nowait, METH_FASTCALL,
+     "recv(fd, size) -> bytes, without blocking; b\"\" at the end of input"},
+    {"send", (PyCFunction)(void (*)(void))sock_send_nowait, METH_FASTCALL,
+     "send(fd, data) -> how many bytes the socket took, without blocking"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "forkwsgi.worker._sockio",
+    "The loop's reads and writes on its non-blocking sockets (connection.py).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__sockio(void)
+{
+    return PyModule_Create(&module);
+}
