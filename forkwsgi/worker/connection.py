@@ -17,7 +17,7 @@ from forkwsgi.http.errors import RequestTimeout
 from forkwsgi.http.parser import RequestReader
 from forkwsgi.http.response import CONTINUE
 from forkwsgi.worker.outbuf import OutputBuffer
-from forkwsgi.worker.states import BUSY, CLOSED, HANDSHAKE, READING, TRANSITIONS, WAITING, next_state
+from forkwsgi.worker.states import AFTER, BUSY, CLOSED, HANDSHAKE, READING, WAITING, next_state
 from forkwsgi.worker.tls import TLS_WRITE, WOULD_BLOCK
 
 _monotonic = time.monotonic
@@ -114,7 +114,7 @@ class Connection:
     def move(self, event):
         """Apply ``event`` (states.py); the new state. IllegalTransition where the table has no entry."""
         try:
-            self.state = state = TRANSITIONS[self.state, event]
+            self.state = state = AFTER[event][self.state]
         except KeyError:
             next_state(self.state, event)  # raises, naming the state and the event
         return state

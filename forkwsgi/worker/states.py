@@ -102,6 +102,11 @@ TRANSITIONS = {
     (CLOSING, SHUT): LINGER,  # the last response has left, and the client sent more
 }
 TRANSITIONS.update({(state, CLOSE): CLOSED for state in _ANY_OPEN})
+# The same table by event, then state: what Connection.move looks up, without making a key pair.
+AFTER = {}
+for (_state, _event), _next in TRANSITIONS.items():
+    AFTER.setdefault(_event, {})[_state] = _next
+del _state, _event, _next
 
 
 class IllegalTransition(RuntimeError):

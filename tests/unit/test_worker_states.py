@@ -44,3 +44,8 @@ def test_the_scenarios_take_every_transition_of_the_table(server_context):
 
 
 server_context = scenarios.server_context
+
+
+def test_the_table_by_event_holds_exactly_the_transitions_of_the_table():
+    by_event = {(state, event): target for event, row in states.AFTER.items() for state, target in row.items()}
+    assert by_event == states.TRANSITIONS

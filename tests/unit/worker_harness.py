@@ -134,20 +134,29 @@ def read_response(client, timeout=5.0):
         data += chunk
 
 
-class TransitionLog(dict):
+class TransitionLog:
     """Records each (state, event) a connection takes, while installed as the table connections read."""
 
     def __init__(self):
-        super().__init__(states.TRANSITIONS)
         self.taken = set()
-
-    def __getitem__(self, key):
-        self.taken.add(key)
-        return dict.__getitem__(self, key)
+        self.after = {event: _Recording(event, table, self.taken) for event, table in states.AFTER.items()}
 
     def __enter__(self):
-        connection_module.TRANSITIONS = self
+        connection_module.AFTER = self.after
         return self
 
     def __exit__(self, *exc):
-        connection_module.TRANSITIONS = states.TRANSITIONS
+        connection_module.AFTER = states.AFTER
+
+
+class _Recording(dict):
+    """One event's row of states.AFTER, noting each state it is looked up for."""
+
+    def __init__(self, event, table, taken):
+        super().__init__(table)
+        self.event = event
+        self.taken = taken
+
+    def __getitem__(self, state):
+        self.taken.add((state, self.event))
+        return dict.__getitem__(self, state)
