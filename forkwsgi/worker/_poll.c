@@ -24,6 +24,22 @@
 
 #define MAX_EVENTS 1023 /* as select.epoll.poll's default, FD_SETSIZE - 1 */
 
+/* ``number`` into ``fd``; -1 with an error set where it is no int. (PyLong_AsLong: the private int
+ * conversions change between Python versions.) A negative one is the system call's to refuse. */
+static int
+as_fd(PyObject *number, int *fd)
+{
+    long value = PyLong_AsLong(number);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    if (value < INT_MIN || value > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "file descriptor out of range");
+        return -1;
+    }
+    *fd = (int)value;
+    return 0;
+}
+
 static double
 monotonic_ms(void)
 {
@@ -86,8 +102,8 @@ poll_wait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "wait(epfd, timeout)");
         return NULL;
     }
-    int epfd = _PyLong_AsInt(args[0]);
-    if (epfd == -1 && PyErr_Occurred())
+    int epfd;
+    if (as_fd(args[0], &epfd) < 0)
         return NULL;
     int ms = timeout_ms(args[1]);
     if (ms == -2)

@@ -25,19 +25,36 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <sys/socket.h>
 
 #define STACK_READ 65536 /* reads up to this size land on the stack, then are copied out at their size */
 
+/* ``number`` into ``fd``; -1 with an error set where it is no int. (PyLong_AsLong: the private int
+ * conversions change between Python versions.) A negative one is the system call's to refuse. */
 static int
-fd_and_size(PyObject *const *args, Py_ssize_t nargs, const char *usage, int *fd)
+as_fd(PyObject *number, int *fd)
+{
+    long value = PyLong_AsLong(number);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    if (value < INT_MIN || value > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "file descriptor out of range");
+        return -1;
+    }
+    *fd = (int)value;
+    return 0;
+}
+
+/* The descriptor of a call given two arguments; -1 with an error set where they are not that. */
+static int
+two_args_fd(PyObject *const *args, Py_ssize_t nargs, const char *usage, int *fd)
 {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, usage);
         return -1;
     }
-    *fd = _PyLong_AsInt(args[0]);
-    return *fd == -1 && PyErr_Occurred() ? -1 : 0;
+    return as_fd(args[0], fd);
 }
 
 static PyObject *
@@ -45,7 +62,7 @@ sock_recv_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     int fd;
-    if (fd_and_size(args, nargs, "recv(fd, size)", &fd) < 0)
+    if (two_args_fd(args, nargs, "recv(fd, size)", &fd) < 0)
         return NULL;
     Py_ssize_t size = PyLong_AsSsize_t(args[1]);
     if (size == -1 && PyErr_Occurred())
@@ -84,7 +101,7 @@ sock_send_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
     int fd;
-    if (fd_and_size(args, nargs, "send(fd, data)", &fd) < 0)
+    if (two_args_fd(args, nargs, "send(fd, data)", &fd) < 0)
         return NULL;
     Py_buffer data;
     if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0)
