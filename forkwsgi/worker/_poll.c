@@ -1,10 +1,9 @@
 /* The compiled epoll wait (see poller.py: select.epoll.poll is the reference).
  *
  * select.epoll.poll() builds each (fd, events) pair with Py_BuildValue, whose
- * format string is parsed again for every event, and allocates its event
- * array on every call. With a hundred connections ready at once, that was
- * about 800 instructions for each request the worker served. Here the pairs
- * are built directly, into an array on the stack.
+ * format string is parsed again for every event. With a hundred connections
+ * ready at once, that was about 800 instructions for each request the worker
+ * served. Here the pairs are built directly.
  *
  * wait(epfd, timeout) -> [(fd, events), ...], as select.epoll(...).poll(timeout)
  * gives it: timeout in seconds, None or negative to wait for ever, rounded up
@@ -109,7 +108,10 @@ poll_wait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (ms == -2)
         return NULL;
     double deadline = ms > 0 ? monotonic_ms() + ms : 0.0;
-    struct epoll_event events[MAX_EVENTS];
+    /* (on the heap, as select's: 12 KiB is much of a small thread stack, and the GIL is let go) */
+    struct epoll_event *events = PyMem_Malloc(MAX_EVENTS * sizeof(struct epoll_event));
+    if (!events)
+        return PyErr_NoMemory();
     int count;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
@@ -117,16 +119,20 @@ poll_wait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_END_ALLOW_THREADS
         if (count >= 0)
             break;
-        if (errno != EINTR)
-            return PyErr_SetFromErrno(PyExc_OSError);
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            break;
+        }
         if (PyErr_CheckSignals() < 0)
-            return NULL;
+            break;
         if (ms > 0) {
             double left = ceil(deadline - monotonic_ms());
             ms = left > 0 ? (int)left : 0;
         }
     }
-    return ready_pairs(events, count);
+    PyObject *ready = count >= 0 ? ready_pairs(events, count) : NULL;
+    PyMem_Free(events);
+    return ready;
 }
 
 static PyMethodDef methods[] = {

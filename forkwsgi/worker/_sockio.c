@@ -28,7 +28,11 @@
 #include <limits.h>
 #include <sys/socket.h>
 
-#define STACK_READ 65536 /* reads up to this size land on the stack, then are copied out at their size */
+/* Reads up to this size land here, then are copied out at their size. One buffer serves every
+ * thread: the GIL is held from the read to the copy. (Not on the stack: an app may have made
+ * threads' stacks small with threading.stack_size, and the hand-off watcher reads too.) */
+#define SMALL_READ 65536
+static char small_read[SMALL_READ];
 
 /* ``number`` into ``fd``; -1 with an error set where it is no int. (PyLong_AsLong: the private int
  * conversions change between Python versions.) A negative one is the system call's to refuse. */
@@ -71,10 +75,9 @@ sock_recv_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "negative buffersize in recv");
         return NULL;
     }
-    char stack[STACK_READ];
     PyObject *large = NULL;
-    char *buffer = stack;
-    if (size > STACK_READ) {
+    char *buffer = small_read;
+    if (size > SMALL_READ) {
         large = PyBytes_FromStringAndSize(NULL, size);
         if (!large)
             return NULL;
@@ -90,7 +93,7 @@ sock_recv_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (!large)
-        return PyBytes_FromStringAndSize(stack, got);
+        return PyBytes_FromStringAndSize(small_read, got);
     if (got != size)
         _PyBytes_Resize(&large, got);
     return large;

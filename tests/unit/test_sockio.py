@@ -1,11 +1,15 @@
 """The loop's compiled reads and writes (_sockio.c) against the socket's own recv and send, on socket
 pairs: the same bytes, the same ends of input, the same errors."""
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
 from forkwsgi.worker.connection import recv_nowait, send_nowait
 
+from tests.support.server import ROOT
 from tests.unit.worker_harness import Harness
 
 compiled_only = pytest.mark.skipif(recv_nowait is None, reason=(
@@ -118,3 +122,31 @@ def test_with_threads_a_closed_connection_refuses_a_send_instead_of_writing_to_a
     finally:
         reused.close()
         peer.close()
+
+
+_SMALL_STACK = """
+import socket, threading
+from forkwsgi.worker.connection import recv_nowait, send_nowait
+from forkwsgi.worker.poller import READ, Poller
+threading.stack_size(32768)  # the least Python allows: an app may ask for it
+near, far = socket.socketpair()
+far.send(b"x" * 1000)
+answers = []
+def run():
+    poller = Poller()
+    poller.add(near.fileno(), READ)
+    answers.append(poller.poll(1.0) == [(near.fileno(), READ)])
+    answers.append(len(recv_nowait(near.fileno(), 65536)))
+    answers.append(send_nowait(near.fileno(), b"y"))
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+print(answers)
+"""
+
+
+@compiled_only
+def test_the_calls_run_in_a_thread_with_the_smallest_stack_python_allows():
+    result = subprocess.run([sys.executable, "-c", _SMALL_STACK], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert (result.returncode, result.stdout.strip()) == (0, "[True, 1000, 1]"), result.stderr
