@@ -153,6 +153,18 @@ PROXY_HEAD = [("host", "app.example.com"), ("user-agent", "Mozilla/5.0"), ("acce
               ("content-type", "application/json"), ("content-length", "2"), ("x-" + "a" * 80, "long name")]
 
 
+def test_a_roomy_copy_is_equal_and_its_copies_take_a_requests_keys_without_growing():
+    base = dict(BASE, REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000")
+    roomy = environ_module.roomy(base)
+    assert roomy == base and type(roomy) is dict and roomy is not base
+    environ = roomy.copy()  # as a connection's keys, then each environ, are made
+    size = sys.getsizeof(environ)
+    for number in range(24):  # a browser's head, wsgi.input, the queue time
+        environ["HTTP_X_%d" % number] = "value"
+    if environ_module.fast_environ is not None:  # (pure Python: a plain dict, which grows)
+        assert sys.getsizeof(environ) == size
+
+
 @compiled_only
 @pytest.mark.parametrize("target,headers", [
     ("/", [("host", "localhost:8000")]),

@@ -1,6 +1,7 @@
 """Where connections come from (forkwsgi/worker/intake.py), in-process against a real 127.0.0.1 listener."""
 import signal
 import socket
+import sys
 import time
 
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from forkwsgi.shared.backlog import tcp_listen_queue
 from forkwsgi.shared.board import LONE, PAGE_SIZE
 from forkwsgi.worker import states
+from forkwsgi.wsgi.environ import roomy
 from tests.unit.test_worker_connections import open_handoff_channel
 from tests.unit.worker_harness import Harness, read_response
 
@@ -149,6 +151,24 @@ def test_connections_get_the_listeners_address_and_their_peers(listener):
         assert (conn.base["SERVER_NAME"], conn.base["SERVER_PORT"]) == (host, str(port))
         assert (conn.base["REMOTE_ADDR"], conn.base["REMOTE_PORT"]) == tuple(map(str, clients[0].getsockname()))
         assert conn.base["wsgi.url_scheme"] == "http"
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
+
+
+def test_an_environ_copied_from_a_connections_keys_takes_a_requests_keys_without_growing(listener):
+    harness = Harness(listeners=[listener])
+    clients = queue_clients(listener, 1)
+    try:
+        harness.worker.intake.accept(listener)
+        conn = next(iter(harness.worker.connections.values()))
+        environ = conn.base.copy()  # as each request's environ begins
+        size = sys.getsizeof(environ)
+        for number in range(24):  # a browser's head, wsgi.input, the queue time
+            environ["HTTP_X_%d" % number] = "value"
+        if roomy is not dict:  # (pure Python: plain dicts, which grow)
+            assert sys.getsizeof(environ) == size
     finally:
         harness.close()
         for client in clients:
