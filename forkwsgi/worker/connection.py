@@ -65,7 +65,7 @@ class ConnectionKit:
         ``base`` is this worker's environ, which the carried keys update."""
         size = int.from_bytes(message[:4], "big")
         state = json.loads(message[4:4 + size])
-        base = dict(base)
+        base = base.copy()  # (a copy keeps the room its environs grow into: environ.base_environ)
         base.update(state["environ"])
         conn = Connection(self, sock, tuple(state["peer"]), base, state["proxy"])
         conn.served = state["served"]

@@ -17,7 +17,6 @@ from forkwsgi.shared.backlog import tcp_listen_queue
 from forkwsgi.shared.board import LONE
 from forkwsgi.worker.accepting import acceptor
 from forkwsgi.wsgi.queuetime import arrival
-from forkwsgi.wsgi.environ import roomy
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
 DRAIN_SECONDS = 1.0  # without a queue length to read (unix sockets), drain the backlog this long
@@ -316,13 +315,12 @@ def _nodelay_inherited(sock):
 
 
 def _listener_environ(listener, base):
-    """The keys every connection of ``listener`` starts from; each request's environ is a copy of a
-    copy of this dict, and so has the room it is made with (wsgi.environ.roomy)."""
-    environ = dict(base)
+    """The keys every connection of ``listener`` starts from: a copy of ``base``, keeping its room."""
+    environ = base.copy()
     environ["wsgi.url_scheme"] = "http"
     address = listener.sock.getsockname()
     if isinstance(address, tuple):
         environ["SERVER_NAME"], environ["SERVER_PORT"] = address[0], str(address[1])
     else:
         environ["SERVER_NAME"], environ["SERVER_PORT"] = "localhost", "0"
-    return roomy(environ)
+    return environ

@@ -124,7 +124,8 @@ class Scheduler:
                 conn.proxy_pending = False
                 if found[0] is not None:
                     conn.peer = found[0]
-                    conn.base = dict(conn.base, REMOTE_ADDR=found[0][0], REMOTE_PORT=str(found[0][1]))
+                    conn.base = base = conn.base.copy()  # (keeping its room: environ.base_environ)
+                    base["REMOTE_ADDR"], base["REMOTE_PORT"] = found[0][0], str(found[0][1])
             request = reader.next_request()
             if request is not None:
                 if type(request.body) is StreamedBody:

@@ -26,7 +26,10 @@
 
 #define KEYS_MAX 1024 /* as environ.py's _HEADER_KEYS: heads repeat the same few names */
 #define KEY_NAME_MAX 64
-#define ROOM 28 /* keys past a listener's an environ may take without growing: 14 + 28 fill a 64-slot table */
+/* Keys past the worker's shared ones (base_environ's 9) that an environ takes without growing:
+ * a listener's and a connection's 5, then a request's head, wsgi.input and the queue time. 9 + 33
+ * fill a 64-slot table. */
+#define ROOM 33
 
 static PyObject *KEYS; /* lower-case header name -> its environ key */
 static PyObject *K_REQUEST_METHOD, *K_RAW_URI, *K_PATH_INFO, *K_QUERY_STRING, *K_SERVER_PROTOCOL,
@@ -107,10 +110,11 @@ split_host(PyObject *environ, PyObject *host)
 /* roomy(mapping) -> a dict equal to ``mapping``, with room for a request's keys.
  *
  * A dict's copy has the table of what it copies. Each environ is a copy of its
- * connection's keys, which are a copy of the listener's: where those are made
- * here, with a table sized for a request's keys to come, an environ takes the
- * head's keys, wsgi.input, the queue time and an app's own without growing
- * (a dict that grows makes a new table and rehashes every key into it). */
+ * connection's keys, a copy of its listener's, a copy of the worker's shared
+ * keys: where those are made here, with a table sized for a request's keys to
+ * come, an environ takes the head's keys, wsgi.input, the queue time and an
+ * app's own without growing (a dict that grows makes a new table and rehashes
+ * every key into it). */
 static PyObject *
 roomy(PyObject *module, PyObject *mapping)
 {

@@ -14,8 +14,8 @@ _HEADER_KEYS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGT
 _HEADER_KEYS_MAX = 1024
 _UNSEEN = object()
 fast_environ = compiled("forkwsgi.wsgi._environ", "fast_environ")  # _environ.c, where it was built
-# An equal dict whose copies (a connection's keys, then each request's environ) take a request's keys
-# without growing their table; a plain copy where nothing is compiled.
+# An equal dict whose copies take a request's keys without growing their table (base_environ); a plain
+# copy where nothing is compiled.
 roomy = compiled("forkwsgi.wsgi._environ", "roomy") or dict
 
 
@@ -27,8 +27,10 @@ def _header_key(name):
 
 
 def base_environ(cfg, multiprocess):
-    """The keys every request of this worker shares."""
-    return {
+    """The keys every request of this worker shares. Every environ descends from this dict by
+    copies (a listener's keys, a connection's, then the request's), and a dict's copy keeps the
+    table of what it copies: made roomy here, no environ grows its table for a request's keys."""
+    return roomy({
         "wsgi.version": (1, 0),
         "wsgi.errors": ErrorStream(),
         "wsgi.multithread": False,
@@ -38,7 +40,7 @@ def base_environ(cfg, multiprocess):
         "wsgi.input_terminated": True,
         "SERVER_SOFTWARE": "forkwsgi",
         "SCRIPT_NAME": os.environ.get("SCRIPT_NAME", ""),
-    }
+    })
 
 
 def _split_host(host, default_port):

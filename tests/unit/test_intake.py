@@ -1,7 +1,6 @@
 """Where connections come from (forkwsgi/worker/intake.py), in-process against a real 127.0.0.1 listener."""
 import signal
 import socket
-import sys
 import time
 
 import pytest
@@ -11,7 +10,7 @@ from forkwsgi.shared.board import LONE, PAGE_SIZE
 from forkwsgi.worker import states
 from forkwsgi.wsgi.environ import roomy
 from tests.unit.test_worker_connections import open_handoff_channel
-from tests.unit.worker_harness import Harness, read_response
+from tests.unit.worker_harness import Harness, grows_for_a_request, read_response
 
 
 class Listener:
@@ -163,12 +162,7 @@ def test_an_environ_copied_from_a_connections_keys_takes_a_requests_keys_without
     try:
         harness.worker.intake.accept(listener)
         conn = next(iter(harness.worker.connections.values()))
-        environ = conn.base.copy()  # as each request's environ begins
-        size = sys.getsizeof(environ)
-        for number in range(24):  # a browser's head, wsgi.input, the queue time
-            environ["HTTP_X_%d" % number] = "value"
-        if roomy is not dict:  # (pure Python: plain dicts, which grow)
-            assert sys.getsizeof(environ) == size
+        assert grows_for_a_request(conn.base) is (roomy is dict)  # (pure Python: plain dicts, which grow)
     finally:
         harness.close()
         for client in clients:
@@ -216,6 +210,26 @@ def test_a_connection_handed_over_is_served_with_the_bytes_that_came_with_it():
         assert conn.peer == ("10.0.0.9", 5555) and conn.served == 4 and conn.state is states.READING
         client.settimeout(5)
         assert read_response(client).endswith(b"hello /moved")
+    finally:
+        harness.close()
+        client.close()
+
+
+def test_a_connection_handed_over_keeps_the_room_of_the_workers_keys():
+    channel = open_handoff_channel()
+    harness = Harness(handoff=channel)
+    client, server_end = socket.socketpair()
+    try:
+        message = (b'{"environ": {"REMOTE_ADDR": "10.0.0.9", "REMOTE_PORT": "5555", "SERVER_NAME": "h", '
+                   b'"SERVER_PORT": "80", "wsgi.url_scheme": "http"}, "peer": ["10.0.0.9", 5555], "served": 0, '
+                   b'"proxy": false, "started": 1.0, "last_io": 1.0, "waiting_since": 0.0, "arrived": 0.0}')
+        assert channel.send(len(message).to_bytes(4, "big") + message, server_end.fileno())
+        server_end.close()
+        channel.reserve_fd()
+        assert harness.worker.intake.take_handoff()
+        conn = next(iter(harness.worker.connections.values()))
+        assert conn.base["REMOTE_ADDR"] == "10.0.0.9"
+        assert grows_for_a_request(conn.base) is (roomy is dict)
     finally:
         harness.close()
         client.close()

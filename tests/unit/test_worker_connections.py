@@ -18,7 +18,8 @@ import pytest
 from forkwsgi.shared.board import Board
 from forkwsgi.shared.handoff import SPARE_SLOTS, HandoffChannel
 from forkwsgi.worker import states
-from tests.unit.worker_harness import Harness, read_response, wait_readable
+from forkwsgi.wsgi.environ import roomy
+from tests.unit.worker_harness import Harness, grows_for_a_request, read_response, wait_readable
 
 def get(path="a", close=False):
     return b"GET /%s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (path.encode(), b"Connection: close\r\n" if close else b"")
@@ -468,3 +469,22 @@ def test_connection_scenario(scenario):
 @pytest.mark.parametrize("scenario", TLS_SCENARIOS, ids=lambda scenario: scenario.__name__)
 def test_tls_connection_scenario(scenario, server_context):
     scenario(server_context)
+
+
+def test_a_proxy_protocol_header_gives_the_client_and_the_keys_keep_their_room():
+    harness = Harness(proxy_protocol="v1")
+    server, client = socket.socketpair()
+    server.setblocking(False)
+    client.settimeout(5)
+    try:
+        keys = harness.worker.intake.base.copy()
+        keys.update(REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000", SERVER_NAME="127.0.0.1", SERVER_PORT="8000")
+        conn = harness.worker.intake.kit.new(server, ("127.0.0.1", 40000), keys, True)
+        harness.scheduler.admit(conn)
+        harness.send(conn, client, b"PROXY TCP4 10.1.2.3 127.0.0.1 5555 80\r\n" + get("p"))
+        assert read_response(client).endswith(b"hello /p")
+        assert (conn.base["REMOTE_ADDR"], conn.base["REMOTE_PORT"]) == ("10.1.2.3", "5555")
+        assert grows_for_a_request(conn.base) is (roomy is dict)  # (pure Python: plain dicts, which grow)
+    finally:
+        harness.close()
+        client.close()

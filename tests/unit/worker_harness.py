@@ -7,6 +7,7 @@ loop would on the events the poller reports.
 import os
 import select
 import socket
+import sys
 import time
 
 from forkwsgi.config.loader import Config
@@ -72,8 +73,8 @@ class Harness:
         self.clients.append(client)
         if tls:
             server = self.worker.tls.context.wrap_socket(server, server_side=True, do_handshake_on_connect=False)
-        environ = dict(self.worker.intake.base, REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000",
-                       SERVER_NAME="127.0.0.1", SERVER_PORT="8000")
+        environ = self.worker.intake.base.copy()  # a copy, as intake makes a connection's keys
+        environ.update(REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000", SERVER_NAME="127.0.0.1", SERVER_PORT="8000")
         environ["wsgi.url_scheme"] = "https" if tls else "http"
         conn = self.worker.intake.kit.new(server, ("127.0.0.1", 40000), environ, False, tls)
         self.scheduler.admit(conn)
@@ -160,3 +161,13 @@ class _Recording(dict):
     def __getitem__(self, state):
         self.taken.add((state, self.event))
         return dict.__getitem__(self, state)
+
+
+def grows_for_a_request(keys):
+    """Whether a copy of a connection's ``keys`` (as each request's environ begins) grows its table
+    as it takes a request's own keys: a browser's head, wsgi.input, the queue time."""
+    environ = keys.copy()
+    size = sys.getsizeof(environ)
+    for number in range(24):
+        environ["HTTP_X_%d" % number] = "value"
+    return sys.getsizeof(environ) != size
