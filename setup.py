@@ -11,8 +11,7 @@ extensions = []
 if os.environ.get("FORKWSGI_NO_EXTENSIONS", "") in ("", "0"):
     extensions.append(Extension("forkwsgi.http._speedups", ["forkwsgi/http/_speedups.c"], optional=True))
     extensions.append(Extension("forkwsgi.worker._accept", ["forkwsgi/worker/_accept.c"], optional=True))
-    extensions.append(Extension("forkwsgi.worker._poll", ["forkwsgi/worker/_poll.c"], optional=True))
-    extensions.append(Extension("forkwsgi.worker._sockio", ["forkwsgi/worker/_sockio.c"], optional=True))
+    extensions.append(Extension("forkwsgi.worker._loopio", ["forkwsgi/worker/_loopio.c"], optional=True))
     extensions.append(Extension("forkwsgi.wsgi._environ", ["forkwsgi/wsgi/_environ.c"], optional=True))
     extensions.append(Extension("forkwsgi.wsgi._response", ["forkwsgi/wsgi/_response.c"], optional=True))
 

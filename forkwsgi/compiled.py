@@ -1,13 +1,13 @@
 """The optional compiled parts, and the one switch that turns them all off.
 
-Where a C compiler is found, ``pip install`` builds six small modules
+Where a C compiler is found, ``pip install`` builds five small modules
 (setup.py): http/_speedups.c (the head scanner, twin of
 scan.python_scan_head, with its reader of a whole plain request, whose twin
 is the parser's own path; and the response head reader, twin of
 response.python_read_start), worker/_accept.c (the non-blocking accept, twin
-of accepting.acceptor's reference), worker/_poll.c (the epoll wait, twin of
-select.epoll.poll), worker/_sockio.c (the loop's reads and writes, twins of
-the socket's recv and send), wsgi/_environ.c (the environ builder, twin of
+of accepting.acceptor's reference), worker/_loopio.c (the loop's epoll wait,
+reads and writes, twins of select.epoll.poll and the socket's recv and send),
+wsgi/_environ.c (the environ builder, twin of
 environ._head_environ) and wsgi/_response.c (the response writer, twin of
 wsgi.response.PythonResponse). Each Python twin is complete and always
 present; the tests hold the two to the same answers. FORKWSGI_PURE_PYTHON=1
@@ -22,8 +22,8 @@ PARTS = (("head scanner", "forkwsgi.http._speedups", "scan_head"),
          ("accept", "forkwsgi.worker._accept", "accept"),
          ("environ", "forkwsgi.wsgi._environ", "fast_environ"),
          ("response writer", "forkwsgi.wsgi._response", "bind"),
-         ("epoll wait", "forkwsgi.worker._poll", "wait"),
-         ("socket calls", "forkwsgi.worker._sockio", "recv"))
+         ("epoll wait", "forkwsgi.worker._loopio", "wait"),
+         ("socket calls", "forkwsgi.worker._loopio", "recv"))
 
 
 def compiled(module, name):

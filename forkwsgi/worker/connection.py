@@ -25,10 +25,10 @@ HANDOFF_MAX_BUFFER = 65536  # a connection holding more unparsed bytes than this
 HOLD_MAX = 68 << 10  # an app's response up to this size is held to the turn's end (a 64 KiB body and its head)...
 HOLD_TURN_MAX = 1 << 20  # ...while the turn holds no more than this in all
 _HANDOFF_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme")
-# _sockio.c: recv and send on a plain socket's descriptor, never blocking, with no GIL hand-over (the
+# _loopio.c: recv and send on a plain socket's descriptor, never blocking, with no GIL hand-over (the
 # socket's own methods are the reference, and are used wherever these were not built)
-recv_nowait = compiled("forkwsgi.worker._sockio", "recv")
-send_nowait = compiled("forkwsgi.worker._sockio", "send")
+recv_nowait = compiled("forkwsgi.worker._loopio", "recv")
+send_nowait = compiled("forkwsgi.worker._loopio", "send")
 
 
 class ClientGone(Exception):

@@ -4,7 +4,7 @@ Listeners are deliberately not EPOLLEXCLUSIVE: a worker blocks while its app
 runs, so every idle worker should race for a new connection rather than the
 kernel handing it to one that is about to be busy.
 
-The wait is ``_poll.wait`` where it was built (the same answers as
+The wait is ``_loopio.wait`` where it was built (the same answers as
 select.epoll.poll, the reference, for less work on each ready descriptor).
 """
 import select
@@ -12,7 +12,7 @@ from functools import partial
 
 from forkwsgi.compiled import compiled
 
-compiled_wait = compiled("forkwsgi.worker._poll", "wait")
+compiled_wait = compiled("forkwsgi.worker._loopio", "wait")
 
 READ = select.POLLIN
 WRITE = select.POLLOUT

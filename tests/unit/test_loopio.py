@@ -1,4 +1,4 @@
-"""The loop's compiled reads and writes (_sockio.c) against the socket's own recv and send, on socket
+"""The loop's compiled reads and writes (_loopio.c) against the socket's own recv and send, on socket
 pairs: the same bytes, the same ends of input, the same errors."""
 import os
 import socket
