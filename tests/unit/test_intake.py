@@ -192,19 +192,25 @@ def test_a_full_stop_serves_what_the_backlog_held_then_closes_the_listeners(list
             client.close()
 
 
+def hand_over(channel, harness, served, sent=b""):
+    """A sibling hands ``harness`` a connection from 10.0.0.9:5555 with the bytes ``sent`` read
+    already; the client's end of it."""
+    client, server_end = socket.socketpair()
+    message = (b'{"environ": {"REMOTE_ADDR": "10.0.0.9", "REMOTE_PORT": "5555", "SERVER_NAME": "h", '
+               b'"SERVER_PORT": "80", "wsgi.url_scheme": "http"}, "peer": ["10.0.0.9", 5555], "served": %d, '
+               b'"proxy": false, "started": 1.0, "last_io": 1.0, "waiting_since": 0.0, "arrived": 0.0}' % served)
+    assert channel.send(len(message).to_bytes(4, "big") + message + sent, server_end.fileno())
+    server_end.close()
+    channel.reserve_fd()
+    assert harness.worker.intake.take_handoff()
+    return client
+
+
 def test_a_connection_handed_over_is_served_with_the_bytes_that_came_with_it():
     channel = open_handoff_channel()
     harness = Harness(handoff=channel)
-    client, server_end = socket.socketpair()
+    client = hand_over(channel, harness, 3, b"GET /moved HTTP/1.1\r\nHost: x\r\n\r\n")
     try:
-        message = (b'{"environ": {"REMOTE_ADDR": "10.0.0.9", "REMOTE_PORT": "5555", "SERVER_NAME": "h", '
-                   b'"SERVER_PORT": "80", "wsgi.url_scheme": "http"}, "peer": ["10.0.0.9", 5555], "served": 3, '
-                   b'"proxy": false, "started": 1.0, "last_io": 1.0, "waiting_since": 0.0, "arrived": 0.0}')
-        assert channel.send(len(message).to_bytes(4, "big") + message + b"GET /moved HTTP/1.1\r\nHost: x\r\n\r\n",
-                            server_end.fileno())
-        server_end.close()
-        channel.reserve_fd()
-        assert harness.worker.intake.take_handoff()
         harness.turn_ends()
         conn = next(iter(harness.worker.connections.values()))
         assert conn.peer == ("10.0.0.9", 5555) and conn.served == 4 and conn.state is states.READING
@@ -218,15 +224,8 @@ def test_a_connection_handed_over_is_served_with_the_bytes_that_came_with_it():
 def test_a_connection_handed_over_keeps_the_room_of_the_workers_keys():
     channel = open_handoff_channel()
     harness = Harness(handoff=channel)
-    client, server_end = socket.socketpair()
+    client = hand_over(channel, harness, 0)
     try:
-        message = (b'{"environ": {"REMOTE_ADDR": "10.0.0.9", "REMOTE_PORT": "5555", "SERVER_NAME": "h", '
-                   b'"SERVER_PORT": "80", "wsgi.url_scheme": "http"}, "peer": ["10.0.0.9", 5555], "served": 0, '
-                   b'"proxy": false, "started": 1.0, "last_io": 1.0, "waiting_since": 0.0, "arrived": 0.0}')
-        assert channel.send(len(message).to_bytes(4, "big") + message, server_end.fileno())
-        server_end.close()
-        channel.reserve_fd()
-        assert harness.worker.intake.take_handoff()
         conn = next(iter(harness.worker.connections.values()))
         assert conn.base["REMOTE_ADDR"] == "10.0.0.9"
         assert grows_for_a_request(conn.base) is (roomy is dict)
