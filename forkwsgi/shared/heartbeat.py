@@ -15,6 +15,7 @@ once rather than at its next look (up to a second later): a reload retires
 the old generation as soon as the new one serves.
 """
 import mmap
+import operator
 import os
 import time
 from functools import partial
@@ -32,8 +33,10 @@ class Heartbeat:
         self.wake_fd = wake_fd  # the master's wake-up pipe (not ours to close), or -1
         self.stamps = memoryview(self.page).cast("d")
         self.stamps[_BEAT_AT] = time.monotonic()
-        # beat(now): the store itself, with no Python frame around it (the loop beats on every request)
-        self.beat = partial(self.stamps.__setitem__, _BEAT_AT)
+        # beat(now): the store itself, with no Python frame around it (the loop beats on every request).
+        # operator.setitem takes a vector call, as a method-wrapper (stamps.__setitem__) does not: the
+        # partial then calls it without building a tuple of arguments.
+        self.beat = partial(operator.setitem, self.stamps, _BEAT_AT)
 
     def mark_booted(self):
         now = time.monotonic()
