@@ -282,10 +282,37 @@ fast_stamp(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return queued;
 }
 
+/* has_any(mapping, keys) -> whether the dict holds any of the tuple's keys.
+ *
+ * Most requests carry none of the few keys a proxy rewrites the client with
+ * (forwarded.TrustedPeers.forwarding_keys): one lookup each, where
+ * ``mapping.keys().isdisjoint(keys)``, its reference, makes a view and an
+ * iterator first. */
+static PyObject *
+has_any(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2 || !PyDict_CheckExact(args[0]) || !PyTuple_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "has_any(dict, tuple)");
+        return NULL;
+    }
+    PyObject *keys = args[1];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(keys); i++) {
+        int found = PyDict_Contains(args[0], PyTuple_GET_ITEM(keys, i));
+        if (found < 0)
+            return NULL;
+        if (found)
+            Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef methods[] = {
     {"fast_environ", (PyCFunction)(void (*)(void))fast_environ, METH_FASTCALL,
      "fast_environ(base, method, target, version, headers) -> dict, or None in doubt"},
     {"roomy", (PyCFunction)roomy, METH_O, "roomy(dict) -> an equal dict, with room for a request's keys"},
+    {"has_any", (PyCFunction)(void (*)(void))has_any, METH_FASTCALL,
+     "has_any(dict, keys) -> whether the dict holds any of the tuple's keys"},
     {"fast_stamp", (PyCFunction)(void (*)(void))fast_stamp, METH_FASTCALL,
      "fast_stamp(environ, seen, now) -> queue time, or None in doubt"},
     {NULL, NULL, 0, NULL},

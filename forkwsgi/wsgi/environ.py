@@ -19,6 +19,14 @@ fast_environ = compiled("forkwsgi.wsgi._environ", "fast_environ")  # _environ.c,
 roomy = compiled("forkwsgi.wsgi._environ", "roomy") or dict
 
 
+def _has_any(environ, keys):
+    """Whether ``environ`` holds any of ``keys`` (the reference of _environ.has_any)."""
+    return not environ.keys().isdisjoint(keys)
+
+
+has_any = compiled("forkwsgi.wsgi._environ", "has_any") or _has_any
+
+
 def _header_key(name):
     key = None if "_" in name else "HTTP_" + name.upper().replace("-", "_")
     if len(_HEADER_KEYS) < _HEADER_KEYS_MAX and len(name) <= 64:
@@ -66,7 +74,7 @@ def build_environ(request, base, trusted, fast=fast_environ):
     if request.chunked:
         environ["CONTENT_LENGTH"] = str(request.content_length)
     environ["wsgi.input"] = request.body if request.body is not None else io.BytesIO()
-    if forwarded_fields or not environ.keys().isdisjoint(trusted.forwarding_keys):
+    if forwarded_fields or has_any(environ, trusted.forwarding_keys):
         _apply_forwarding(environ, trusted, forwarded_fields)
     return environ
 

@@ -46,8 +46,8 @@ class TrustedPeers:
                                  for name, value in headers.items())
         self.forwarder_names = frozenset(name.lower() for name in forwarder_headers if "_" in name)
         # The environ keys a trusted proxy rewrites the client's address or scheme with: most
-        # requests carry none, and one look (environ.keys().isdisjoint) tells.
-        self.forwarding_keys = frozenset(["HTTP_X_FORWARDED_FOR"] + [key for key, _ in self.scheme_keys])
+        # requests carry none, and a lookup of each (environ.has_any) tells.
+        self.forwarding_keys = tuple(dict.fromkeys(["HTTP_X_FORWARDED_FOR"] + [key for key, _ in self.scheme_keys]))
         self.any = "*" in items
         self.networks = []
         for item in items:

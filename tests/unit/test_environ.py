@@ -165,6 +165,27 @@ def test_a_roomy_copy_is_equal_and_its_copies_take_a_requests_keys_without_growi
         assert sys.getsizeof(environ) == size
 
 
+@pytest.mark.parametrize("has_any", [pytest.param(environ_module.has_any, id="compiled", marks=compiled_only),
+                                     pytest.param(environ_module._has_any, id="python")])
+@pytest.mark.parametrize("keys, expected", [
+    ((), False),
+    (("HTTP_X_FORWARDED_FOR",), False),
+    (("HTTP_X_FORWARDED_PROTO", "HTTP_HOST"), True),
+    (("HTTP_HOST",), True),
+])
+def test_has_any_says_whether_an_environ_holds_one_of_the_keys(has_any, keys, expected):
+    environ = dict(BASE, HTTP_HOST="h", HTTP_X_REQUEST_ID="1")
+    assert has_any(environ, keys) is expected
+
+
+@compiled_only
+def test_the_compiled_has_any_refuses_what_is_not_a_dict_and_a_tuple():
+    with pytest.raises(TypeError):
+        environ_module.has_any({"a": 1}, ["a"])
+    with pytest.raises(TypeError):
+        environ_module.has_any([("a", 1)], ("a",))
+
+
 @compiled_only
 @pytest.mark.parametrize("target,headers", [
     ("/", [("host", "localhost:8000")]),
