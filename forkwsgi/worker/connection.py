@@ -105,7 +105,7 @@ class Connection:
         self.read_paused = False  # too much unparsed input while it cannot be served: not polled for input
         self.unread_input = False  # the app left part of a streamed request body unread: close gently
         self.arrived = 0.0  # monotonic: when its first bytes reached the host, if earlier than read (queuetime.py)
-        self.held = None  # output held until the loop's turn ends: a list of bytes (send_or_hold)
+        self.held = None  # output held until the loop's turn ends: its bytes, or a bytearray of pieces (send_or_hold)
         # recv(size) for the loop, and send_some(data) -> how much the socket took (plain sockets)
         plain = not tls
         self.recv = partial(recv_nowait, self.fd) if plain and recv_nowait is not None else sock.recv
@@ -168,20 +168,22 @@ class Connection:
             if self.out.segments or self.tls or size > HOLD_MAX or kit.held_bytes + size > HOLD_TURN_MAX:
                 self.send(data, wait)
                 return
-            self.held = [data]
+            self.held = data
             kit.held.append(self)
-        elif sum(map(len, held)) + size > HOLD_MAX or kit.held_bytes + size > HOLD_TURN_MAX:
+        elif len(held) + size > HOLD_MAX or kit.held_bytes + size > HOLD_TURN_MAX:
             self.send(data, wait)  # (releases what is held first)
             return
-        else:
-            held.append(data)
+        else:  # pieces (a body in parts, pipelined responses) gather in place: linear however many
+            if type(held) is not bytearray:
+                self.held = held = bytearray(held)
+            held += data
         kit.held_bytes += size
 
     def release(self):
         """Send what is held now (what the socket does not take is queued, as for any send)."""
         held, self.held = self.held, None
         if held:
-            self.send(held[0] if len(held) == 1 else b"".join(held), False)
+            self.send(held, False)
 
     def stream_input(self, request):
         """A body the app reads as it arrives (http.body.StreamedBody) reads from this connection."""

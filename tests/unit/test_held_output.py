@@ -75,6 +75,32 @@ def test_pipelined_responses_keep_their_order():
         harness.close()
 
 
+def pieces_app(environ, start_response):
+    """A body in pieces: each is written on its own."""
+    start_response("200 OK", [("Content-Length", "9")])
+    yield b"one"
+    yield b"two"
+    yield b"thr"
+
+
+def test_a_response_written_in_pieces_is_held_whole_and_leaves_in_order():
+    harness = Harness(app=pieces_app)
+    try:
+        conn, client = harness.connect()
+        serve_without_turn_end(harness, conn, client, get())
+        assert not pending(client), "held until the turn ends"
+        harness.turn_ends()
+        data = b""
+        while not data.endswith(b"onetwothr"):
+            chunk = client.recv(65536)
+            assert chunk, "closed after %r" % data
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200") and data.count(b"HTTP/1.1") == 1
+        assert conn.held is None and conn.state is states.READING
+    finally:
+        harness.close()
+
+
 def test_a_last_response_leaves_before_the_connection_closes():
     harness = Harness()
     try:
