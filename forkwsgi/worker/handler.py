@@ -55,22 +55,22 @@ class Site:
 class RequestRun:
     """One request's way through the app, in one call or in several when its body waits."""
 
-    __slots__ = ("site", "conn", "request", "environ", "response", "result", "started", "slot", "began",
-                 "thread", "timed_out", "running")
+    # Each request makes one: what it starts with is the class's, and an instance keeps only what
+    # its request sets (no __slots__, which would have every field assigned here).
+    environ = None
+    response = None
+    result = None
+    started = 0.0  # wall clock, when the app was first called
+    slot = -1  # its row in the shared counters (stats.begin)
+    began = 0.0  # monotonic, when this turn in the app began (for --timeout)
+    thread = 0  # the thread running it now
+    timed_out = False  # answered 504 past --timeout: counted and logged then, not again
+    running = False  # in the app now (not queued for a thread, not suspended): --timeout watches it
 
     def __init__(self, site, conn, request):
         self.site = site
         self.conn = conn
         self.request = request
-        self.environ = None
-        self.response = None
-        self.result = None
-        self.started = 0.0  # wall clock, when the app was first called
-        self.slot = -1
-        self.began = 0.0  # monotonic, when this turn in the app began (for --timeout)
-        self.thread = 0  # the thread running it now
-        self.timed_out = False  # answered 504 past --timeout: counted and logged then, not again
-        self.running = False  # in the app now (not queued for a thread, not suspended): --timeout watches it
 
     def run(self):
         """Start the request, or go on with its body; True/False: done, keep the connection open
