@@ -144,8 +144,10 @@ class Worker:
                 if conn is not None:
                     if events & WRITE:
                         channels.writable(conn)
+                        if connections.get(fd) is not conn:
+                            continue  # closed, or moved to a sibling, as its output drained
                     # (conn.busy, without a property call on each event)
-                    if events & ~WRITE and conn.state not in BUSY and connections.get(fd) is conn:
+                    if events & ~WRITE and conn.state not in BUSY:
                         channels.readable(conn)
                 elif fd in intake.by_fd:
                     if not burst:
