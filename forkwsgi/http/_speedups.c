@@ -526,8 +526,12 @@ done:
 
 /* ----- the app's start_response (response.py: read_start's Python path is the reference) */
 
-static const char *const HOP_BY_HOP[] = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
-                                         "upgrade", "proxy-connection", NULL};
+/* The names the server frames a message with itself, each with its length (no strlen per line). */
+static const struct {
+    const char *name;
+    Py_ssize_t size;
+} HOP_BY_HOP[] = {{"connection", 10}, {"keep-alive", 10}, {"transfer-encoding", 17}, {"te", 2}, {"trailer", 7},
+                  {"upgrade", 7}, {"proxy-connection", 16}, {NULL, 0}};
 
 static int
 contains_close(const Py_UCS1 *text, Py_ssize_t size)
@@ -600,8 +604,8 @@ read_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t name_size = PyUnicode_GET_LENGTH(name), value_size = PyUnicode_GET_LENGTH(value);
         const Py_UCS1 *name_text = PyUnicode_1BYTE_DATA(name), *value_text = PyUnicode_1BYTE_DATA(value);
         int hop = 0;
-        for (const char *const *known = HOP_BY_HOP; *known && !hop; known++)
-            hop = (Py_ssize_t)strlen(*known) == name_size && equal_lower(name_text, name_size, *known);
+        for (int k = 0; HOP_BY_HOP[k].name && !hop; k++)
+            hop = HOP_BY_HOP[k].size == name_size && equal_lower(name_text, name_size, HOP_BY_HOP[k].name);
         if (hop) { /* the server frames the message itself */
             if (equal_lower(name_text, name_size, "connection") && contains_close(value_text, value_size))
                 close = 1;
