@@ -31,6 +31,7 @@ _QUOTED_RUN = re.compile(rb'(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*')
 MAX_CHUNK_LINE = 4096
 MAX_CHUNK_SIZE_DIGITS = 16  # more cannot be honest: refused rather than turned into huge ints
 _SIZE, _DATA, _DATA_END, _TRAILER, _DONE = range(5)
+_BytesIO = io.BytesIO  # (io has a module __getattr__: io.BytesIO is a slow, unspecialized lookup)
 
 
 class FixedLengthBody:
@@ -94,7 +95,7 @@ class FixedLengthBody:
         """The whole body, as a file at its start (once complete)."""
         if self.sink is None:
             pieces, self.pieces = self.pieces, []
-            return io.BytesIO(pieces[0]) if len(pieces) == 1 else PiecesFile(pieces)
+            return _BytesIO(pieces[0]) if len(pieces) == 1 else PiecesFile(pieces)
         self.sink.seek(0)
         return self.sink
 

@@ -25,6 +25,7 @@ def _has_any(environ, keys):
 
 
 has_any = compiled("forkwsgi.wsgi._environ", "has_any") or _has_any
+_BytesIO = io.BytesIO  # (io has a module __getattr__: io.BytesIO is a slow, unspecialized lookup)
 
 
 def _header_key(name):
@@ -73,7 +74,7 @@ def build_environ(request, base, trusted, fast=fast_environ):
         environ, forwarded_fields = _head_environ(request, base, trusted)
     if request.chunked:
         environ["CONTENT_LENGTH"] = str(request.content_length)
-    environ["wsgi.input"] = request.body if request.body is not None else io.BytesIO()
+    environ["wsgi.input"] = request.body if request.body is not None else _BytesIO()
     if forwarded_fields or has_any(environ, trusted.forwarding_keys):
         _apply_forwarding(environ, trusted, forwarded_fields)
     return environ
