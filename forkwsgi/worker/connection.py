@@ -35,6 +35,15 @@ class ClientGone(Exception):
     """The client went away or stopped reading; the connection is dropped."""
 
 
+def _closed(*args):
+    raise ClientGone("the connection is closed")
+
+
+# A closed connection's writers (Connection.writers): a response begun after the close (a thread's,
+# past the graceful timeout) finds its client gone, as a send on the closed socket would say.
+CLOSED_WRITERS = (_closed, _closed, lambda: False)
+
+
 class ConnectionKit:
     """What every connection of a worker is made with: parser limits, output buffer sizes, the
     timeouts a thread waits on its client with, and the heartbeat it keeps beating meanwhile."""
@@ -52,6 +61,7 @@ class ConnectionKit:
         # writing when the loop closes a connection at the graceful timeout, and a descriptor number
         # can be reused at once; a socket object that is closed refuses instead.
         self.send_nowait = send_nowait if cfg.threads == 1 else None
+        self.threaded = cfg.threads > 1  # app responses are sent as written, not held to the turn's end
         # connections holding output until the loop's turn ends (Connection.send_or_hold): one list for
         # the worker's life, which the inline executor watches too
         self.held = []
@@ -81,7 +91,7 @@ class Connection:
     __slots__ = ("kit", "sock", "fd", "reader", "out", "base", "peer", "started", "last_io", "served",
                  "proxy_pending", "state", "linger_until", "waiting_since", "pending", "job",
                  "send_progress_at", "tls", "input_ended", "read_paused", "unread_input", "arrived", "held",
-                 "recv", "send_some")
+                 "recv", "send_some", "writers")
 
     def __init__(self, kit, sock, peer, base, proxy_pending, tls=False):
         self.kit = kit
@@ -110,6 +120,10 @@ class Connection:
         plain = not tls
         self.recv = partial(recv_nowait, self.fd) if plain and recv_nowait is not None else sock.recv
         self.send_some = partial(kit.send_nowait, self.fd) if plain and kit.send_nowait is not None else sock.send
+        # What an app's response is written through (handler.RequestRun): the send (held to the turn's
+        # end when inline), sendfile and the room check, bound once for the connection's life instead
+        # of three bound methods made for each request. close() lets them go, undoing the cycle.
+        self.writers = (self.send if kit.threaded else self.send_or_hold, self.send_file, self.has_room)
 
     def move(self, event):
         """Apply ``event`` (states.py); the new state. IllegalTransition where the table has no entry."""
@@ -326,6 +340,7 @@ class Connection:
                 self.release()  # best effort, as for anything queued: the socket is closing
             except ClientGone:
                 pass
+        self.writers = CLOSED_WRITERS
         self.out.close()
         self.reader.discard()  # a body cut off mid-way: its spool file closes with the connection
         try:

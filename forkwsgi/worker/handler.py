@@ -105,10 +105,10 @@ class RequestRun:
         body = request.body
         if type(body) is StreamedBody:  # a body not all read when the head goes: the connection closes
             closing = lambda: site.closing() or not body.complete  # noqa: E731
-        send = conn.send if site.threaded else conn.send_or_hold  # inline: held to the turn's end
+        send, send_file, room = conn.writers  # (inline, the send holds the response to the turn's end)
         keep_alive = request.keep_alive and site.stop.keeps_alive(conn.tls)  # (Site.keeps_alive, inlined)
         self.started = started = time.time()
-        self.response = response = Response(send, conn.send_file, request, keep_alive, site.dates.get(started),
+        self.response = response = Response(send, send_file, request, keep_alive, site.dates.get(started),
                                             closing)
         self.environ = environ = build_environ(request, conn.base, site.trusted)
         seen = conn.first_seen() + site.clock_offset
@@ -123,7 +123,7 @@ class RequestRun:
         if site.pre_request is not None:
             site.pre_request(site.hook_worker, environ, request)
         self.result = site.app(environ, response.start_response)
-        return response.write_result(self.result, conn.has_room)
+        return response.write_result(self.result, room)
 
     def _answer_error(self, status, reason):
         """The app failed: answer ``status`` if nothing was sent yet, and close the connection."""

@@ -5,6 +5,7 @@ what the client receives and the state the connection is left in
 (forkwsgi/worker/states.py). test_worker_states.py runs every scenario again
 to show that together they take every transition of the table.
 """
+import logging
 import select
 import shutil
 import socket
@@ -18,6 +19,7 @@ import pytest
 from forkwsgi.shared.board import Board
 from forkwsgi.shared.handoff import SPARE_SLOTS, HandoffChannel
 from forkwsgi.worker import states
+from forkwsgi.worker.handler import RequestRun
 from forkwsgi.wsgi.environ import roomy
 from tests.unit.worker_harness import Harness, grows_for_a_request, read_response, wait_readable
 
@@ -488,3 +490,21 @@ def test_a_proxy_protocol_header_gives_the_client_and_the_keys_keep_their_room()
     finally:
         harness.close()
         client.close()
+
+
+def test_a_response_begun_after_its_connection_closed_finds_the_client_gone(caplog):
+    """A thread may start writing a response just after the loop closed its connection (the
+    graceful timeout): the write finds the client gone, as a send on the closed socket would."""
+    harness = Harness()
+    try:
+        conn, client = harness.connect()
+        conn.reader.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        request = conn.reader.next_request()
+        harness.channels.close(conn)
+        with caplog.at_level(logging.DEBUG, logger="forkwsgi"):
+            assert RequestRun(harness.worker.site, conn, request).run() is False
+        assert "went away: the connection is closed" in caplog.text
+        assert "error handling" not in caplog.text
+        assert client.recv(100) == b"", "nothing reaches the client of a closed connection"
+    finally:
+        harness.close()
