@@ -133,15 +133,23 @@ class RequestReader:
         return not (rest == 0 or (rest == 1 and buf[i] == 13))
 
     def feed(self, data):
-        if len(self.buf) != self._known:
+        """Take bytes read from the connection. True if they are the first of whatever comes next:
+        nothing was buffered and no request was under way (its clocks may start now)."""
+        buf = self.buf
+        if len(buf) != self._known:
             self._check_buf()
+        if buf:
+            buf += data
+            self._known = len(buf)
+            return False
         body = self.body
-        if not self.buf and type(body) is FixedLengthBody and body.sink is None and body.remaining:
+        if type(body) is FixedLengthBody and body.sink is None and body.remaining:
             data = body.take(data)  # the next bytes of a body kept in memory: to it at once, not through buf
             if not data:
-                return
-        self.buf += data
-        self._known = len(self.buf)
+                return False
+        buf += data
+        self._known = len(buf)
+        return self.request is None
 
     def read_size(self):
         """How many bytes the connection should ask its socket for now: more while a body is coming."""

@@ -63,11 +63,9 @@ class Channels:
         if not data:
             self._on_eof(conn)
             return
-        fresh = not reader.buf and reader.request is None
-        reader.feed(data)
         # Empty lines before a request extend no timer; the common case (a request's first
         # bytes on an empty buffer) needs no look at the parser's state.
-        if fresh:
+        if reader.feed(data):
             if data[0] != 13 or reader.in_progress:
                 conn.started = conn.last_io = _monotonic()
         elif reader.in_progress:

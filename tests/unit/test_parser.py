@@ -49,6 +49,18 @@ def test_pipelined_requests_any_split(step):
     assert not requests[3].keep_alive and not r.in_progress
 
 
+def test_feed_says_whether_its_bytes_are_the_first_of_what_comes_next():
+    reader = RequestReader(Limits())
+    assert reader.feed(b"GET / HTTP/1.1\r\n") is True
+    assert reader.feed(b"Host: x\r\n\r\n") is False  # the same head goes on
+    assert reader.next_request().target == "/"
+    assert reader.feed(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab") is True
+    assert reader.next_request() is None  # its body is still coming
+    assert reader.feed(b"cde") is False  # the rest of that body: nothing new begins
+    assert reader.next_request().body.read() == b"abcde"
+    assert reader.feed(b"GET /next HTTP/1.1\r\n") is True
+
+
 def test_leading_empty_lines_are_ignored():
     (request,), _ = requests_from(b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert request.target == "/"
