@@ -113,16 +113,34 @@ ready_pairs(const struct epoll_event *events, int count)
     return ready;
 }
 
+/* The descriptor of a call given two arguments; -1 with an error set where they are not that. */
+static int
+two_args_fd(PyObject *const *args, Py_ssize_t nargs, const char *usage, int *fd)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return -1;
+    }
+    return as_fd(args[0], fd);
+}
+
+/* After a system call failed: 1 to make it again (EINTR, and no signal handler raised: PEP 475),
+ * else 0 with the exception set (the handler's, or the call's error). */
+static int
+call_again(void)
+{
+    if (errno == EINTR)
+        return PyErr_CheckSignals() == 0;
+    PyErr_SetFromErrno(PyExc_OSError);
+    return 0;
+}
+
 static PyObject *
 poll_wait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)module;
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "wait(epfd, timeout)");
-        return NULL;
-    }
     int epfd;
-    if (as_fd(args[0], &epfd) < 0)
+    if (two_args_fd(args, nargs, "wait(epfd, timeout)", &epfd) < 0)
         return NULL;
     int ms = timeout_ms(args[1]);
     if (ms == -2)
@@ -137,13 +155,7 @@ poll_wait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         Py_BEGIN_ALLOW_THREADS
         count = epoll_wait(epfd, events, MAX_EVENTS, ms);
         Py_END_ALLOW_THREADS
-        if (count >= 0)
-            break;
-        if (errno != EINTR) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            break;
-        }
-        if (PyErr_CheckSignals() < 0)
+        if (count >= 0 || !call_again())
             break;
         if (ms > 0) {
             double left = ceil(deadline - monotonic_ms());
@@ -160,17 +172,6 @@ poll_wait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * threads' stacks small with threading.stack_size, and the hand-off watcher reads too.) */
 #define SMALL_READ 65536
 static char small_read[SMALL_READ];
-
-/* The descriptor of a call given two arguments; -1 with an error set where they are not that. */
-static int
-two_args_fd(PyObject *const *args, Py_ssize_t nargs, const char *usage, int *fd)
-{
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, usage);
-        return -1;
-    }
-    return as_fd(args[0], fd);
-}
 
 static PyObject *
 sock_recv_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -196,12 +197,10 @@ sock_recv_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     ssize_t got;
     while ((got = recv(fd, buffer, (size_t)size, MSG_DONTWAIT)) < 0) {
-        if (errno == EINTR && PyErr_CheckSignals() == 0)
-            continue;
-        if (!PyErr_Occurred()) /* (else the signal's handler raised) */
-            PyErr_SetFromErrno(PyExc_OSError);
-        Py_XDECREF(large);
-        return NULL;
+        if (!call_again()) {
+            Py_XDECREF(large);
+            return NULL;
+        }
     }
     if (!large)
         return PyBytes_FromStringAndSize(small_read, got);
@@ -222,12 +221,10 @@ sock_send_nowait(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     ssize_t sent;
     while ((sent = send(fd, data.buf, (size_t)data.len, MSG_DONTWAIT | MSG_NOSIGNAL)) < 0) {
-        if (errno == EINTR && PyErr_CheckSignals() == 0)
-            continue;
-        if (!PyErr_Occurred()) /* (else the signal's handler raised) */
-            PyErr_SetFromErrno(PyExc_OSError);
-        PyBuffer_Release(&data);
-        return NULL;
+        if (!call_again()) {
+            PyBuffer_Release(&data);
+            return NULL;
+        }
     }
     PyBuffer_Release(&data);
     return PyLong_FromSsize_t(sent);

@@ -57,11 +57,11 @@ class ConnectionKit:
         self.body_timeout = cfg.body_timeout or 3600
         self.send_timeout = cfg.send_timeout or 3600
         self.beat = beat
+        self.threaded = cfg.threads > 1  # app responses are sent as written, not held to the turn's end
         # Sends by descriptor only where the loop's thread makes them all: a pool thread may still be
         # writing when the loop closes a connection at the graceful timeout, and a descriptor number
         # can be reused at once; a socket object that is closed refuses instead.
-        self.send_nowait = send_nowait if cfg.threads == 1 else None
-        self.threaded = cfg.threads > 1  # app responses are sent as written, not held to the turn's end
+        self.send_nowait = None if self.threaded else send_nowait
         # connections holding output until the loop's turn ends (Connection.send_or_hold): one list for
         # the worker's life, which the inline executor watches too
         self.held = []
