@@ -27,14 +27,17 @@ ACCESS_TIME = re.compile(r" \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] ")
 
 
 class Run:
-    """What one server showed: the results of the requests, hook log lines, access log lines."""
+    """What one server showed: the results of the requests, hook log lines, access log lines.
+
+    Access lines are kept sorted: with two workers each writes its own, and gunicorn writes one after
+    its response has left, so the next request's line can land first."""
 
     def __init__(self, results, errors, out, extra=None):
         self.results = results
         self.extra = extra
         self.hook_lines = [m.groups() for m in map(HOOK_LINE.match, errors.splitlines()) if m]
-        self.access_lines = [ACCESS_TIME.sub(" [time] ", line) for line in out.splitlines()
-                             if ACCESS_TIME.search(line)]
+        self.access_lines = sorted(ACCESS_TIME.sub(" [time] ", line) for line in out.splitlines()
+                                   if ACCESS_TIME.search(line))
         self.errors = errors
 
 
