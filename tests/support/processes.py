@@ -45,3 +45,43 @@ def children(pid):
             if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
                 found.append(int(entry))
     return found
+
+
+def _listening_inodes(port):
+    """Socket inodes of the TCP listeners (IPv4 and IPv6) on ``port``, from /proc/net."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                lines = handle.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def listens_on(port, pid):
+    """Whether ``pid`` (or, failing that, one of its children) holds a socket listening on TCP ``port``."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return False
+    wanted = {"socket:[%s]" % inode for inode in inodes}
+    return _holds(pid, wanted) or any(_holds(child, wanted) for child in children(pid))
+
+
+def _holds(pid, wanted):
+    """Whether one of ``pid``'s file descriptors is one of the ``wanted`` links (socket:[inode])."""
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink("/proc/%d/fd/%s" % (pid, fd)) in wanted:
+                return True
+        except OSError:
+            continue
+    return False

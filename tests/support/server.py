@@ -7,7 +7,7 @@ import sys
 import tempfile
 
 from .ports import free_port
-from .processes import children, wait_for
+from .processes import children, listens_on, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -64,9 +64,14 @@ class Server:
         return wait_for(lambda: text in self.log(), timeout)
 
     def wait_ready(self, timeout=15.0):
+        """Wait until this server listens on its port and accepts there. That the port answers is
+        not enough: under parallel tests another test's server may hold it (this one then fails to
+        bind), and a connect to a port nobody listens on can meet itself (TCP self-connect)."""
         def accepts():
             if self.proc.poll() is not None:
                 raise AssertionError("server exited early:\n" + self.log())
+            if not listens_on(self.port, self.pid):
+                return False
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 return True
