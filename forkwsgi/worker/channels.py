@@ -12,6 +12,7 @@ import ssl
 import time
 
 from forkwsgi.http.errors import HTTPError
+from forkwsgi.http.parser import READ_SIZE
 from forkwsgi.http.response import error_response
 from forkwsgi.logs import log
 from forkwsgi.worker.connection import ClientGone
@@ -44,8 +45,10 @@ class Channels:
     def readable(self, conn):
         if conn.state is HANDSHAKE and not self._handshake(conn):
             return
+        reader = conn.reader
         try:
-            data = conn.recv(conn.reader.read_size())
+            # (read_size is asked only while a body is coming: between requests it is READ_SIZE)
+            data = conn.recv(READ_SIZE if reader.body is None else reader.read_size())
             if conn.tls:
                 while conn.sock.pending():  # decrypted bytes epoll cannot see
                     data += conn.sock.recv(65536)
@@ -59,7 +62,6 @@ class Channels:
             if not data:
                 self.close(conn)
             return
-        reader = conn.reader
         if not data:
             self._on_eof(conn)
             return

@@ -81,7 +81,7 @@ class InlineExecutor:
                 self.in_app(True)
             lock.release()  # the watcher may move other connections meanwhile
         try:
-            result = job.run()
+            result = job.run(started)
         finally:
             if lock is not None:
                 lock.acquire()

@@ -19,7 +19,7 @@ from forkwsgi.logs import log
 from forkwsgi.shared import stats as _stats
 from forkwsgi.worker.connection import HANDOFF_MAX_BUFFER, ClientGone
 from forkwsgi.worker.poller import READ
-from forkwsgi.worker.handler import SUSPENDED as JOB_SUSPENDED, HealthProbe, RequestRun, answer_health
+from forkwsgi.worker.handler import SUSPENDED as JOB_SUSPENDED, HealthProbe, answer_health, start_run
 from forkwsgi.worker.states import (CLOSED, DISPATCH, LAST_RESPONSE, QUEUE, QUEUED_OUTPUT, READING,
                                     RESPONDED, RESUME, SUSPEND, UNQUEUE, WAITING)
 
@@ -225,7 +225,7 @@ class Scheduler:
                 and not self.stop.stop_after_turn:
             log.info("worker %d: serving request %d of --max-requests, then restarting", self.pid, self.requests)
             self.retire(_stats.RETIRE_MAX_REQUESTS)
-        conn.job = job = RequestRun(self.site, conn, request)
+        conn.job = job = start_run(self.site, conn, request)
         conn.move(DISPATCH)
         if self.threaded:
             self.poller.remove(conn.fd)  # its thread owns it until done

@@ -19,7 +19,7 @@ import pytest
 from forkwsgi.shared.board import Board
 from forkwsgi.shared.handoff import SPARE_SLOTS, HandoffChannel
 from forkwsgi.worker import states
-from forkwsgi.worker.handler import RequestRun
+from forkwsgi.worker.handler import start_run
 from forkwsgi.wsgi.environ import roomy
 from tests.unit.worker_harness import Harness, grows_for_a_request, read_response, wait_readable
 
@@ -502,7 +502,7 @@ def test_a_response_begun_after_its_connection_closed_finds_the_client_gone(capl
         request = conn.reader.next_request()
         harness.channels.close(conn)
         with caplog.at_level(logging.DEBUG, logger="forkwsgi"):
-            assert RequestRun(harness.worker.site, conn, request).run() is False
+            assert start_run(harness.worker.site, conn, request).run() is False
         assert "went away: the connection is closed" in caplog.text
         assert "error handling" not in caplog.text
         assert client.recv(100) == b"", "nothing reaches the client of a closed connection"
