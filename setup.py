@@ -1,9 +1,12 @@
-"""The optional compiled parts (forkwsgi/compiled.py): the head scanner (forkwsgi/http/_speedups.c),
-the non-blocking accept (forkwsgi/worker/_accept.c) and the environ builder (forkwsgi/wsgi/_environ.c).
+"""The optional compiled parts (forkwsgi/compiled.py): five small C modules with Python twins (the head
+scanner, the accept, the loop's socket calls, the environ builder, the response writer), and the
+worker's core compiled by mypyc from its own Python source (CORE_MODULES in forkwsgi/compiled.py).
 Built where a C compiler is found, skipped with a warning where not; forkwsgi runs the same without
-them, on their Python twins.
-FORKWSGI_NO_EXTENSIONS=1 skips the build on purpose. Everything else is in pyproject.toml."""
+them, as Python.
+FORKWSGI_NO_EXTENSIONS=1 skips the whole build on purpose. Everything else is in pyproject.toml."""
 import os
+import runpy
+import warnings
 
 from setuptools import Extension, setup
 
@@ -14,5 +17,32 @@ if os.environ.get("FORKWSGI_NO_EXTENSIONS", "") in ("", "0"):
     extensions.append(Extension("forkwsgi.worker._loopio", ["forkwsgi/worker/_loopio.c"], optional=True))
     extensions.append(Extension("forkwsgi.wsgi._environ", ["forkwsgi/wsgi/_environ.c"], optional=True))
     extensions.append(Extension("forkwsgi.wsgi._response", ["forkwsgi/wsgi/_response.c"], optional=True))
+
+
+
+def core_extensions():
+    """The worker's core (forkwsgi/compiled.py: CORE_MODULES) compiled by mypyc from its own source, where mypyc
+    (a build requirement, pyproject.toml) and a C compiler are at hand; nothing, with a warning, where
+    not: the same modules then run as Python. FORKWSGI_NO_MYPYC=1 skips it on purpose."""
+    if os.environ.get("FORKWSGI_NO_MYPYC", "") not in ("", "0"):
+        return []
+    names = runpy.run_path(os.path.join("forkwsgi", "compiled.py"))
+    try:
+        from mypyc.build import mypycify
+        built = mypycify([name.replace(".", "/") + ".py" for name in names["CORE_MODULES"]],
+                         group_name=names["CORE_GROUP"], opt_level="3")
+    except ImportError as exc:
+        warnings.warn("forkwsgi: the worker's core is not compiled (%s); it runs as Python" % (exc,))
+        return []
+    except (Exception, SystemExit):  # mypy's errors are printed above
+        warnings.warn("forkwsgi: mypyc refused the worker's core (above); it runs as Python")
+        return []
+    for extension in built:
+        extension.optional = True  # no C compiler: the .py files run
+    return built
+
+
+if os.environ.get("FORKWSGI_NO_EXTENSIONS", "") in ("", "0"):
+    extensions += core_extensions()
 
 setup(ext_modules=extensions)

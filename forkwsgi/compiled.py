@@ -10,11 +10,37 @@ reads and writes, twins of select.epoll.poll and the socket's recv and send),
 wsgi/_environ.c (the environ builder, twin of
 environ._head_environ) and wsgi/_response.c (the response writer, twin of
 wsgi.response.PythonResponse). Each Python twin is complete and always
-present; the tests hold the two to the same answers. FORKWSGI_PURE_PYTHON=1
-makes every part use its Python twin (CI runs the quick loop that way).
+present; the tests hold the two to the same answers.
+
+The worker's core (CORE_MODULES) is compiled by mypyc from its own
+source: no twin, the .py files are the source of truth. A compiled module
+is found before its .py, so ``SourceFirst`` takes the .py instead where pure
+Python is asked for, or where the .py changed after the build (an edit to an
+editable install must not be shadowed by a stale build).
+
+FORKWSGI_PURE_PYTHON=1 makes every part run as Python (CI runs the quick loop
+that way).
 """
 import importlib
+import importlib.util
 import os
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+
+# The worker's core: the modules every request passes through, compiled by mypyc where it was at
+# hand (setup.py reads these two names by running this file, so it imports nothing of forkwsgi).
+CORE_MODULES = (
+    "forkwsgi.worker.loop",
+    "forkwsgi.worker.channels",
+    "forkwsgi.worker.scheduler",
+    "forkwsgi.worker.handler",
+    "forkwsgi.worker.executor",
+    "forkwsgi.worker.connection",
+    "forkwsgi.http.parser",
+    "forkwsgi.wsgi.environ",
+)
+CORE_GROUP = "forkwsgi._core"  # the shared library they are built into: forkwsgi/_core__mypyc.*.so
+STALE_AFTER = 2.0  # seconds: a core module's source this much newer than its build was edited since
 
 # (what it is, its module, the name in it)
 PARTS = (("head scanner", "forkwsgi.http._speedups", "scan_head"),
@@ -26,9 +52,14 @@ PARTS = (("head scanner", "forkwsgi.http._speedups", "scan_head"),
          ("socket calls", "forkwsgi.worker._loopio", "recv"))
 
 
+def pure_python():
+    """Whether FORKWSGI_PURE_PYTHON asks for every part as Python."""
+    return os.environ.get("FORKWSGI_PURE_PYTHON", "") not in ("", "0")
+
+
 def compiled(module, name):
     """``name`` from the compiled ``module``, or None where it was not built or pure Python is asked for."""
-    if os.environ.get("FORKWSGI_PURE_PYTHON", "") not in ("", "0"):
+    if pure_python():
         return None
     try:
         return getattr(importlib.import_module(module), name)
@@ -36,8 +67,59 @@ def compiled(module, name):
         return None
 
 
+def core_is_compiled():
+    """Whether the worker's core runs compiled (mypyc): built, fresh, and pure Python not asked for."""
+    spec = importlib.util.find_spec(CORE_MODULES[0])
+    return spec is not None and spec.origin is not None and spec.origin.endswith(tuple(EXTENSION_SUFFIXES))
+
+
 def describe():
     """What runs, for --version and the first log line: 'compiled: head scanner, response head,
-    accept, environ, response writer, epoll wait, socket calls' (the parts built), or 'pure Python'."""
+    accept, environ, response writer, epoll wait, socket calls, core' (the parts built), or 'pure Python'."""
     built = [what for what, module, name in PARTS if compiled(module, name) is not None]
+    if core_is_compiled():
+        built.append("core")
     return "compiled: " + ", ".join(built) if built else "pure Python"
+
+
+class SourceFirst:
+    """A finder, first on sys.meta_path, that answers for the core's modules with their .py file when
+    ``always`` (pure Python asked for) or when the .py is newer than what was compiled from it; else
+    it leaves them to the usual finders, which prefer the compiled module."""
+
+    def __init__(self, names, always):
+        self.names = frozenset(names)
+        self.always = always
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in self.names or not path:
+            return None
+        leaf = fullname.rpartition(".")[2]
+        for entry in path:
+            source = os.path.join(entry, leaf + ".py")
+            try:
+                source_time = os.stat(source).st_mtime
+            except OSError:
+                continue
+            if not self.always and not self._stale(entry, leaf, source_time):
+                return None
+            return importlib.util.spec_from_file_location(fullname, source)
+        return None
+
+    @staticmethod
+    def _stale(entry, leaf, source_time):
+        """Whether a compiled ``leaf`` in ``entry`` is older than its source (True too where none was
+        built). Files a wheel unpacks together may land in either order: a source newer by less than
+        STALE_AFTER is the same build."""
+        for suffix in EXTENSION_SUFFIXES:
+            try:
+                return os.stat(os.path.join(entry, leaf + suffix)).st_mtime + STALE_AFTER < source_time
+            except OSError:
+                continue
+        return True
+
+
+def install_source_first():
+    """Put SourceFirst in front of the import system (forkwsgi/__init__.py, before the core is imported)."""
+    if not any(type(finder) is SourceFirst for finder in sys.meta_path):
+        sys.meta_path.insert(0, SourceFirst(CORE_MODULES, pure_python()))

@@ -9,7 +9,7 @@ from forkwsgi.errors import ConfigError
 try:
     from setproctitle import setproctitle as _setproctitle
 except ImportError:  # a missing optional C extension must not stop the server
-    _setproctitle = None
+    _setproctitle = None  # type: ignore[assignment]
 
 
 def set_title(role, cfg):

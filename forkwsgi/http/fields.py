@@ -22,7 +22,7 @@ HEAD_BYTES = bytes([9] + list(range(0x20, 0x7f)) + list(range(0x80, 0x100)))
 # Valid field names seen before, mapped to their lower-case form, and whole field lines
 # accepted before, mapped to their (lower-case name, value): a client sends the same Host,
 # User-Agent, Accept and Accept-* lines with every request (known.py).
-NAME_CACHE = {}
+NAME_CACHE: dict = {}
 LINE_CACHE = Memory()
 
 # RFC 9110 section 6.5.1: fields that framing, routing, authentication,

@@ -116,7 +116,7 @@ class RequestReader:
                 self.body.rescan()
 
     @property
-    def in_progress(self):
+    def in_progress(self) -> bool:
         """True when part of a request has arrived (empty lines before one do not count)."""
         if self.request is not None or self._line_start:
             return True

@@ -23,7 +23,7 @@ class InvalidResponse(Exception):
 # Statuses, and (name, value) header pairs with what the head needs of them, already found
 # valid: an app answers with the same few again and again, and a dict hit replaces the regular
 # expressions and the classification (known.py).
-_VALID_STATUSES = {}
+_VALID_STATUSES: dict = {}
 _VALID_FIELDS = Memory()
 
 

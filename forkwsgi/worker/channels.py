@@ -15,7 +15,7 @@ from forkwsgi.http.errors import HTTPError
 from forkwsgi.http.parser import READ_SIZE
 from forkwsgi.http.response import error_response
 from forkwsgi.logs import log
-from forkwsgi.worker.connection import ClientGone
+from forkwsgi.worker.connection import ClientGone, Connection
 from forkwsgi.worker.poller import READ, WRITE
 from forkwsgi.worker.states import (APP, CLOSE, CLOSED, CLOSING, DRAINED, HANDSHAKE, LAST_RESPONSE, LINGER,
                                     READING, SECURED, SENDING, SHUT, SUSPENDED, WAITING)
@@ -42,7 +42,7 @@ class Channels:
 
     # ----- input
 
-    def readable(self, conn):
+    def readable(self, conn: Connection) -> None:
         if conn.state is HANDSHAKE and not self._handshake(conn):
             return
         reader = conn.reader
@@ -159,7 +159,7 @@ class Channels:
 
     # ----- output
 
-    def writable(self, conn):
+    def writable(self, conn: Connection) -> None:
         if conn.state is HANDSHAKE:
             self.readable(conn)
             return
@@ -184,7 +184,7 @@ class Channels:
                 self.scheduler.responded(conn)
             self.resume_reading(conn)
 
-    def release_held(self, keep=0):
+    def release_held(self, keep: int = 0) -> None:
         """The app responses held this turn leave now, together (Connection.send_or_hold), unless no
         more than ``keep`` connections hold any. What a socket does not take is drained by the loop
         before that connection's next request."""

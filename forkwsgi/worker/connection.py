@@ -134,17 +134,17 @@ class Connection:
         return state
 
     @property
-    def busy(self):
+    def busy(self) -> bool:
         """Its request is in the app, or the app's body waits for the client: not the loop's to serve."""
         return self.state in BUSY
 
     @property
-    def open(self):
+    def open(self) -> bool:
         return self.state is not CLOSED
 
     # ----- output, called by the owner while a response is written
 
-    def send(self, data, wait=True):
+    def send(self, data, wait: bool = True) -> None:
         """Write through while the client keeps up; queue the rest for the event loop. Past the
         buffer's limits, wait for the client (bounded), unless the caller can stop instead
         (``wait`` False: it asks has_room, and leaves the rest for later)."""
@@ -166,7 +166,7 @@ class Connection:
         if wait and out.full:
             self._wait_drained()
 
-    def send_or_hold(self, data, wait=True):
+    def send_or_hold(self, data, wait: bool = True) -> None:
         """The inline loop's way to write an app's response: hold it until the turn ends.
 
         Sending on loopback runs the client's side of TCP in our system call, waking a client
@@ -193,7 +193,7 @@ class Connection:
             held += data
         kit.held_bytes += size
 
-    def release(self):
+    def release(self) -> None:
         """Send what is held now (what the socket does not take is queued, as for any send)."""
         held, self.held = self.held, None
         if held:

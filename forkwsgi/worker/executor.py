@@ -16,8 +16,12 @@ import queue
 import threading
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from forkwsgi.logs import log
+
+if TYPE_CHECKING:  # (for mypyc: a native call into the run, no import at run time)
+    from forkwsgi.worker.handler import RequestRun
 
 _monotonic = time.monotonic
 QUIET_TICK = 0.025  # the watcher's period while no app call has been slow for a while
@@ -60,7 +64,7 @@ class InlineExecutor:
         if self.watch_turn is not None:
             threading.Thread(target=self._watch, name="forkwsgi-handoff-watcher", daemon=True).start()
 
-    def submit(self, conn, job):
+    def submit(self, conn, job: "RequestRun") -> None:
         """Run ``job`` (handler.RequestRun) for ``conn`` now, in the loop's thread."""
         lock = self.lock if self.watch_turn is not None else None
         self.current = conn
@@ -129,6 +133,8 @@ class ThreadPoolExecutor:
     """N threads take (connection, job) pairs; each finished one goes back to the loop.
 
     ``busy`` (or None) tells the master's autoscaler when every thread is taken and when one frees."""
+
+    turn_started = 0.0  # set by the loop as for InlineExecutor; no watcher reads it here
 
     def __init__(self, threads, busy=None):
         self.threads = threads

@@ -10,9 +10,10 @@ serve others. The loop resumes it when the client has taken enough.
 """
 import threading
 import time
+from typing import Any
 
 from forkwsgi.http.response import DateCache
-from forkwsgi.worker.connection import ClientGone
+from forkwsgi.worker.connection import ClientGone, Connection
 from forkwsgi.wsgi.environ import build_environ
 from forkwsgi.http.body import StreamedBody
 from forkwsgi.http.errors import HTTPError
@@ -57,12 +58,12 @@ class RequestRun:
 
     # Each request makes one (``start_run``): what it starts with is the class's, and an instance
     # keeps only what its request sets (no __slots__, which would have every field assigned here).
-    site = None
-    conn = None
-    request = None
-    environ = None
-    response = None
-    result = None
+    site: "Site"
+    conn: Connection
+    request: Any
+    environ: Any = None
+    response: Any = None
+    result: Any = None
     started = 0.0  # wall clock, when the app was first called
     slot = -1  # its row in the shared counters (stats.begin)
     began = 0.0  # monotonic, when this turn in the app began (for --timeout)
@@ -70,7 +71,7 @@ class RequestRun:
     timed_out = False  # answered 504 past --timeout: counted and logged then, not again
     running = False  # in the app now (not queued for a thread, not suspended): --timeout watches it
 
-    def run(self, began=0.0):
+    def run(self, began: float = 0.0):
         """Start the request, or go on with its body; True/False: done, keep the connection open
         or not; SUSPENDED: the client must take some of the body first (Connection.has_room).
         ``began``: the monotonic time the caller read as it called (else read here)."""
@@ -95,7 +96,7 @@ class RequestRun:
             self._answer_error(500, "Internal Server Error")
         return self.finish()
 
-    def _start(self):
+    def _start(self) -> bool:
         """Call the app and write what its body gives while the client keeps up; True if suspended."""
         site = self.site
         request = self.request
@@ -140,7 +141,7 @@ class RequestRun:
         self.response.keep_alive = False
         self.finish()
 
-    def finish(self):
+    def finish(self) -> bool:
         """Close the app's iterable and the body, count, log and run post_request: once, whether
         the body was all written or the connection is closed under it. True to keep it open."""
         request = self.request
@@ -199,7 +200,7 @@ class RequestRun:
                 log.exception("post_request hook failed")
 
 
-def start_run(site, conn, request):
+def start_run(site, conn, request) -> RequestRun:
     """The RequestRun of ``request``. Its three fields are set here rather than by an ``__init__``,
     which would cost each request a call through its class and a Python frame more."""
     run = RequestRun()

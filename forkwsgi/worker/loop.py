@@ -30,6 +30,7 @@ from forkwsgi.observe import otel
 from forkwsgi.process import flush_std, set_title
 from forkwsgi.shared import stats as _stats
 from forkwsgi.worker.boot import boot
+from forkwsgi.worker.channels import Channels
 from forkwsgi.worker.poller import WRITE
 from forkwsgi.worker.states import BUSY
 from forkwsgi.worker.timers import stuck_request
@@ -37,7 +38,14 @@ from forkwsgi.wsgi.queuetime import clock_offset
 
 _monotonic = time.monotonic
 
+try:
+    from mypy_extensions import mypyc_attr  # read by mypyc as it compiles this module; never needed to run
+except ImportError:
+    def mypyc_attr(*attrs, **kwattrs):  # type: ignore[misc]
+        return lambda cls: cls
 
+
+@mypyc_attr(native_class=False)  # compiled (compiled.py), still an object hooks may keep their own state on
 class Worker:
     """The loop, and what gunicorn's hooks receive as ``worker`` (pid, cfg, app, log, age)."""
 
@@ -103,10 +111,11 @@ class Worker:
 
     # ----- the loop
 
-    def serve_forever(self):
+    def serve_forever(self) -> None:
         self.lock.acquire()
         connections, poll, executor = self.connections, self.poller.poll, self.executor
-        intake, scheduler, channels, stop = self.intake, self.scheduler, self.channels, self.stop
+        intake, scheduler, stop = self.intake, self.scheduler, self.stop
+        channels: Channels = self.channels  # (typed: compiled, each event is a native call)
         done_fd = getattr(executor, "done_r", -1)
         handoff_fd = self.setup.handoff.fileno() if self.setup.handoff is not None else -1
         next_sweep = 0.0

@@ -17,7 +17,7 @@ from forkwsgi.http.proxy import parse_proxy
 from forkwsgi.http.response import CONTINUE
 from forkwsgi.logs import log
 from forkwsgi.shared import stats as _stats
-from forkwsgi.worker.connection import HANDOFF_MAX_BUFFER, ClientGone
+from forkwsgi.worker.connection import HANDOFF_MAX_BUFFER, ClientGone, Connection
 from forkwsgi.worker.poller import READ
 from forkwsgi.worker.handler import SUSPENDED as JOB_SUSPENDED, HealthProbe, answer_health, start_run
 from forkwsgi.worker.states import (CLOSED, DISPATCH, LAST_RESPONSE, QUEUE, QUEUED_OUTPUT, READING,
@@ -77,7 +77,7 @@ class Scheduler:
 
     # ----- what was read
 
-    def process(self, conn):
+    def process(self, conn: Connection) -> None:
         """Serve the complete requests in the buffer, in order (pipelining), as threads allow."""
         reader = conn.reader
         executor = self.executor
@@ -113,7 +113,7 @@ class Scheduler:
             if not reader.buf and not conn.input_ended:
                 return  # nothing pipelined behind it: skip a parse that would find nothing
 
-    def _parse(self, conn):
+    def _parse(self, conn: Connection):
         """The next whole request of ``conn``, or None (not whole yet, or refused: handled here)."""
         reader = conn.reader
         try:
@@ -211,7 +211,7 @@ class Scheduler:
 
     # ----- running a request
 
-    def dispatch(self, conn, request):
+    def dispatch(self, conn: Connection, request) -> None:
         shedder = self.shedder
         if shedder is not None and _monotonic() >= shedder.deadline(conn, request):
             shedder.shed(conn, request)
@@ -252,7 +252,7 @@ class Scheduler:
             self.process(conn)
             self.channels.resume_reading(conn)
 
-    def request_done(self, conn, result, now=None, started=0.0):
+    def request_done(self, conn: Connection, result, now=None, started: float = 0.0) -> None:
         """A response is written (or queued), or its body waits for the client; in the loop's thread.
         ``started``: when an inline app call began (executor.InlineExecutor), else 0.0."""
         now = now or _monotonic()
@@ -286,7 +286,7 @@ class Scheduler:
             if self.stop.handing_over:
                 self.handover.hand_off(conn)  # raw bytes of a next request travel with it
 
-    def responded(self, conn):
+    def responded(self, conn: Connection) -> None:
         """The last of a response has left a kept connection: move it (handing over), or serve what came next."""
         if not (self.stop.handing_over and self.handover.hand_off(conn)):
             self.process(conn)

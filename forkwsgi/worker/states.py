@@ -103,7 +103,7 @@ TRANSITIONS = {
 }
 TRANSITIONS.update({(state, CLOSE): CLOSED for state in _ANY_OPEN})
 # The same table by event, then state: what Connection.move looks up, without making a key pair.
-AFTER = {}
+AFTER: dict = {}
 for (_state, _event), _next in TRANSITIONS.items():
     AFTER.setdefault(_event, {})[_state] = _next
 del _state, _event, _next

@@ -376,6 +376,18 @@ def test_config_file_hooks_and_name(server_factory, tmp_path):
     assert (marks / "post_fork").read_text().strip() != str(server.pid)
 
 
+def test_hooks_may_keep_their_own_state_on_the_worker(server_factory, tmp_path):
+    """As on gunicorn's worker object: a hook sets an attribute the next hooks read."""
+    conf = tmp_path / "state.conf.py"
+    conf.write_text("def post_worker_init(worker):\n    worker.served_here = 0\n"
+                    "def pre_request(worker, req):\n    worker.served_here += 1\n"
+                    "    worker.log.info('hook served_here=%d', worker.served_here)\n")
+    server = server_factory(["-w", "1", "-c", str(conf)])
+    assert [requests.get(server.url("/")).status_code for _ in range(2)] == [200, 200]
+    assert wait_for(lambda: "hook served_here=2" in server.log(), 5), server.log()
+    assert "hook served_here=1" in server.log() and "crashed" not in server.log()
+
+
 def test_a_hup_while_the_app_preloads_is_served_once_started_not_fatal(server_factory, tmp_path):
     """The port accepts from the moment the listeners open, before a preloaded app has finished
     importing: a deploy script that waits for the port may send HUP then. The master queues it,

@@ -40,9 +40,72 @@ def test_pure_python_when_asked_for_every_part():
                            "or FORKWSGI_PURE_PYTHON)")
 def test_the_built_parts_are_named():
     named = "compiled: head scanner, response head, accept, environ, response writer, epoll wait, socket calls"
+    if compiled.core_is_compiled():
+        named += ", core"
     assert compiled.describe() == named
     assert _in_fresh_process(FORKWSGI_PURE_PYTHON="0") == [named, "False", "False", "False", "False", "False", "False", "False"]
 
 
 def test_a_part_that_is_not_built_is_none():
     assert compiled.compiled("forkwsgi.no_such_module", "anything") is None
+
+
+_CORE_FILES = ("from forkwsgi import compiled; import importlib; "
+               "print(compiled.describe().endswith('core'), *sorted({importlib.import_module(name).__file__.rpartition('.')[2] "
+               "for name in compiled.CORE_MODULES}), sep='|')")
+
+
+def _core_files(**env):
+    result = subprocess.run([sys.executable, "-c", _CORE_FILES], env=dict(os.environ, PYTHONPATH=ROOT, **env),
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    return result.stdout.strip().split("|")
+
+
+def test_the_core_runs_as_source_when_pure_python_is_asked_for():
+    assert _core_files(FORKWSGI_PURE_PYTHON="1") == ["False", "py"]
+
+
+@pytest.mark.skipif(not compiled.core_is_compiled(),
+                    reason="the core is not compiled (no mypyc or C compiler at install, FORKWSGI_NO_MYPYC, "
+                           "FORKWSGI_PURE_PYTHON, or its source changed since the build)")
+def test_the_core_runs_compiled_where_it_was_built():
+    assert _core_files(FORKWSGI_PURE_PYTHON="0") == ["True", "so"]
+
+
+def _package(tmp_path, built_after_source):
+    """A package directory holding mod.py and a 'compiled' mod, one made a minute after the other."""
+    source, built = tmp_path / "mod.py", tmp_path / ("mod" + compiled.EXTENSION_SUFFIXES[0])
+    source.write_text("")
+    built.write_bytes(b"")
+    older, newer = (source, built) if built_after_source else (built, source)
+    os.utime(older, (1_000_000, 1_000_000))
+    os.utime(newer, (1_000_060, 1_000_060))
+    return str(tmp_path)
+
+
+def test_a_fresh_build_is_left_to_the_usual_finders(tmp_path):
+    path = _package(tmp_path, built_after_source=True)
+    assert compiled.SourceFirst(["pkg.mod"], always=False).find_spec("pkg.mod", [path]) is None
+
+
+def test_source_changed_after_the_build_is_imported_instead_of_the_stale_build(tmp_path):
+    path = _package(tmp_path, built_after_source=False)
+    spec = compiled.SourceFirst(["pkg.mod"], always=False).find_spec("pkg.mod", [path])
+    assert spec.origin == os.path.join(path, "mod.py")
+
+
+def test_pure_python_takes_the_source_even_of_a_fresh_build(tmp_path):
+    path = _package(tmp_path, built_after_source=True)
+    spec = compiled.SourceFirst(["pkg.mod"], always=True).find_spec("pkg.mod", [path])
+    assert spec.origin == os.path.join(path, "mod.py")
+
+
+def test_a_source_unpacked_just_after_its_build_is_the_same_build(tmp_path):
+    path = _package(tmp_path, built_after_source=True)
+    os.utime(os.path.join(path, "mod.py"), (1_000_061, 1_000_061))  # a wheel's files, in either order
+    assert compiled.SourceFirst(["pkg.mod"], always=False).find_spec("pkg.mod", [path]) is None
+
+
+def test_modules_outside_the_core_are_not_its_business(tmp_path):
+    path = _package(tmp_path, built_after_source=False)
+    assert compiled.SourceFirst(["pkg.mod"], always=True).find_spec("pkg.other", [path]) is None
