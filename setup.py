@@ -29,7 +29,10 @@ def core_extensions():
     names = runpy.run_path(os.path.join("forkwsgi", "compiled.py"))
     try:
         from mypyc.build import mypycify
-        built = mypycify([name.replace(".", "/") + ".py" for name in names["CORE_MODULES"]],
+        # Only the core's own errors count: the modules it imports are read, not judged, and packages
+        # not installed yet (setproctitle, the optional OpenTelemetry) are typed as Any.
+        options = ["--ignore-missing-imports", "--follow-imports=silent"]
+        built = mypycify(options + [name.replace(".", "/") + ".py" for name in names["CORE_MODULES"]],
                          group_name=names["CORE_GROUP"], opt_level="3")
     except ImportError as exc:
         warnings.warn("forkwsgi: the worker's core is not compiled (%s); it runs as Python" % (exc,))

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from tests.support.http import connect
-from tests.support.processes import children, process_gone, wait_for
+from tests.support.processes import children, process_gone, tcp_sockets, wait_for
 from tests.fault_apps import blob
 from tests.support.http import ResponseReader
 from tests.support.loadclient import LoadClient
@@ -121,20 +121,8 @@ def client_ports_held_by(pid, server_port):
                 inodes.add(target[8:-1])
     except OSError:
         return set()
-    ports = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as handle:
-                lines = handle.readlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 9 and fields[9] in inodes:
-                local, remote = int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16)
-                if local == server_port and remote:
-                    ports.add(remote)
-    return ports
+    return {remote for local, remote, _, inode in tcp_sockets()
+            if inode in inodes and local == server_port and remote}
 
 
 def open_fds(pid):

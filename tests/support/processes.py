@@ -47,9 +47,11 @@ def children(pid):
     return found
 
 
-def _listening_inodes(port):
-    """Socket inodes of the TCP listeners (IPv4 and IPv6) on ``port``, from /proc/net."""
-    inodes = set()
+LISTEN = "0A"  # a TCP socket's state in /proc/net/tcp
+
+
+def tcp_sockets():
+    """(local port, remote port, state, inode) of every TCP socket (IPv4 and IPv6), from /proc/net."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as handle:
@@ -58,9 +60,14 @@ def _listening_inodes(port):
             continue
         for line in lines:
             fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                inodes.add(fields[9])
-    return inodes
+            if len(fields) > 9:
+                yield (int(fields[1].rsplit(":", 1)[1], 16), int(fields[2].rsplit(":", 1)[1], 16), fields[3],
+                       fields[9])
+
+
+def _listening_inodes(port):
+    """Socket inodes of the TCP listeners on ``port``."""
+    return {inode for local, _, state, inode in tcp_sockets() if local == port and state == LISTEN}
 
 
 def listens_on(port, pid):

@@ -22,9 +22,9 @@ _WHICH = ("from forkwsgi import compiled; from forkwsgi.http import response, sc
           "connection.recv_nowait is None, sep='|')")
 
 
-def _in_fresh_process(**env):
-    """The choice is made at import: ask a new interpreter."""
-    result = subprocess.run([sys.executable, "-c", _WHICH], env=dict(os.environ, PYTHONPATH=ROOT, **env),
+def _in_fresh_process(code=_WHICH, **env):
+    """The choice is made at import: ask a new interpreter what ``code`` prints ('|'-separated)."""
+    result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=ROOT, **env),
                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
     return result.stdout.strip().split("|")
 
@@ -55,21 +55,16 @@ _CORE_FILES = ("from forkwsgi import compiled; import importlib; "
                "for name in compiled.CORE_MODULES}), sep='|')")
 
 
-def _core_files(**env):
-    result = subprocess.run([sys.executable, "-c", _CORE_FILES], env=dict(os.environ, PYTHONPATH=ROOT, **env),
-                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
-    return result.stdout.strip().split("|")
-
 
 def test_the_core_runs_as_source_when_pure_python_is_asked_for():
-    assert _core_files(FORKWSGI_PURE_PYTHON="1") == ["False", "py"]
+    assert _in_fresh_process(_CORE_FILES, FORKWSGI_PURE_PYTHON="1") == ["False", "py"]
 
 
 @pytest.mark.skipif(not compiled.core_is_compiled(),
                     reason="the core is not compiled (no mypyc or C compiler at install, FORKWSGI_NO_MYPYC, "
                            "FORKWSGI_PURE_PYTHON, or its source changed since the build)")
 def test_the_core_runs_compiled_where_it_was_built():
-    assert _core_files(FORKWSGI_PURE_PYTHON="0") == ["True", "so"]
+    assert _in_fresh_process(_CORE_FILES, FORKWSGI_PURE_PYTHON="0") == ["True", "so"]
 
 
 def _package(tmp_path, built_after_source):
