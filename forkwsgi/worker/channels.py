@@ -12,7 +12,7 @@ import ssl
 import time
 
 from forkwsgi.http.errors import HTTPError
-from forkwsgi.http.parser import READ_SIZE
+from forkwsgi.http.parser import READ_SIZE, RequestReader
 from forkwsgi.http.response import error_response
 from forkwsgi.logs import log
 from forkwsgi.worker.connection import ClientGone, Connection
@@ -45,7 +45,7 @@ class Channels:
     def readable(self, conn: Connection) -> None:
         if conn.state is HANDSHAKE and not self._handshake(conn):
             return
-        reader = conn.reader
+        reader: RequestReader = conn.reader
         try:
             # (read_size is asked only while a body is coming: between requests it is READ_SIZE)
             data = conn.recv(READ_SIZE if reader.body is None else reader.read_size())

@@ -14,6 +14,7 @@ import time
 from forkwsgi.http.body import StreamedBody
 from forkwsgi.http.errors import HTTPError
 from forkwsgi.http.proxy import parse_proxy
+from forkwsgi.http.parser import RequestReader
 from forkwsgi.http.response import CONTINUE
 from forkwsgi.logs import log
 from forkwsgi.shared import stats as _stats
@@ -79,7 +80,7 @@ class Scheduler:
 
     def process(self, conn: Connection) -> None:
         """Serve the complete requests in the buffer, in order (pipelining), as threads allow."""
-        reader = conn.reader
+        reader: RequestReader = conn.reader
         executor = self.executor
         waiting = self.waiting
         probe = self.probe
@@ -115,7 +116,7 @@ class Scheduler:
 
     def _parse(self, conn: Connection):
         """The next whole request of ``conn``, or None (not whole yet, or refused: handled here)."""
-        reader = conn.reader
+        reader: RequestReader = conn.reader
         try:
             if conn.proxy_pending:
                 found = parse_proxy(reader.buf, self.proxy_protocol)
