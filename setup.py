@@ -10,21 +10,17 @@ import warnings
 
 from setuptools import Extension, setup
 
-extensions = []
-if os.environ.get("FORKWSGI_NO_EXTENSIONS", "") in ("", "0"):
-    extensions.append(Extension("forkwsgi.http._speedups", ["forkwsgi/http/_speedups.c"], optional=True))
-    extensions.append(Extension("forkwsgi.worker._accept", ["forkwsgi/worker/_accept.c"], optional=True))
-    extensions.append(Extension("forkwsgi.worker._loopio", ["forkwsgi/worker/_loopio.c"], optional=True))
-    extensions.append(Extension("forkwsgi.wsgi._environ", ["forkwsgi/wsgi/_environ.c"], optional=True))
-    extensions.append(Extension("forkwsgi.wsgi._response", ["forkwsgi/wsgi/_response.c"], optional=True))
 
+def _asked(variable):
+    """Whether an environment switch (FORKWSGI_NO_EXTENSIONS, FORKWSGI_NO_MYPYC) is set."""
+    return os.environ.get(variable, "") not in ("", "0")
 
 
 def core_extensions():
     """The worker's core (forkwsgi/compiled.py: CORE_MODULES) compiled by mypyc from its own source, where mypyc
     (a build requirement, pyproject.toml) and a C compiler are at hand; nothing, with a warning, where
     not: the same modules then run as Python. FORKWSGI_NO_MYPYC=1 skips it on purpose."""
-    if os.environ.get("FORKWSGI_NO_MYPYC", "") not in ("", "0"):
+    if _asked("FORKWSGI_NO_MYPYC"):
         return []
     names = runpy.run_path(os.path.join("forkwsgi", "compiled.py"))
     try:
@@ -45,7 +41,13 @@ def core_extensions():
     return built
 
 
-if os.environ.get("FORKWSGI_NO_EXTENSIONS", "") in ("", "0"):
+extensions = []
+if not _asked("FORKWSGI_NO_EXTENSIONS"):
+    extensions.append(Extension("forkwsgi.http._speedups", ["forkwsgi/http/_speedups.c"], optional=True))
+    extensions.append(Extension("forkwsgi.worker._accept", ["forkwsgi/worker/_accept.c"], optional=True))
+    extensions.append(Extension("forkwsgi.worker._loopio", ["forkwsgi/worker/_loopio.c"], optional=True))
+    extensions.append(Extension("forkwsgi.wsgi._environ", ["forkwsgi/wsgi/_environ.c"], optional=True))
+    extensions.append(Extension("forkwsgi.wsgi._response", ["forkwsgi/wsgi/_response.c"], optional=True))
     extensions += core_extensions()
 
 setup(ext_modules=extensions)

@@ -68,9 +68,11 @@ def compiled(module, name):
 
 
 def core_is_compiled():
-    """Whether the worker's core runs compiled (mypyc): built, fresh, and pure Python not asked for."""
-    spec = importlib.util.find_spec(CORE_MODULES[0])
-    return spec is not None and spec.origin is not None and spec.origin.endswith(tuple(EXTENSION_SUFFIXES))
+    """Whether the worker's core runs compiled (mypyc): each module built, fresh, and pure Python not
+    asked for (a core of which one module was edited since the build is not called compiled)."""
+    specs = [importlib.util.find_spec(name) for name in CORE_MODULES]
+    return all(spec is not None and spec.origin is not None and spec.origin.endswith(tuple(EXTENSION_SUFFIXES))
+               for spec in specs)
 
 
 def describe():
