@@ -15,8 +15,9 @@ present; the tests hold the two to the same answers.
 The worker's core (CORE_MODULES) is compiled by mypyc from its own
 source: no twin, the .py files are the source of truth. A compiled module
 is found before its .py, so ``SourceFirst`` takes the .py instead where pure
-Python is asked for, or where the .py changed after the build (an edit to an
-editable install must not be shadowed by a stale build).
+Python is asked for, or where a core .py changed after the build (an edit to
+an editable install must not be shadowed by a stale build: the whole core then
+runs as source, since its compiled modules import each other directly).
 
 FORKWSGI_PURE_PYTHON=1 makes every part run as Python (CI runs the quick loop
 that way).
@@ -85,13 +86,12 @@ def describe():
 
 
 class SourceFirst:
-    """A finder, first on sys.meta_path, that answers for the core's modules with their .py file when
-    ``always`` (pure Python asked for) or when the .py is newer than what was compiled from it; else
-    it leaves them to the usual finders, which prefer the compiled module."""
+    """A finder, first on sys.meta_path, that answers for the core's modules with their .py file (where
+    pure Python is asked for, or the core's build is stale), before the usual finders, which prefer
+    the compiled module."""
 
-    def __init__(self, names, always):
+    def __init__(self, names):
         self.names = frozenset(names)
-        self.always = always
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname not in self.names or not path:
@@ -99,29 +99,34 @@ class SourceFirst:
         leaf = fullname.rpartition(".")[2]
         for entry in path:
             source = os.path.join(entry, leaf + ".py")
-            try:
-                source_time = os.stat(source).st_mtime
-            except OSError:
-                continue
-            if not self.always and not self._stale(entry, leaf, source_time):
-                return None
-            return importlib.util.spec_from_file_location(fullname, source)
+            if os.path.exists(source):
+                return importlib.util.spec_from_file_location(fullname, source)
         return None
 
-    @staticmethod
-    def _stale(entry, leaf, source_time):
-        """Whether a compiled ``leaf`` in ``entry`` is older than its source (True too where none was
-        built). Files a wheel unpacks together may land in either order: a source newer by less than
-        STALE_AFTER is the same build."""
+
+def core_is_stale(root=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
+    """Whether one of the core's modules under ``root`` was edited after the core was built. The whole
+    core is stale then, not that module alone: the modules of one mypyc build import each other
+    inside their shared library, past any finder. Files a wheel unpacks together may land in either
+    order: a source newer by less than STALE_AFTER is the same build."""
+    for name in CORE_MODULES:
+        base = os.path.join(root, *name.split("."))
+        try:
+            source_time = os.stat(base + ".py").st_mtime
+        except OSError:
+            continue
         for suffix in EXTENSION_SUFFIXES:
             try:
-                return os.stat(os.path.join(entry, leaf + suffix)).st_mtime + STALE_AFTER < source_time
+                if os.stat(base + suffix).st_mtime + STALE_AFTER < source_time:
+                    return True
+                break
             except OSError:
                 continue
-        return True
+    return False
 
 
 def install_source_first():
-    """Put SourceFirst in front of the import system (forkwsgi/__init__.py, before the core is imported)."""
-    if not any(type(finder) is SourceFirst for finder in sys.meta_path):
-        sys.meta_path.insert(0, SourceFirst(CORE_MODULES, pure_python()))
+    """Put SourceFirst in front of the import system where pure Python is asked for or the core's
+    build is stale (forkwsgi/__init__.py, before the core is imported)."""
+    if (pure_python() or core_is_stale()) and not any(type(finder) is SourceFirst for finder in sys.meta_path):
+        sys.meta_path.insert(0, SourceFirst(CORE_MODULES))

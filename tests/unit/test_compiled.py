@@ -67,40 +67,41 @@ def test_the_core_runs_compiled_where_it_was_built():
     assert _in_fresh_process(_CORE_FILES, FORKWSGI_PURE_PYTHON="0") == ["True", "so"]
 
 
-def _package(tmp_path, built_after_source):
-    """A package directory holding mod.py and a 'compiled' mod, one made a minute after the other."""
-    source, built = tmp_path / "mod.py", tmp_path / ("mod" + compiled.EXTENSION_SUFFIXES[0])
-    source.write_text("")
-    built.write_bytes(b"")
-    older, newer = (source, built) if built_after_source else (built, source)
-    os.utime(older, (1_000_000, 1_000_000))
-    os.utime(newer, (1_000_060, 1_000_060))
+def _core_tree(tmp_path, source_age):
+    """A tree of the core's modules, each a .py and a 'compiled' twin; the source of the parser is
+    ``source_age`` seconds newer than its build (negative: older), the others a minute older."""
+    for name in compiled.CORE_MODULES:
+        base = tmp_path.joinpath(*name.split("."))
+        base.parent.mkdir(parents=True, exist_ok=True)
+        source, built = base.with_suffix(".py"), base.parent / (base.name + compiled.EXTENSION_SUFFIXES[0])
+        source.write_text("")
+        built.write_bytes(b"")
+        os.utime(built, (1_000_060, 1_000_060))
+        age = source_age if name == "forkwsgi.http.parser" else -60
+        os.utime(source, (1_000_060 + age, 1_000_060 + age))
     return str(tmp_path)
 
 
-def test_a_fresh_build_is_left_to_the_usual_finders(tmp_path):
-    path = _package(tmp_path, built_after_source=True)
-    assert compiled.SourceFirst(["pkg.mod"], always=False).find_spec("pkg.mod", [path]) is None
+def test_a_fresh_build_is_not_stale(tmp_path):
+    assert not compiled.core_is_stale(_core_tree(tmp_path, source_age=-60))
 
 
-def test_source_changed_after_the_build_is_imported_instead_of_the_stale_build(tmp_path):
-    path = _package(tmp_path, built_after_source=False)
-    spec = compiled.SourceFirst(["pkg.mod"], always=False).find_spec("pkg.mod", [path])
-    assert spec.origin == os.path.join(path, "mod.py")
-
-
-def test_pure_python_takes_the_source_even_of_a_fresh_build(tmp_path):
-    path = _package(tmp_path, built_after_source=True)
-    spec = compiled.SourceFirst(["pkg.mod"], always=True).find_spec("pkg.mod", [path])
-    assert spec.origin == os.path.join(path, "mod.py")
+def test_one_source_edited_after_the_build_makes_the_whole_core_stale(tmp_path):
+    assert compiled.core_is_stale(_core_tree(tmp_path, source_age=60))
 
 
 def test_a_source_unpacked_just_after_its_build_is_the_same_build(tmp_path):
-    path = _package(tmp_path, built_after_source=True)
-    os.utime(os.path.join(path, "mod.py"), (1_000_061, 1_000_061))  # a wheel's files, in either order
-    assert compiled.SourceFirst(["pkg.mod"], always=False).find_spec("pkg.mod", [path]) is None
+    assert not compiled.core_is_stale(_core_tree(tmp_path, source_age=1))  # a wheel's files, in either order
+
+
+def test_the_finder_takes_the_source_of_a_core_module(tmp_path):
+    root = _core_tree(tmp_path, source_age=-60)
+    package = os.path.join(root, "forkwsgi", "http")
+    spec = compiled.SourceFirst(["forkwsgi.http.parser"]).find_spec("forkwsgi.http.parser", [package])
+    assert spec.origin == os.path.join(package, "parser.py")
 
 
 def test_modules_outside_the_core_are_not_its_business(tmp_path):
-    path = _package(tmp_path, built_after_source=False)
-    assert compiled.SourceFirst(["pkg.mod"], always=True).find_spec("pkg.other", [path]) is None
+    package = os.path.join(_core_tree(tmp_path, source_age=-60), "forkwsgi", "http")
+    assert compiled.SourceFirst(["forkwsgi.http.parser"]).find_spec("forkwsgi.http.scan", [package]) is None
+
