@@ -29,6 +29,9 @@ def fork_with_gc_off():
             gc.enable()
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
 def _exit_before_boot(signum, frame):
     """A worker's TERM/INT/QUIT handler between fork and its own: it holds no connection yet, so it just exits."""
     os._exit(0)
@@ -162,14 +165,24 @@ class WorkerTable:
     def spawn(self, worker, run_child, wakeup):
         """Fork ``worker``; in the child, reset what the master set up and call ``run_child(worker)``,
         which never returns."""
-        pid = fork_with_gc_off()
+        # Blocked across the fork: a stop signal that reaches the child before it has replaced the
+        # master's handlers (which would only queue it for a master that is not there) waits, and is
+        # taken by _exit_before_boot once the mask is restored.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = fork_with_gc_off()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            raise
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             worker.pid = pid
             self.add(worker)
             return worker
         signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):  # until the worker installs its own
+        for sig in _STOP_SIGNALS:  # until the worker installs its own
             signal.signal(sig, _exit_before_boot)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         wakeup.close_read_end()  # the write end stays: its heartbeat wakes the master once it has booted
         for other in self.by_pid.values():
             other.heartbeat.close()

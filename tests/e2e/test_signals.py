@@ -199,6 +199,20 @@ def test_worker_signals(server_factory):
     assert requests.get(server.url("/")).text == "hello"
 
 
+def test_a_worker_signalled_as_soon_as_it_exists_still_stops(server_factory):
+    """TERM to a worker the moment its pid appears (while it may still hold the master's handlers)
+    ends it, and the master replaces it: never a worker that ignores the signal."""
+    server = server_factory(["-w", "1"])
+    worker = server.wait_workers(1)[0]
+    for _ in range(10):
+        os.kill(worker, signal.SIGTERM)
+        assert wait_for(lambda: process_gone(worker), 5), "worker %d ignored TERM" % worker
+        fresh = wait_for(lambda: [p for p in server.worker_pids() if p != worker], 10, interval=0.0005)
+        assert fresh, server.log()
+        worker = fresh[0]
+    assert requests.get(server.url("/")).text == "hello"
+
+
 def test_int_is_a_fast_stop(server_factory, tmp_path):
     server = server_factory(["-w", "1", "-c", _hook_config(tmp_path, "worker_int")],
                             env={"TEST_MARKER_DIR": str(tmp_path)})
