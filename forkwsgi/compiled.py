@@ -37,7 +37,10 @@ CORE_MODULES = (
     "forkwsgi.worker.handler",
     "forkwsgi.worker.executor",
     "forkwsgi.worker.connection",
+    "forkwsgi.worker.states",
+    "forkwsgi.worker.stopping",
     "forkwsgi.http.parser",
+    "forkwsgi.http.response",
     "forkwsgi.wsgi.environ",
 )
 CORE_GROUP = "forkwsgi._core"  # the shared library they are built into: forkwsgi/_core__mypyc.*.so

@@ -2,6 +2,7 @@
 import re
 import time
 from email.utils import formatdate
+from typing import Optional
 
 from forkwsgi.compiled import compiled
 
@@ -118,13 +119,16 @@ class DateCache:
     """The Date header, formatted at most once a second, with the fixed headers every response carries."""
 
     __slots__ = ("until", "value", "headers")
+    until: float  # the start of the second after the one formatted
+    value: str
+    headers: str
 
     def __init__(self):
-        self.until = 0.0  # the start of the second after the one formatted
+        self.until = 0.0
         self.value = ""
         self.headers = ""
 
-    def get(self, now=None):
+    def get(self, now: Optional[float] = None) -> str:
         """'Date: ...\\r\\nServer: forkwsgi\\r\\n' for the current second (or that of ``now``, a Unix time)."""
         if now is None:
             now = time.time()

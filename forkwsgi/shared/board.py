@@ -4,8 +4,12 @@ Made before the first fork, so every worker maps the same bytes; reading a
 flag is a memory load, cheap enough for the worker's loop to look each turn.
 """
 import mmap
+from typing import Final
 
-_HANDOFF_OPEN, DRAINING, LONE = 0, 1, 2
+# Each flag's byte in the page (Final: the compiled core reads DRAINING as the number it is)
+_HANDOFF_OPEN: Final = 0
+DRAINING: Final = 1
+LONE: Final = 2
 PAGE_SIZE = 3
 
 

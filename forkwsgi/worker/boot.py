@@ -99,7 +99,7 @@ def assemble(worker, setup, cfg, stop, handoff):
     memory_guard = MemoryGuard(cfg.max_worker_memory, stats=stats) if cfg.max_worker_memory else None
     worker.handover = handover = Handover(connections, poller, stop, setup.handoff, stats, lambda conn: None) \
         if setup.handoff is not None else None
-    worker.scheduler = scheduler = Scheduler(cfg, connections, poller, None, channels, site, stop, handover,
+    worker.scheduler = scheduler = Scheduler(cfg, connections, poller, channels, site, stop, handover,
                                              worker.retire_soon, setup.multiprocess, shedder, memory_guard,
                                              max_requests)
     channels.scheduler = scheduler
@@ -113,7 +113,7 @@ def assemble(worker, setup, cfg, stop, handoff):
         watching = (handoff is not None and setup.multiprocess) or shedder is not None
         executor = InlineExecutor(cfg.handoff_delay, worker.lock, scheduler.request_done,
                                   scheduler.watch_turn if watching else None, busy,
-                                  scheduler.in_app_call if shedder is not None else None, channels.release_held,
+                                  stop.in_app_call if shedder is not None else None, channels.release_held,
                                   kit.held)
     worker.executor = scheduler.executor = executor
     worker.timers = Timers(cfg, stop, channels, handover.hand_off if handover is not None else lambda conn: False)

@@ -10,34 +10,59 @@ import os
 import socket
 import ssl
 import time
+from typing import Final
 
 from forkwsgi.http.errors import HTTPError
 from forkwsgi.http.parser import READ_SIZE, RequestReader
 from forkwsgi.http.response import error_response
 from forkwsgi.logs import log
-from forkwsgi.worker.connection import ClientGone, Connection
+from forkwsgi.worker.connection import ClientGone, Connection, ConnectionKit
 from forkwsgi.worker.poller import READ, WRITE
 from forkwsgi.worker.states import (APP, CLOSE, CLOSED, CLOSING, DRAINED, HANDSHAKE, LAST_RESPONSE, LINGER,
                                     READING, SECURED, SENDING, SHUT, SUSPENDED, WAITING)
 from forkwsgi.worker.tls import WOULD_BLOCK, RefusalLog, is_plain_http, plain_http_answer, refusal_reason
 
-LINGER_SECONDS = 2.0  # after closing our side, read and discard so the client sees a close, not a reset
-INPUT_PAUSE = 1 << 20  # unparsed input a connection may hold while it cannot be served (then: no reads)
-_monotonic = time.monotonic
-_PAUSABLE = frozenset((READING, WAITING, SENDING, CLOSING))  # states whose input the loop reads
+LINGER_SECONDS: Final = 2.0  # after closing our side, read and discard so the client sees a close, not a reset
+INPUT_PAUSE: Final = 1 << 20  # unparsed input a connection may hold while it cannot be served (then: no reads)
+_monotonic: Final = time.monotonic
+_PAUSABLE: Final = frozenset((READING, WAITING, SENDING, CLOSING))  # states whose input the loop reads
+
+
+class ConnectionEvents:
+    """What Channels tells the scheduler (scheduler.Scheduler answers it). A base class, so that
+    compiled, each is a native call."""
+
+    def process(self, conn: Connection) -> None:
+        """Input was read: serve the whole requests it holds."""
+        raise NotImplementedError
+
+    def responded(self, conn: Connection) -> None:
+        """The last of a response has left a kept connection."""
+        raise NotImplementedError
+
+    def resume(self, conn: Connection) -> None:
+        """A suspended body may go on: its client has taken enough."""
+        raise NotImplementedError
+
+    def forget(self, conn: Connection) -> None:
+        """``conn`` is closing or leaving."""
+        raise NotImplementedError
 
 
 class Channels:
     """Given the worker's connections and poller, and the DateCache for error answers. The
-    scheduler (set once both exist) is told what was read (``process``), what has drained
-    (``responded``), when a suspended body may go on (``resume``) and what closed (``forget``)."""
+    scheduler (set once both exist) is told what was read, what has drained, when a suspended
+    body may go on and what closed (ConnectionEvents)."""
+
+    connections: dict
+    kit: ConnectionKit  # the connections holding output this turn
+    scheduler: ConnectionEvents  # set once it exists (boot.py)
 
     def __init__(self, connections, poller, dates, kit):
         self.connections = connections
         self.poller = poller
         self.dates = dates
-        self.kit = kit  # connection.ConnectionKit: the connections holding output this turn
-        self.scheduler = None
+        self.kit = kit
         self.tls_refusals = RefusalLog()
 
     # ----- input

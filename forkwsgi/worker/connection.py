@@ -11,19 +11,21 @@ import os
 import select
 import time
 from functools import partial
+from typing import Any, Final, List
 
 from forkwsgi.compiled import compiled
 from forkwsgi.http.errors import RequestTimeout
 from forkwsgi.http.parser import RequestReader
+from forkwsgi.http.proxy import parse_proxy
 from forkwsgi.http.response import CONTINUE
 from forkwsgi.worker.outbuf import OutputBuffer
 from forkwsgi.worker.states import AFTER, BUSY, CLOSED, HANDSHAKE, READING, WAITING, next_state
 from forkwsgi.worker.tls import TLS_WRITE, WOULD_BLOCK
 
-_monotonic = time.monotonic
-HANDOFF_MAX_BUFFER = 65536  # a connection holding more unparsed bytes than this stays where it is
-HOLD_MAX = 68 << 10  # an app's response up to this size is held to the turn's end (a 64 KiB body and its head)...
-HOLD_TURN_MAX = 1 << 20  # ...while the turn holds no more than this in all
+_monotonic: Final = time.monotonic
+HANDOFF_MAX_BUFFER: Final = 65536  # a connection holding more unparsed bytes than this stays where it is
+HOLD_MAX: Final = 68 << 10  # an app's response up to this size is held to the turn's end (64 KiB and its head)...
+HOLD_TURN_MAX: Final = 1 << 20  # ...while the turn holds no more than this in all
 _HANDOFF_KEYS = ("REMOTE_ADDR", "REMOTE_PORT", "SERVER_NAME", "SERVER_PORT", "wsgi.url_scheme")
 # _loopio.c: recv and send on a plain socket's descriptor, never blocking, with no GIL hand-over (the
 # socket's own methods are the reference, and are used wherever these were not built)
@@ -47,6 +49,9 @@ CLOSED_WRITERS = (_closed, _closed, lambda: False)
 class ConnectionKit:
     """What every connection of a worker is made with: parser limits, output buffer sizes, the
     timeouts a thread waits on its client with, and the heartbeat it keeps beating meanwhile."""
+
+    held: List["Connection"]
+    held_bytes: int
 
     def __init__(self, cfg, limits, spill_budget, beat):
         self.limits = limits
@@ -92,6 +97,28 @@ class Connection:
                  "proxy_pending", "state", "linger_until", "waiting_since", "pending", "job",
                  "send_progress_at", "tls", "input_ended", "read_paused", "unread_input", "arrived", "held",
                  "recv", "send_some", "writers")
+
+    # (typed for mypyc: what the loop reads of every connection on every event)
+    kit: ConnectionKit
+    fd: int
+    reader: RequestReader
+    out: OutputBuffer
+    base: dict
+    started: float
+    last_io: float
+    served: int
+    state: str
+    waiting_since: float
+    pending: Any
+    job: Any
+    send_progress_at: float
+    tls: bool
+    input_ended: bool
+    read_paused: bool
+    unread_input: bool
+    arrived: float
+    held: Any
+    writers: tuple
 
     def __init__(self, kit, sock, peer, base, proxy_pending, tls=False):
         self.kit = kit
@@ -198,6 +225,19 @@ class Connection:
         held, self.held = self.held, None
         if held:
             self.send(held, False)
+
+    def take_proxy_header(self, protocols) -> bool:
+        """Read the PROXY protocol header due before the first request; False until it is whole.
+        The client it names becomes this connection's peer."""
+        found = parse_proxy(self.reader.buf, protocols)
+        if found is None:
+            return False
+        self.proxy_pending = False
+        if found[0] is not None:
+            self.peer = found[0]
+            self.base = base = self.base.copy()  # (keeping its room: environ.base_environ)
+            base["REMOTE_ADDR"], base["REMOTE_PORT"] = found[0][0], str(found[0][1])
+        return True
 
     def stream_input(self, request):
         """A body the app reads as it arrives (http.body.StreamedBody) reads from this connection."""

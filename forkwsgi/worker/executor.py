@@ -16,20 +16,44 @@ import queue
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from forkwsgi.logs import log
 
 if TYPE_CHECKING:  # (for mypyc: a native call into the run, no import at run time)
     from forkwsgi.worker.handler import RequestRun
 
-_monotonic = time.monotonic
-QUIET_TICK = 0.025  # the watcher's period while no app call has been slow for a while
-QUIET_AFTER = 10.0  # seconds without a slow call before the watcher slows down (and responses are held)
-HOLD_COUNT = 32  # connections whose responses a turn holds before the next app call sends them
+_monotonic: Final = time.monotonic
+QUIET_TICK: Final = 0.025  # the watcher's period while no app call has been slow for a while
+QUIET_AFTER: Final = 10.0  # seconds without a slow call before the watcher slows down (and responses are held)
+HOLD_COUNT: Final = 32  # connections whose responses a turn holds before the next app call sends them
 
 
-class InlineExecutor:
+class Executor:
+    """What the loop, the scheduler and intake ask of either kind: how many threads there are and are
+    free, how many calls are in flight, and ``submit``. (One base class, so that compiled callers
+    call either kind directly.)"""
+
+    threads: int
+    free: int  # threads free for an app call now
+    in_flight: int  # app calls under way (or queued for a thread)
+    turn_started: float = 0.0  # set by the loop as each batch of events begins
+
+    def start(self) -> None:
+        pass
+
+    def submit(self, conn, job: "RequestRun") -> None:
+        raise NotImplementedError
+
+    def collect(self) -> list:
+        """Finished (connection, result) pairs of other threads, in the loop's thread."""
+        return []
+
+    def stop(self) -> None:
+        pass
+
+
+class InlineExecutor(Executor):
     """Runs each app call in the loop's own thread; the worker lock is free only meanwhile.
 
     ``finished(conn, result, ended, started)`` is called in the loop's thread after each call.
@@ -41,12 +65,15 @@ class InlineExecutor:
     list of connections holding a response to the turn's end (ConnectionKit.held), which
     ``release_held(keep)`` sends."""
 
-    threads = 1
-    free = 1  # the loop runs only when no app call does
-    turn_started = 0.0  # set by the loop as each batch of events begins
+    delay: float
+    held: list
+    slow_call_at: float
+    slow_alone_at: float
 
     def __init__(self, delay, lock, finished, watch_turn=None, busy=None, in_app=None, release_held=None,
                  held=None):
+        self.threads = 1
+        self.free = 1  # the loop runs only when no app call does
         self.delay = delay
         self.lock = lock
         self.finished = finished
@@ -60,7 +87,7 @@ class InlineExecutor:
         self.current = None
         self.in_flight = 0
 
-    def start(self):
+    def start(self) -> None:
         if self.watch_turn is not None:
             threading.Thread(target=self._watch, name="forkwsgi-handoff-watcher", daemon=True).start()
 
@@ -125,16 +152,12 @@ class InlineExecutor:
             finally:
                 lock.release()
 
-    def stop(self):
-        pass
 
 
-class ThreadPoolExecutor:
+class ThreadPoolExecutor(Executor):
     """N threads take (connection, job) pairs; each finished one goes back to the loop.
 
     ``busy`` (or None) tells the master's autoscaler when every thread is taken and when one frees."""
-
-    turn_started = 0.0  # set by the loop as for InlineExecutor; no watcher reads it here
 
     def __init__(self, threads, busy=None):
         self.threads = threads
@@ -145,11 +168,11 @@ class ThreadPoolExecutor:
         self.done_r, self.done_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.busy = busy
 
-    def start(self):
+    def start(self) -> None:
         for number in range(self.threads):
             threading.Thread(target=self._run, name="forkwsgi-app-%d" % number, daemon=True).start()
 
-    def submit(self, conn, job):
+    def submit(self, conn, job: "RequestRun") -> None:
         self.in_flight += 1
         self.free -= 1
         if self.free == 0 and self.busy is not None:
@@ -173,7 +196,7 @@ class ThreadPoolExecutor:
             except BlockingIOError:
                 pass  # the loop has wake-ups pending already
 
-    def collect(self):
+    def collect(self) -> list:
         """Finished (connection, result) pairs, in the loop's thread."""
         try:
             os.read(self.done_r, 4096)
@@ -188,6 +211,6 @@ class ThreadPoolExecutor:
         self.free += len(finished)
         return finished
 
-    def stop(self):
+    def stop(self) -> None:
         for _ in range(self.threads):
             self.jobs.put(None)

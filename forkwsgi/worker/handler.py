@@ -10,7 +10,7 @@ serve others. The loop resumes it when the client has taken enough.
 """
 import threading
 import time
-from typing import Any
+from typing import Any, Final
 
 from forkwsgi.http.response import DateCache
 from forkwsgi.worker.connection import ClientGone, Connection
@@ -21,14 +21,22 @@ from forkwsgi.http.response import error_response
 from forkwsgi.logs import log
 from forkwsgi.wsgi.queuetime import REQUEST_START_KEY, fast_stamp, stamp
 from forkwsgi.wsgi.response import Response
+from forkwsgi.worker.stopping import StopState
 
-_monotonic = time.monotonic
-SUSPENDED = "suspended"  # what RequestRun.run returns while its body waits for the client
+_monotonic: Final = time.monotonic
+_time: Final = time.time
+SUSPENDED: Final = "suspended"  # what RequestRun.run returns while its body waits for the client
 
 
 class Site:
     """What every request of a worker is served with: the app, the hooks and what they are given,
     the trust in proxies, the counters, the access log, the clocks and the keep-alive policy."""
+
+    # (typed for mypyc: each request reads them)
+    stop: StopState
+    threaded: bool
+    accounts: bool
+    clock_offset: float
 
     def __init__(self, app, cfg, hook_worker, stop, trusted, stats=None, access_log=None):
         self.app = app
@@ -107,7 +115,7 @@ class RequestRun:
             closing = lambda: site.closing() or not body.complete  # noqa: E731
         send, send_file, room = conn.writers  # (inline, the send holds the response to the turn's end)
         keep_alive = request.keep_alive and site.stop.keeps_alive(conn.tls)  # (Site.keeps_alive, inlined)
-        self.started = started = time.time()
+        self.started = started = _time()
         self.response = response = Response(send, send_file, request, keep_alive, site.dates.get(started),
                                             closing)
         self.environ = environ = build_environ(request, conn.base, site.trusted)
@@ -186,7 +194,7 @@ class RequestRun:
         site = self.site
         request = self.request
         response = self.response
-        elapsed = time.time() - self.started
+        elapsed = _time() - self.started
         stats = site.stats
         if stats is not None:  # counted before the next request: exact even if the worker is killed then
             stats.end(self.slot, request.method, code, request.content_length or 0, response.sent, elapsed)

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+from typing import Dict, Final
 
 from forkwsgi.errors import BOOT_ERROR, ConfigError
 from forkwsgi.config.appload import AppImportError
@@ -31,12 +32,16 @@ from forkwsgi.process import flush_std, set_title
 from forkwsgi.shared import stats as _stats
 from forkwsgi.worker.boot import boot
 from forkwsgi.worker.channels import Channels
+from forkwsgi.worker.connection import Connection
+from forkwsgi.worker.executor import Executor
 from forkwsgi.worker.poller import WRITE
+from forkwsgi.worker.scheduler import Scheduler
 from forkwsgi.worker.states import BUSY
+from forkwsgi.worker.stopping import StopState
 from forkwsgi.worker.timers import stuck_request
 from forkwsgi.wsgi.queuetime import clock_offset
 
-_monotonic = time.monotonic
+_monotonic: Final = time.monotonic
 
 try:
     from mypy_extensions import mypyc_attr  # read by mypyc as it compiles this module; never needed to run
@@ -113,9 +118,13 @@ class Worker:
 
     def serve_forever(self) -> None:
         self.lock.acquire()
-        connections, poll, executor = self.connections, self.poller.poll, self.executor
-        intake, scheduler, stop = self.intake, self.scheduler, self.stop
-        channels: Channels = self.channels  # (typed: compiled, each event is a native call)
+        # (typed: compiled, each event is a native call and each read of a connection a load)
+        connections: Dict[int, Connection] = self.connections
+        executor: Executor = self.executor
+        scheduler: Scheduler = self.scheduler
+        stop: StopState = self.stop
+        channels: Channels = self.channels
+        poll, intake = self.poller.poll, self.intake
         done_fd = getattr(executor, "done_r", -1)
         handoff_fd = self.setup.handoff.fileno() if self.setup.handoff is not None else -1
         next_sweep = 0.0

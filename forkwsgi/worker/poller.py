@@ -9,13 +9,16 @@ select.epoll.poll, the reference, for less work on each ready descriptor).
 """
 import select
 from functools import partial
+from typing import Final
 
 from forkwsgi.compiled import compiled
 
 compiled_wait = compiled("forkwsgi.worker._loopio", "wait")
 
-READ = select.POLLIN
-WRITE = select.POLLOUT
+# select.POLLIN and POLLOUT (EPOLLIN and EPOLLOUT are the same bits), as literals: the compiled core
+# then reads them as the numbers they are
+READ: Final = 0x001
+WRITE: Final = 0x004
 
 
 class Poller:

@@ -10,36 +10,49 @@ loop itself, never queued behind the app.
 """
 import os
 import time
+from typing import Final, Optional
 
 from forkwsgi.http.body import StreamedBody
 from forkwsgi.http.errors import HTTPError
-from forkwsgi.http.proxy import parse_proxy
 from forkwsgi.http.parser import RequestReader
 from forkwsgi.http.response import CONTINUE
 from forkwsgi.logs import log
 from forkwsgi.shared import stats as _stats
+from forkwsgi.worker.channels import Channels, ConnectionEvents
 from forkwsgi.worker.connection import HANDOFF_MAX_BUFFER, ClientGone, Connection
+from forkwsgi.worker.executor import Executor
 from forkwsgi.worker.poller import READ
-from forkwsgi.worker.handler import SUSPENDED as JOB_SUSPENDED, HealthProbe, answer_health, start_run
+from forkwsgi.worker.handler import SUSPENDED as JOB_SUSPENDED, HealthProbe, Site, answer_health, start_run
 from forkwsgi.worker.states import (CLOSED, DISPATCH, LAST_RESPONSE, QUEUE, QUEUED_OUTPUT, READING,
                                     RESPONDED, RESUME, SUSPEND, UNQUEUE, WAITING)
+from forkwsgi.worker.stopping import StopState
 
-_monotonic = time.monotonic
+_monotonic: Final = time.monotonic
 
 
-class Scheduler:
-    """Given the worker's connections, poller and executor, the Channels (I/O and closing), the
-    Site (what requests are served with), the stop state, the Handover (or None), and
-    ``retire(reason)`` to stop after this turn. ``shedder`` (shedding.py) is set with
-    --max-queue-time; ``accept_waiting`` (intake) and ``beat`` (heartbeat) once those exist."""
+class Scheduler(ConnectionEvents):
+    """Given the worker's connections and poller, the Channels (I/O and closing), the Site (what
+    requests are served with), the stop state, the Handover (or None), and ``retire(reason)`` to
+    stop after this turn. ``shedder`` (shedding.py) is set with --max-queue-time; the executor,
+    ``accept_waiting`` (intake) and ``beat`` (heartbeat) once those exist."""
 
-    STALL = 0.5  # an app call at least this long restarts the keep-alive clocks of the others
+    STALL: Final = 0.5  # an app call at least this long restarts the keep-alive clocks of the others
 
-    def __init__(self, cfg, connections, poller, executor, channels, site, stop, handover, retire,
+    executor: Executor  # (typed for mypyc: the calls on the way of each request are native)
+    channels: Channels
+    site: Site
+    stop: StopState
+    waiting: dict
+    probe: Optional[HealthProbe]
+    threaded: bool
+    requests: int
+    max_requests: int
+    stalled_at: float
+
+    def __init__(self, cfg, connections, poller, channels, site, stop, handover, retire,
                  multiprocess=True, shedder=None, memory_guard=None, max_requests=0):
         self.connections = connections
         self.poller = poller
-        self.executor = executor
         self.channels = channels
         self.site = site
         self.stop = stop
@@ -118,15 +131,8 @@ class Scheduler:
         """The next whole request of ``conn``, or None (not whole yet, or refused: handled here)."""
         reader: RequestReader = conn.reader
         try:
-            if conn.proxy_pending:
-                found = parse_proxy(reader.buf, self.proxy_protocol)
-                if found is None:
-                    return None
-                conn.proxy_pending = False
-                if found[0] is not None:
-                    conn.peer = found[0]
-                    conn.base = base = conn.base.copy()  # (keeping its room: environ.base_environ)
-                    base["REMOTE_ADDR"], base["REMOTE_PORT"] = found[0][0], str(found[0][1])
+            if conn.proxy_pending and not conn.take_proxy_header(self.proxy_protocol):
+                return None
             request = reader.next_request()
             if request is not None:
                 if type(request.body) is StreamedBody:
@@ -304,12 +310,6 @@ class Scheduler:
         """The handler.RequestRun of each request in the app now."""
         return [conn.job for conn in list(self.connections.values())
                 if conn.job is not None and conn.job.running]
-
-    def in_app_call(self, inside):
-        """With shedding, the watcher queues connections during an inline call: siblings must not
-        count on this worker meanwhile (the loop's next turn says again whether it has a thread)."""
-        if inside and self.stop.may_hand_off:
-            self.stop.handoff.say_spare(False)
 
     def watch_turn(self, current):
         """The inline watcher's turn, holding the lock while the loop is inside an app call: move what

@@ -51,36 +51,38 @@ they can happen in any state and only change what a state does next:
 polling for input) and ``unread_input`` (the app left part of a streamed body
 unread: close by lingering).
 """
+from typing import Dict, Final
 
-HANDSHAKE = "handshake"
-READING = "reading"
-WAITING = "waiting"
-APP = "app"
-SUSPENDED = "suspended"
-SENDING = "sending"
-CLOSING = "closing"
-LINGER = "linger"
-CLOSED = "closed"
+# (Final: the compiled core reads each name as the constant it is, with no lookup)
+HANDSHAKE: Final = "handshake"
+READING: Final = "reading"
+WAITING: Final = "waiting"
+APP: Final = "app"
+SUSPENDED: Final = "suspended"
+SENDING: Final = "sending"
+CLOSING: Final = "closing"
+LINGER: Final = "linger"
+CLOSED: Final = "closed"
 
 STATES = (HANDSHAKE, READING, WAITING, APP, SUSPENDED, SENDING, CLOSING, LINGER, CLOSED)
 # The app has the connection (it is its thread's, or its body waits): the loop never serves it anew.
-BUSY = frozenset((APP, SUSPENDED))
+BUSY: Final = frozenset((APP, SUSPENDED))
 # Output of a finished response is still queued: nothing new starts until it has left.
-DRAINING = frozenset((SENDING, CLOSING))
+DRAINING: Final = frozenset((SENDING, CLOSING))
 
 # Events (what happened), each with the reason it exists.
-SECURED = "secured"  # the TLS handshake completed
-QUEUE = "queue"  # a request is ready but no thread is free
-UNQUEUE = "unqueue"  # its turn came, or what waited was not a whole request yet: it reads on
-DISPATCH = "dispatch"  # a thread (or the inline loop) starts its request
-SUSPEND = "suspend"  # the output buffer is full: the app's body pauses
-RESUME = "resume"  # the client read enough: the body goes on
-RESPONDED = "responded"  # the response is all written: ready for the next request
-QUEUED_OUTPUT = "queued_output"  # the response is complete, part of it still queued
-LAST_RESPONSE = "last_response"  # the response is complete and closes the connection, part still queued
-DRAINED = "drained"  # queued output has all left (a last response closes instead)
-SHUT = "shut"  # our side is shut for a gentle close
-CLOSE = "close"  # the socket is closed (or moved to a sibling)
+SECURED: Final = "secured"  # the TLS handshake completed
+QUEUE: Final = "queue"  # a request is ready but no thread is free
+UNQUEUE: Final = "unqueue"  # its turn came, or what waited was not a whole request yet: it reads on
+DISPATCH: Final = "dispatch"  # a thread (or the inline loop) starts its request
+SUSPEND: Final = "suspend"  # the output buffer is full: the app's body pauses
+RESUME: Final = "resume"  # the client read enough: the body goes on
+RESPONDED: Final = "responded"  # the response is all written: ready for the next request
+QUEUED_OUTPUT: Final = "queued_output"  # the response is complete, part of it still queued
+LAST_RESPONSE: Final = "last_response"  # the response is complete and closes the connection, part still queued
+DRAINED: Final = "drained"  # queued output has all left (a last response closes instead)
+SHUT: Final = "shut"  # our side is shut for a gentle close
+CLOSE: Final = "close"  # the socket is closed (or moved to a sibling)
 
 _ANY_OPEN = (HANDSHAKE, READING, WAITING, APP, SUSPENDED, SENDING, CLOSING, LINGER)
 
@@ -103,13 +105,13 @@ TRANSITIONS = {
 }
 TRANSITIONS.update({(state, CLOSE): CLOSED for state in _ANY_OPEN})
 # The same table by event, then state: what Connection.move looks up, without making a key pair.
-AFTER: dict = {}
+AFTER: Final[Dict[str, Dict[str, str]]] = {}
 for (_state, _event), _next in TRANSITIONS.items():
     AFTER.setdefault(_event, {})[_state] = _next
 del _state, _event, _next
 
 
-class IllegalTransition(RuntimeError):
+class IllegalTransition(Exception):
     """An event that the connection's state does not allow: a bug in the worker, never the client's doing."""
 
 

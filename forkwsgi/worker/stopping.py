@@ -8,10 +8,22 @@ hand-off) it *closes*: responses say Connection: close and what the backlog
 held is still served. --shutdown-delay sets a server-wide flag (the board)
 that makes responses close before any of that begins.
 """
+from typing import Any
+
 from forkwsgi.shared.board import DRAINING
 
 
 class StopState:
+    # (typed for mypyc: each response asks keeps_alive and closing)
+    board_page: Any  # the board's shared page (a bytearray in tests)
+    keepalive: bool
+    stopping: bool
+    handing_over: bool
+    closing_connections: bool
+    stop_after_turn: bool
+    may_hand_off: bool
+    deadline: float
+
     def __init__(self, graceful_timeout, board_page, keepalive, handoff=None):
         self.graceful_timeout = graceful_timeout
         self.handoff = handoff  # the hand-off channel when --handoff is on and siblings may exist
@@ -54,16 +66,22 @@ class StopState:
         self.stop_after_turn = True
         self.stop_coming()
 
-    def closing(self):
+    def closing(self) -> bool:
         """Responses now say Connection: close: a full stop, a stop without hand-off, or --shutdown-delay."""
         return self.closing_connections or self.board_page[DRAINING] == 1
 
-    def draining(self):
+    def draining(self) -> bool:
         """--shutdown-delay is running: health probes answer 503, responses close."""
         return self.board_page[DRAINING] == 1
 
-    def keeps_alive(self, tls):
+    def keeps_alive(self, tls: bool) -> bool:
         """Whether a response may leave its connection open, as far as stopping goes. A worker that
         hands over closes what it cannot move (TLS)."""
         return (self.keepalive and not self.closing_connections and self.board_page[DRAINING] == 0
                 and not (self.handing_over and tls))
+
+    def in_app_call(self, inside):
+        """With shedding, the watcher queues connections during an inline call: siblings must not
+        count on this worker meanwhile (the loop's next turn says again whether it has a thread)."""
+        if inside and self.may_hand_off:
+            self.handoff.say_spare(False)

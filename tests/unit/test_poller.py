@@ -1,5 +1,6 @@
 """Poller on a socket pair: which readiness it reports, after add, modify and remove; each test runs
 with select.epoll.poll (the reference) and with the compiled wait (_poll.c) where it is built."""
+import select
 import signal
 import socket
 import time
@@ -12,6 +13,10 @@ WAITS = [pytest.param(None, id="select.epoll"),
          pytest.param(compiled_wait, id="compiled", marks=pytest.mark.skipif(
              compiled_wait is None, reason="the compiled wait is not built (no C compiler at install, "
                                            "FORKWSGI_NO_EXTENSIONS or FORKWSGI_PURE_PYTHON)"))]
+
+
+def test_the_event_bits_are_those_of_poll_and_epoll():
+    assert (READ, WRITE) == (select.POLLIN, select.POLLOUT) == (select.EPOLLIN, select.EPOLLOUT)
 
 
 @pytest.fixture(params=WAITS)

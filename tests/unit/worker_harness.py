@@ -15,7 +15,6 @@ from forkwsgi.config.settings import SETTINGS
 from forkwsgi.shared.board import PAGE_SIZE
 from forkwsgi.shared.heartbeat import Heartbeat
 from forkwsgi.shared.setup import WorkerSetup
-from forkwsgi.worker import connection as connection_module
 from forkwsgi.worker import states
 from forkwsgi.worker.boot import assemble
 from forkwsgi.worker.loop import Worker
@@ -136,18 +135,20 @@ def read_response(client, timeout=5.0):
 
 
 class TransitionLog:
-    """Records each (state, event) a connection takes, while installed as the table connections read."""
+    """Records each (state, event) a connection takes, while its rows stand in the table connections
+    read. (Replaced in place: the compiled core reads the one table, not a module's name for it.)"""
 
     def __init__(self):
         self.taken = set()
-        self.after = {event: _Recording(event, table, self.taken) for event, table in states.AFTER.items()}
+        self.rows = dict(states.AFTER)
 
     def __enter__(self):
-        connection_module.AFTER = self.after
+        for event, row in self.rows.items():
+            states.AFTER[event] = _Recording(event, row, self.taken)
         return self
 
     def __exit__(self, *exc):
-        connection_module.AFTER = states.AFTER
+        states.AFTER.update(self.rows)
 
 
 class _Recording(dict):
