@@ -33,8 +33,9 @@ def core_extensions():
     except ImportError as exc:
         warnings.warn("forkwsgi: the worker's core is not compiled (%s); it runs as Python" % (exc,))
         return []
-    except (Exception, SystemExit):  # mypy's errors are printed above
-        warnings.warn("forkwsgi: mypyc refused the worker's core (above); it runs as Python")
+    except (Exception, SystemExit) as exc:  # mypy's errors are printed above; mypyc's own are in exc
+        warnings.warn("forkwsgi: mypyc refused the worker's core (%s: %s); it runs as Python"
+                      % (type(exc).__name__, exc))
         return []
     for extension in built:
         extension.optional = True  # no C compiler: the .py files run

@@ -37,11 +37,17 @@ CORE_MODULES = (
     "forkwsgi.worker.handler",
     "forkwsgi.worker.executor",
     "forkwsgi.worker.connection",
+    "forkwsgi.worker.intake",
+    "forkwsgi.worker.accepting",
+    "forkwsgi.worker.outbuf",
+    "forkwsgi.worker.poller",
     "forkwsgi.worker.states",
     "forkwsgi.worker.stopping",
+    "forkwsgi.shared.backlog",
     "forkwsgi.http.parser",
     "forkwsgi.http.response",
     "forkwsgi.wsgi.environ",
+    "forkwsgi.wsgi.queuetime",
 )
 CORE_GROUP = "forkwsgi._core"  # the shared library they are built into: forkwsgi/_core__mypyc.*.so
 STALE_AFTER = 2.0  # seconds: a core module's source this much newer than its build was edited since

@@ -13,13 +13,26 @@ _TCP_INFO_QUEUE = struct.Struct("II")  # tcpi_unacked, tcpi_sacked at offset 24:
 
 def tcp_listen_queue(sock):
     """(queued, maximum) of a TCP listener's accept queue via TCP_INFO; None for unix sockets."""
+    return listen_queue_reader(sock)()
+
+
+def listen_queue_reader(sock):
+    """A function of no arguments that reads ``sock``'s tcp_listen_queue, its kind found once (a
+    stopping worker's drain and a lone worker's bursts ask for each connection)."""
     if sock.family not in (socket.AF_INET, socket.AF_INET6) or not hasattr(socket, "TCP_INFO"):
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-        return _TCP_INFO_QUEUE.unpack_from(info, 24)
-    except (OSError, struct.error):
-        return None
+        return _unknown
+    getsockopt = sock.getsockopt
+
+    def read():
+        try:
+            return _TCP_INFO_QUEUE.unpack_from(getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104), 24)
+        except (OSError, struct.error):
+            return None
+    return read
+
+
+def _unknown():
+    return None
 
 
 def listen_drops():

@@ -13,7 +13,7 @@ import time
 
 from forkwsgi.logs import log
 from forkwsgi.shared import stats as _stats
-from forkwsgi.shared.backlog import tcp_listen_queue
+from forkwsgi.shared.backlog import listen_queue_reader
 from forkwsgi.shared.board import LONE
 from forkwsgi.worker.accepting import acceptor
 from forkwsgi.wsgi.queuetime import arrival
@@ -25,22 +25,22 @@ BURST_UNMEASURED = 64  # connections a round takes where the queue length cannot
 _monotonic = time.monotonic
 
 
-def backlog_length(sock):
-    """Connections waiting in a TCP listener's accept queue; None where Linux does not say."""
-    queue = tcp_listen_queue(sock)
-    return None if queue is None else queue[0]
-
-
 class ListenerIntake:
     """What each connection from one listener is taken and set up with, found once at start-up."""
 
-    __slots__ = ("accept", "unix", "nodelay_each", "environ")
+    __slots__ = ("accept", "unix", "nodelay_each", "environ", "listen_queue")
 
     def __init__(self, listener, base):
         self.accept = acceptor(listener.sock)  # accepting.py: () -> (non-blocking socket, address)
         self.unix = listener.sock.family == socket.AF_UNIX
         self.nodelay_each = not _nodelay_inherited(listener.sock)  # set on each connection, one call more
         self.environ = _listener_environ(listener, base)  # SERVER_NAME, SERVER_PORT, wsgi.url_scheme
+        self.listen_queue = listen_queue_reader(listener.sock)
+
+    def backlog_length(self):
+        """Connections waiting in the listener's accept queue; None where Linux does not say."""
+        queue = self.listen_queue()
+        return None if queue is None else queue[0]
 
 
 class Intake:
@@ -157,8 +157,9 @@ class Intake:
         their requests came wait for the loop."""
         if not self.polling_listeners:
             return
+        facts = self.intakes[listener]
         for _ in range(BURST_ROUNDS if burst else 1):
-            queued = backlog_length(listener.sock) if burst else 1
+            queued = facts.backlog_length() if burst else 1
             if queued == 0 or not self._accept_some(listener, BURST_UNMEASURED if queued is None else queued):
                 return
 
@@ -176,7 +177,7 @@ class Intake:
             try:
                 sock, address = accept()
             except (BlockingIOError, InterruptedError):
-                if self.drain_until and backlog_length(listener.sock) is None:
+                if self.drain_until and facts.backlog_length() is None:
                     self.drain_quota = 0  # no queue length to read: an empty accept ends the drain
                 return False
             except OSError as exc:
@@ -275,7 +276,7 @@ class Intake:
         """A full stop: take what the backlog held at this moment, then close."""
         if not self.listeners:
             return
-        queued = [backlog_length(listener.sock) for listener in self.listeners]
+        queued = [self.intakes[listener].backlog_length() for listener in self.listeners]
         self.drain_quota = sum(1 << 30 if count is None else count for count in queued)
         self.drain_until = now + DRAIN_SECONDS
 
@@ -283,7 +284,7 @@ class Intake:
         """The backlog queued at the stop is taken: by count, by an empty queue, or by time."""
         if self.drain_quota <= 0 or now >= self.stop.deadline:
             return True
-        queued = [backlog_length(listener.sock) for listener in self.listeners]
+        queued = [self.intakes[listener].backlog_length() for listener in self.listeners]
         if None in queued:
             return now >= self.drain_until
         return sum(queued) == 0

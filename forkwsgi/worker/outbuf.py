@@ -72,11 +72,11 @@ class OutputBuffer:
         self.tls = tls  # file bytes must go through the TLS socket, never sendfile past it
         self.budget = budget  # a SpillBudget shared with the worker's other buffers; None: no limit
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.segments)
 
     @property
-    def full(self):
+    def full(self) -> bool:
         """True when the writer must wait for the client: past ``max_size``, or past ``memory_limit``
         with nothing more spilled (the budget or the disk is used up)."""
         return self.size > self.max_size or self.memory > self.memory_limit

@@ -52,7 +52,9 @@ class Poller:
             self._modify(fd, events)
         self.events[fd] = events
 
-    modify = add
+    def modify(self, fd, events=READ):
+        """The same as ``add``: an fd already polled gets ``events`` instead."""
+        self.add(fd, events)
 
     def remove(self, fd):
         if self.events.pop(fd, None) is None:
