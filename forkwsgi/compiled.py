@@ -44,6 +44,7 @@ CORE_MODULES = (
     "forkwsgi.worker.states",
     "forkwsgi.worker.stopping",
     "forkwsgi.shared.backlog",
+    "forkwsgi.http.head",
     "forkwsgi.http.parser",
     "forkwsgi.http.response",
     "forkwsgi.wsgi.environ",

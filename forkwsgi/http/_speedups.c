@@ -419,34 +419,59 @@ static const char *const REQUEST_FIELD_NAMES[REQUEST_FIELDS] = {
 static PyObject *REQUEST_FIELD_TEXT[REQUEST_FIELDS];
 
 /* Where each field of the request type lives in its objects (its __slots__), found once per type:
- * stored there directly, a field costs a store, not an attribute lookup and a call. */
+ * stored there directly, a field costs a store, not an attribute lookup and a call. A type whose
+ * fields are not slots (head.Request compiled by mypyc, its fields native members behind
+ * descriptors) is called instead (REQUEST_CALLED). */
 static PyTypeObject *REQUEST_TYPE;
 static Py_ssize_t REQUEST_OFFSET[REQUEST_FIELDS];
+static int REQUEST_CALLED;
 
 static int
 find_request_fields(PyTypeObject *type)
 {
+    int slots = 0;
     for (int i = 0; i < REQUEST_FIELDS; i++) {
         PyObject *descr = PyObject_GetAttr((PyObject *)type, REQUEST_FIELD_TEXT[i]);
         if (!descr)
             return -1;
-        int slot = Py_IS_TYPE(descr, &PyMemberDescr_Type)
-                   && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
-        if (slot)
+        if (Py_IS_TYPE(descr, &PyMemberDescr_Type) && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX) {
             REQUEST_OFFSET[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
-        Py_DECREF(descr);
-        if (!slot) {
-            PyErr_Format(PyExc_TypeError, "whole_head: %s is not a slot of the request type", REQUEST_FIELD_NAMES[i]);
-            return -1;
+            slots++;
         }
+        Py_DECREF(descr);
     }
+    if (slots != 0 && slots != REQUEST_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "whole_head: the request type has some of its fields in slots, not all");
+        return -1;
+    }
+    REQUEST_CALLED = slots == 0;
     Py_INCREF(type);
     Py_XSETREF(REQUEST_TYPE, type);
     return 0;
 }
 
+/* A request made by calling its type with the first four fields: its __init__ sets the others as a
+ * head without framing fields has them (no length, no body, keep-alive for HTTP/1.1, nothing
+ * expected), and only a field that differs from that is set after. */
+static PyObject *
+call_request(PyObject *request_type, PyObject *const *values)
+{
+    PyObject *request = PyObject_Vectorcall(request_type, values, 4, NULL);
+    if (!request)
+        return NULL;
+    int http11 = values[2] == HTTP11 || PyUnicode_Compare(values[2], HTTP11) == 0;
+    PyObject *usual[REQUEST_FIELDS - 4] = {Py_None, Py_False, http11 ? Py_True : Py_False, Py_False, Py_None};
+    for (int i = 4; i < REQUEST_FIELDS; i++) {
+        if (values[i] != usual[i - 4] && PyObject_SetAttr(request, REQUEST_FIELD_TEXT[i], values[i]) < 0) {
+            Py_DECREF(request);
+            return NULL;
+        }
+    }
+    return request;
+}
+
 /* A request of ``request_type`` (head.Request) with these values, every field set, made without a
- * call of its __init__ (which costs more than the scan of a short head). */
+ * call of its __init__ (which costs more than the scan of a short head) where its fields are slots. */
 static PyObject *
 new_request(PyObject *request_type, PyObject *const *values)
 {
@@ -457,6 +482,8 @@ new_request(PyObject *request_type, PyObject *const *values)
     PyTypeObject *type = (PyTypeObject *)request_type;
     if (type != REQUEST_TYPE && find_request_fields(type) < 0)
         return NULL;
+    if (REQUEST_CALLED)
+        return call_request(request_type, values);
     PyObject *request = type->tp_alloc(type, 0);
     if (!request)
         return NULL;

@@ -14,6 +14,8 @@ checking the answer cannot then smuggle a second request through it.
 expectation, in any of several Expect headers or list elements, is 417.
 HTTP/1.0 requests' Expect headers are ignored.
 """
+from typing import Any, Optional
+
 from .errors import BadRequest, ExpectationFailed, NotImplementedMethod, PayloadTooLarge, VersionNotSupported
 from .fields import HEAD_BYTES, OWS, is_token
 from .known import Memory, remember
@@ -26,6 +28,16 @@ class Request:
 
     __slots__ = ("method", "target", "version", "headers", "content_length",
                  "chunked", "keep_alive", "expect_continue", "body")
+    # (typed for mypyc: compiled, the core reads each field as a struct member)
+    method: str
+    target: str
+    version: str
+    headers: Any  # a list of (name, value)
+    content_length: Optional[int]
+    chunked: bool
+    keep_alive: bool
+    expect_continue: bool
+    body: Any
 
     def __init__(self, method, target, version, headers):
         self.method = method

@@ -35,6 +35,7 @@ What a head must say (request line, target form, framing headers) is judged in
 head.py; this module finds the lines, in whatever pieces they arrive.
 """
 import tempfile
+from typing import Any, Final
 
 from .body import ChunkedBody, FixedLengthBody, StreamedBody
 from .errors import BadRequest, HeaderFieldsTooLarge, URITooLong
@@ -43,9 +44,9 @@ from .head import Request, apply_framing, parse_request_line
 from .scan import scan_head, whole_head
 
 SPOOL_SIZE = 1 << 20
-READ_SIZE = 65536  # what a connection asks its socket for at a time...
-BODY_READ_SIZE = 1 << 18  # ...or, while a body is coming, up to what is left of it, at most this
-MAX_EMPTY_LINES = 4  # CRLFs ignored before one request line; more is 400
+READ_SIZE: Final = 65536  # what a connection asks its socket for at a time...
+BODY_READ_SIZE: Final = 1 << 18  # ...or, while a body is coming, up to what is left of it, at most this
+MAX_EMPTY_LINES: Final = 4  # CRLFs ignored before one request line; more is 400
 
 
 class Limits:
@@ -59,6 +60,9 @@ class Limits:
     """
 
     __slots__ = ("request_line", "fields", "field_size", "body", "spool_dir", "stream_over")
+    request_line: int
+    fields: int
+    field_size: int
 
     def __init__(self, request_line=4094, fields=100, field_size=8190, body=0, spool_dir=None, stream_over=None):
         self.request_line = request_line
@@ -88,6 +92,13 @@ class RequestReader:
 
     __slots__ = ("limits", "buf", "request", "body", "continue_sent", "_scan_head", "_whole_head",
                  "_known", "_line_start", "_scan", "_fast_scan", "_start", "_headers", "_empty")
+    limits: Limits  # (typed for mypyc: each request reads them)
+    buf: bytearray
+    _known: int
+    _line_start: int
+    _scan: int
+    _fast_scan: int
+    _empty: int
 
     def __init__(self, limits, scan_head=scan_head, whole_head=whole_head):
         self.limits = limits
@@ -132,7 +143,7 @@ class RequestReader:
         rest = len(buf) - i
         return not (rest == 0 or (rest == 1 and buf[i] == 13))
 
-    def feed(self, data):
+    def feed(self, data) -> bool:
         """Take bytes read from the connection. True if they are the first of whatever comes next:
         nothing was buffered and no request was under way (its clocks may start now)."""
         buf = self.buf
@@ -201,7 +212,7 @@ class RequestReader:
         self.continue_sent = True
         return not self.buf and not (type(self.body) is FixedLengthBody and self.body.received)
 
-    def next_request(self):
+    def next_request(self) -> Any:
         """Return the next complete Request, or None until more bytes arrive."""
         buf = self.buf
         if len(buf) != self._known:

@@ -130,7 +130,7 @@ class Channels:
                 return
         self.close(conn)
 
-    def watch(self, conn, write=False):
+    def watch(self, conn: Connection, write: bool = False) -> None:
         """Poll ``conn`` for input (until its client closed, or while it is paused) and, while output
         is queued, for room."""
         reading = not (conn.input_ended or conn.read_paused or conn.state is SUSPENDED)

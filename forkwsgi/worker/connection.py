@@ -152,7 +152,7 @@ class Connection:
         # of three bound methods made for each request. close() lets them go, undoing the cycle.
         self.writers = (self.send if kit.threaded else self.send_or_hold, self.send_file, self.has_room)
 
-    def move(self, event):
+    def move(self, event: str) -> str:
         """Apply ``event`` (states.py); the new state. IllegalTransition where the table has no entry."""
         try:
             self.state = state = AFTER[event][self.state]
@@ -272,7 +272,7 @@ class Connection:
                 poller.register(self.fd, select.POLLIN)
             poller.poll(250)
 
-    def has_room(self):
+    def has_room(self) -> bool:
         """Whether a body may go on: the output buffer is within its limits."""
         return not self.out.full
 
@@ -352,7 +352,7 @@ class Connection:
 
     # ----- hand-off to another worker process
 
-    def first_seen(self):
+    def first_seen(self) -> float:
         """Monotonic time its current request was first seen: its first byte read, or the
         kernel's stamp of its arrival when that is earlier (a connection that waited in the backlog)."""
         arrived = self.arrived

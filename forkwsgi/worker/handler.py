@@ -17,6 +17,7 @@ from forkwsgi.worker.connection import ClientGone, Connection
 from forkwsgi.wsgi.environ import build_environ
 from forkwsgi.http.body import StreamedBody
 from forkwsgi.http.errors import HTTPError
+from forkwsgi.http.head import Request
 from forkwsgi.http.response import error_response
 from forkwsgi.logs import log
 from forkwsgi.wsgi.queuetime import REQUEST_START_KEY, fast_stamp, stamp
@@ -34,6 +35,7 @@ class Site:
 
     # (typed for mypyc: each request reads them)
     stop: StopState
+    dates: DateCache
     threaded: bool
     accounts: bool
     clock_offset: float
@@ -68,7 +70,7 @@ class RequestRun:
     # keeps only what its request sets (no __slots__, which would have every field assigned here).
     site: "Site"
     conn: Connection
-    request: Any
+    request: Request
     environ: Any = None
     response: Any = None
     result: Any = None

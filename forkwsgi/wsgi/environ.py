@@ -1,9 +1,11 @@
 """PEP 3333: the environ of a request, built from a parsed head and the connection's shared keys."""
 import io
 import os
+from typing import Final
 from urllib.parse import unquote_to_bytes
 
 from forkwsgi.compiled import compiled
+from forkwsgi.http.head import Request
 from forkwsgi.logs import ErrorStream
 from forkwsgi.wsgi.response import FileWrapper, ReadingFileWrapper
 
@@ -13,10 +15,10 @@ from forkwsgi.wsgi.response import FileWrapper, ReadingFileWrapper
 _HEADER_KEYS = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
 _HEADER_KEYS_MAX = 1024
 _UNSEEN = object()
-fast_environ = compiled("forkwsgi.wsgi._environ", "fast_environ")  # _environ.c, where it was built
+fast_environ: Final = compiled("forkwsgi.wsgi._environ", "fast_environ")  # _environ.c, where it was built
 # An equal dict whose copies take a request's keys without growing their table (base_environ); a plain
 # copy where nothing is compiled.
-roomy = compiled("forkwsgi.wsgi._environ", "roomy") or dict
+roomy: Final = compiled("forkwsgi.wsgi._environ", "roomy") or dict
 
 
 def _has_any(environ, keys):
@@ -24,8 +26,8 @@ def _has_any(environ, keys):
     return not environ.keys().isdisjoint(keys)
 
 
-has_any = compiled("forkwsgi.wsgi._environ", "has_any") or _has_any
-_BytesIO = io.BytesIO  # (io has a module __getattr__: io.BytesIO is a slow, unspecialized lookup)
+has_any: Final = compiled("forkwsgi.wsgi._environ", "has_any") or _has_any
+_BytesIO: Final = io.BytesIO  # (io has a module __getattr__: io.BytesIO is a slow, unspecialized lookup)
 
 
 def _header_key(name):
@@ -62,7 +64,7 @@ def _split_host(host, default_port):
     return host, default_port
 
 
-def build_environ(request, base, trusted, fast=fast_environ):
+def build_environ(request: Request, base: dict, trusted, fast=fast_environ) -> dict:
     """The PEP 3333 environ for ``request``; ``base`` holds the connection's shared keys.
 
     The head's keys come from the compiled builder (``fast``) when it was built and is not in

@@ -15,12 +15,13 @@ the two clocks, read once per worker and refreshed by its sweep.
 import socket
 import struct
 import time
+from typing import Final
 
 from forkwsgi.compiled import compiled
 from forkwsgi.logs import Throttle, log
 
 QUEUE_TIME_KEY = "forkwsgi.queue_time"
-REQUEST_START_KEY = "HTTP_X_REQUEST_START"
+REQUEST_START_KEY: Final = "HTTP_X_REQUEST_START"
 REQUEST_START_HEADER = "x-request-start"
 RETRY_AFTER = "Retry-After: 1\r\n"  # what a shed request is told (--max-queue-time)
 # struct tcp_info (Linux): tcpi_last_data_recv (ms) at byte 52, tcpi_data_segs_in at byte 152.
@@ -113,7 +114,7 @@ def stamp(environ, seen, now, trusted):
 
 # stamp's C twin for a request that brings no X-Request-Start (most): the same two keys and answer,
 # None where one was sent, for stamp to weigh. None where nothing is compiled.
-fast_stamp = compiled("forkwsgi.wsgi._environ", "fast_stamp")
+fast_stamp: Final = compiled("forkwsgi.wsgi._environ", "fast_stamp")
 
 
 class ShedLog:

@@ -356,13 +356,21 @@ def test_each_byte_of_a_long_line_is_judged_wherever_it_falls(byte):
 whole_only = pytest.mark.skipif(scan.whole_head is None, reason=NOT_BUILT)
 
 
+# Every field of head.Request, in the order whole_head fills them (compiled, the class has no __slots__)
+REQUEST_FIELDS = ("method", "target", "version", "headers", "content_length", "chunked", "keep_alive",
+                  "expect_continue", "body")
+
+
 def request_fields(request):
-    """Every field of a request (its __slots__, each one set), as tests.support.parser_verdict.outcome
-    lists them."""
-    assert Request.__slots__[3] == "headers"
-    values = [getattr(request, name) for name in Request.__slots__]
+    """Every field of a request, each one set, as tests.support.parser_verdict.outcome lists them."""
+    values = [getattr(request, name) for name in REQUEST_FIELDS]
     values[3] = tuple(values[3])
     return tuple(values)
+
+
+def test_the_fields_listed_are_all_a_request_has():
+    request = Request("GET", "/", "HTTP/1.1", [])
+    assert set(REQUEST_FIELDS) == {name for name in dir(request) if not name.startswith("_")}
 
 
 def by_whole_head(data, limits=DEFAULT):
@@ -446,6 +454,27 @@ def test_whole_head_answers_as_the_parser_does(data, limits):
         assert [request_fields(request)] == requests and end[:2] == ("idle", False)
         assert _ascii_flags(((request.method, request.target, request.version), request.headers)) \
             == _ascii_flags((requests[0][:3], requests[0][3]))
+
+
+class SlotsRequest:
+    """A request type whose fields are slots, as head.Request is where the core runs as Python:
+    whole_head stores into them directly (a compiled head.Request is called instead)."""
+
+    __slots__ = REQUEST_FIELDS
+
+    def __init__(self, method, target, version, headers):
+        raise AssertionError("whole_head makes a request of a slots type without calling it")
+
+
+@whole_only
+@pytest.mark.parametrize("data", [HELLO + b"\r\n\r\n", BROWSER + b"\r\n\r\n",
+                                  b"GET / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 0\r\n\r\n",
+                                  b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"])
+def test_whole_head_fills_a_slots_request_type_and_a_called_one_alike(data):
+    made = [scan.whole_head(data, kind, DEFAULT.fields, DEFAULT.field_size, DEFAULT.request_line)
+            for kind in (SlotsRequest, Request, SlotsRequest)]
+    assert type(made[0]) is SlotsRequest and type(made[1]) is Request
+    assert request_fields(made[0]) == request_fields(made[1]) == request_fields(made[2])
 
 
 # ----- which scanner is in use
