@@ -17,7 +17,7 @@ from forkwsgi.http.parser import READ_SIZE, RequestReader
 from forkwsgi.http.response import error_response
 from forkwsgi.logs import log
 from forkwsgi.worker.connection import ClientGone, Connection, ConnectionKit
-from forkwsgi.worker.poller import READ, WRITE
+from forkwsgi.worker.poller import READ, WRITE, Poller
 from forkwsgi.worker.states import (APP, CLOSE, CLOSED, CLOSING, DRAINED, HANDSHAKE, LAST_RESPONSE, LINGER,
                                     READING, SECURED, SENDING, SHUT, SUSPENDED, WAITING)
 from forkwsgi.worker.tls import WOULD_BLOCK, RefusalLog, is_plain_http, plain_http_answer, refusal_reason
@@ -55,6 +55,7 @@ class Channels:
     body may go on and what closed (ConnectionEvents)."""
 
     connections: dict
+    poller: Poller
     kit: ConnectionKit  # the connections holding output this turn
     scheduler: ConnectionEvents  # set once it exists (boot.py)
 
@@ -253,14 +254,14 @@ class Channels:
         else:
             self.linger(conn)
 
-    def finish(self, conn):
+    def finish(self, conn: Connection) -> None:
         """Close after the last response; if the client sent (or still sends) more, linger so it is not reset."""
         if conn.reader.buf or conn.unread_input:
             self.linger(conn)
         else:
             self.close(conn)
 
-    def linger(self, conn):
+    def linger(self, conn: Connection) -> None:
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
@@ -271,7 +272,7 @@ class Channels:
         conn.move(SHUT)
         conn.linger_until = _monotonic() + LINGER_SECONDS
 
-    def close(self, conn):
+    def close(self, conn: Connection) -> None:
         if conn.state is CLOSED or self.connections.get(conn.fd) is not conn:
             return  # closed, or handed off, already
         del self.connections[conn.fd]

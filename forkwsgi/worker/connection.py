@@ -52,6 +52,9 @@ class ConnectionKit:
 
     held: List["Connection"]
     held_bytes: int
+    out_memory: int
+    out_max: int
+    threaded: bool
 
     def __init__(self, cfg, limits, spill_budget, beat):
         self.limits = limits
@@ -72,7 +75,7 @@ class ConnectionKit:
         self.held = []
         self.held_bytes = 0
 
-    def new(self, sock, peer, base, proxy_pending, tls=False):
+    def new(self, sock, peer, base, proxy_pending, tls: bool = False) -> "Connection":
         return Connection(self, sock, peer, base, proxy_pending, tls)
 
     def from_handoff(self, sock, message, base):
@@ -120,7 +123,7 @@ class Connection:
     held: Any
     writers: tuple
 
-    def __init__(self, kit, sock, peer, base, proxy_pending, tls=False):
+    def __init__(self, kit: ConnectionKit, sock, peer, base, proxy_pending, tls: bool = False) -> None:
         self.kit = kit
         self.sock = sock
         self.fd = sock.fileno()
@@ -373,7 +376,7 @@ class Connection:
         header = json.dumps(state).encode()
         return len(header).to_bytes(4, "big") + header + bytes(self.reader.buf)
 
-    def close(self):
+    def close(self) -> None:
         """Release the socket, the output buffer and a body's spool file; the state is the caller's."""
         if self.held is not None:
             try:

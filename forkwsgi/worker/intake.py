@@ -16,6 +16,9 @@ from forkwsgi.shared import stats as _stats
 from forkwsgi.shared.backlog import listen_queue_reader
 from forkwsgi.shared.board import LONE
 from forkwsgi.worker.accepting import acceptor
+from forkwsgi.worker.connection import ConnectionKit
+from forkwsgi.worker.executor import Executor
+from forkwsgi.worker.stopping import StopState
 from forkwsgi.wsgi.queuetime import arrival
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
@@ -29,6 +32,9 @@ class ListenerIntake:
     """What each connection from one listener is taken and set up with, found once at start-up."""
 
     __slots__ = ("accept", "unix", "nodelay_each", "environ", "listen_queue")
+    unix: bool
+    nodelay_each: bool
+    environ: dict
 
     def __init__(self, listener, base):
         self.accept = acceptor(listener.sock)  # accepting.py: () -> (non-blocking socket, address)
@@ -50,6 +56,22 @@ class Intake:
     threads), the stop state, the hand-off channel (None without hand-off), the scheduler's
     waiting queue (a worker with connections waiting has no thread to spare), where a new
     connection goes (``register``), and the board's flags (whether it is a lone worker)."""
+
+    # (typed for mypyc: each new connection reads them)
+    kit: ConnectionKit
+    executor: Executor
+    stop: StopState
+    connections: dict
+    intakes: dict
+    listeners: list
+    worker_connections: int
+    polling_listeners: bool
+    polling_handoffs: bool
+    all_busy_since: float
+    paused_until: float
+    drain_until: float
+    drain_quota: int
+    drained: int
 
     def __init__(self, listeners, poller, kit, register, connections, executor, stop, handoff, waiting,
                  worker_connections, tls, proxy_peers=None, stats=None, flags=None):
@@ -87,14 +109,14 @@ class Intake:
 
     # ----- what to poll
 
-    def _has_room(self):
+    def _has_room(self) -> bool:
         return len(self.connections) < self.worker_connections
 
-    def _room(self):
+    def _room(self) -> bool:
         """Whether this worker may take one more connection: below its connection limit, and not at its fd limit."""
         return self._has_room() and self._fd_spare()
 
-    def _wants_listeners(self, now, room):
+    def _wants_listeners(self, now: float, room: bool) -> bool:
         if self.stop.stopping and not self.drain_until:
             return False
         if not room or now < self.paused_until:
@@ -108,7 +130,7 @@ class Intake:
             self.all_busy_since = now
         return now - self.all_busy_since >= BUSY_ACCEPT_DELAY
 
-    def _wants_handoffs(self, room):
+    def _wants_handoffs(self, room: bool) -> bool:
         """Siblings with a free thread take waiting connections; a worker handing over gives, never takes."""
         return self.stop.may_hand_off and not self.stop.handing_over and self.executor.free > 0 and room
 
@@ -117,7 +139,7 @@ class Intake:
         it then neither accepts nor takes hand-offs, and siblings with room get them."""
         return not self.stop.may_hand_off or self.handoff.reserve_fd()
 
-    def refresh(self, now):
+    def refresh(self, now: float) -> None:
         """Poll the listeners and the hand-off channel as this turn's room and threads say (once a turn)."""
         poller = self.poller
         room = self._room()
@@ -145,7 +167,7 @@ class Intake:
 
     # ----- taking connections
 
-    def accept(self, listener, burst=False):
+    def accept(self, listener, burst: bool = False) -> None:
         """Take one connection, then go back to polling: idle sibling workers get the next ones.
 
         With ``burst`` (this turn of the loop also serves connections already here), take the
@@ -163,13 +185,13 @@ class Intake:
             if queued == 0 or not self._accept_some(listener, BURST_UNMEASURED if queued is None else queued):
                 return
 
-    def accept_ready(self, listener):
+    def accept_ready(self, listener) -> None:
         """An idle turn's accept: one connection, so that idle siblings share what comes. A lone
         worker (the master wants one) has no sibling to take what queued meanwhile: it takes that
         too (a burst), rather than a loop turn and an epoll_wait for each of many short connections."""
         self.accept(listener, burst=self.flags is not None and self.flags[LONE] == 1)
 
-    def _accept_some(self, listener, most):
+    def _accept_some(self, listener, most: int) -> bool:
         """Accept up to ``most`` connections; False once the queue is empty or this worker is to take no more."""
         facts = self.intakes[listener]
         accept = facts.accept
@@ -211,7 +233,7 @@ class Intake:
             self.accept(listener, burst=True)
         return True
 
-    def _adopt(self, sock, address, facts):
+    def _adopt(self, sock, address, facts: ListenerIntake) -> None:
         if facts.unix:
             peer = ("", 0)
         else:

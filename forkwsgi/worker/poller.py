@@ -25,6 +25,8 @@ class Poller:
     """epoll, with what is registered kept here, so that asking again for what is already asked
     for costs no system call, and a socket about to close is not unregistered first (``forget``)."""
 
+    events: dict
+
     def __init__(self, wait=compiled_wait):
         self.events = {}  # fd -> the events it is registered for
         if hasattr(select, "epoll"):
@@ -41,7 +43,7 @@ class Poller:
             self._unregister = self._poll.unregister
             self.poll = lambda timeout: self._poll.poll(None if timeout is None else timeout * 1000)
 
-    def add(self, fd, events=READ):
+    def add(self, fd: int, events: int = READ) -> None:
         """Poll ``fd`` for ``events`` (registering it, or changing what it is registered for)."""
         registered = self.events.get(fd)
         if registered == events:
@@ -52,11 +54,11 @@ class Poller:
             self._modify(fd, events)
         self.events[fd] = events
 
-    def modify(self, fd, events=READ):
+    def modify(self, fd: int, events: int = READ) -> None:
         """The same as ``add``: an fd already polled gets ``events`` instead."""
         self.add(fd, events)
 
-    def remove(self, fd):
+    def remove(self, fd: int) -> None:
         if self.events.pop(fd, None) is None:
             return
         try:
@@ -64,7 +66,7 @@ class Poller:
         except (OSError, KeyError, ValueError):
             pass
 
-    def forget(self, fd):
+    def forget(self, fd: int) -> None:
         """``fd`` is about to be closed, and no other descriptor refers to its socket: the kernel
         takes it out of the epoll set as it closes, so no unregistering call is made."""
         self.events.pop(fd, None)

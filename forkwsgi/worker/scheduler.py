@@ -21,7 +21,7 @@ from forkwsgi.shared import stats as _stats
 from forkwsgi.worker.channels import Channels, ConnectionEvents
 from forkwsgi.worker.connection import HANDOFF_MAX_BUFFER, ClientGone, Connection
 from forkwsgi.worker.executor import Executor
-from forkwsgi.worker.poller import READ
+from forkwsgi.worker.poller import READ, Poller
 from forkwsgi.worker.handler import SUSPENDED as JOB_SUSPENDED, HealthProbe, Site, answer_health, start_run
 from forkwsgi.worker.states import (CLOSED, DISPATCH, LAST_RESPONSE, QUEUE, QUEUED_OUTPUT, READING,
                                     RESPONDED, RESUME, SUSPEND, UNQUEUE, WAITING)
@@ -39,6 +39,7 @@ class Scheduler(ConnectionEvents):
     STALL: Final = 0.5  # an app call at least this long restarts the keep-alive clocks of the others
 
     executor: Executor  # (typed for mypyc: the calls on the way of each request are native)
+    poller: Poller
     channels: Channels
     site: Site
     stop: StopState
@@ -76,7 +77,7 @@ class Scheduler(ConnectionEvents):
         self.abandoned = set()  # connections of requests cut loose past --timeout, their threads running on
         self.stalled_at = 0.0  # when the loop last came back from an app call longer than STALL
 
-    def admit(self, conn):
+    def admit(self, conn: Connection) -> None:
         """Serve a new connection: accepted here, or handed over by a sibling with bytes already read.
 
         It is read at once (the request often arrives with the connection) and polled only if it

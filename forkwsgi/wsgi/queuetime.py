@@ -25,9 +25,13 @@ REQUEST_START_KEY: Final = "HTTP_X_REQUEST_START"
 REQUEST_START_HEADER = "x-request-start"
 RETRY_AFTER = "Retry-After: 1\r\n"  # what a shed request is told (--max-queue-time)
 # struct tcp_info (Linux): tcpi_last_data_recv (ms) at byte 52, tcpi_data_segs_in at byte 152.
-_TCP_INFO_SIZE = 156
-_LAST_DATA_RECV = _DATA_SEGS_IN = struct.Struct("I")
-_TCP_CLOCK_TICK = 0.004  # TCP counts in jiffies (HZ 250 and up): never say it came earlier than it did
+_TCP_INFO_SIZE: Final = 156
+_LAST_DATA_RECV: Final = struct.Struct("I")
+_DATA_SEGS_IN: Final = _LAST_DATA_RECV
+_TCP_CLOCK_TICK: Final = 0.004  # TCP counts in jiffies (HZ 250 and up): never say it came earlier than it did
+_IPPROTO_TCP: Final = socket.IPPROTO_TCP
+_TCP_INFO: Final = getattr(socket, "TCP_INFO", -1)  # (-1 where Python knows none: getsockopt then refuses)
+_monotonic: Final = time.monotonic
 
 
 def clock_offset():
@@ -35,12 +39,12 @@ def clock_offset():
     return time.time() - time.monotonic()
 
 
-def arrival(sock):
+def arrival(sock) -> float:
     """When the last bytes waiting in a new connection ``sock`` reached this host, monotonic, from
     the kernel's TCP_INFO (milliseconds since data last came); 0.0 when none has come yet (the
     head did not follow the connection at once); -1.0 where the kernel does not say (a unix socket)."""
     try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+        info = sock.getsockopt(_IPPROTO_TCP, _TCP_INFO, _TCP_INFO_SIZE)
     except OSError:
         return -1.0
     if len(info) < _TCP_INFO_SIZE:
@@ -48,7 +52,7 @@ def arrival(sock):
     if not _DATA_SEGS_IN.unpack_from(info, 152)[0]:
         return 0.0
     waited = _LAST_DATA_RECV.unpack_from(info, 52)[0] / 1000.0 - _TCP_CLOCK_TICK
-    return time.monotonic() - (waited if waited > 0.0 else 0.0)
+    return _monotonic() - (waited if waited > 0.0 else 0.0)
 
 
 def parse_request_start(value):
