@@ -176,12 +176,13 @@ class Intake:
         keep-alive clients starve every new one. The burst is bounded: what the queue holds, read
         again a few times (a crowd arriving over a few milliseconds gets in), no more: clients
         that reconnect at once would otherwise keep it going, while connections it took before
-        their requests came wait for the loop."""
-        if not self.polling_listeners:
+        their requests came wait for the loop. The first is taken without asking: the listener
+        was found readable (an accept that finds none says so, as cheaply as asking would)."""
+        if not self.polling_listeners or not self._accept_some(listener, 1) or not burst:
             return
         facts = self.intakes[listener]
-        for _ in range(BURST_ROUNDS if burst else 1):
-            queued = facts.backlog_length() if burst else 1
+        for _ in range(BURST_ROUNDS):
+            queued = facts.backlog_length()
             if queued == 0 or not self._accept_some(listener, BURST_UNMEASURED if queued is None else queued):
                 return
 
