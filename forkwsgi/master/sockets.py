@@ -32,15 +32,20 @@ class Listener:
 
         On a full stop the workers drain the accept queue; a connection the
         kernel completed after that would be reset with its request unread.
-        A socket filter that drops every packet to the listener stops new
+        A socket filter that drops each new SYN to the listener stops new
         handshakes (the client's SYNs go unanswered, then meet a refusal once
-        the socket closes) while connections already queued stay intact.
+        the socket closes) while connections already queued stay intact. It
+        drops only SYNs: a handshake already answered must still complete (a
+        client whose final ACK met a drop-all filter thinks it is connected,
+        sends its request and is reset when the listeners close), and a
+        connection the kernel completes just after the filter is set copies
+        it (sk_clone_lock) and must not go deaf to its client.
         Only for TCP sockets of our own: an inherited one outlives us.
         """
         if not self.owned or self.sock.family == socket.AF_UNIX:
             return
         try:
-            self.sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, _drop_all_program())
+            self.sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER, _drop_syn_program())
         except OSError:
             pass
 
@@ -60,12 +65,14 @@ class Listener:
 
 
 _SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
-_drop_all = []  # the program's memory, kept alive once built
+_drop_syn = []  # the program's memory, kept alive once built
 
 
-def _drop_all_program():
-    """A classic BPF program of one instruction, "return 0": keep no bytes, drop the packet."""
-    if not _drop_all:
+def _drop_syn_program():
+    """A classic BPF program that drops a bare SYN (a new handshake) and keeps every other packet.
+
+    A TCP socket's filter sees the packet from its TCP header on: byte 13 holds the flags."""
+    if not _drop_syn:
         import ctypes
 
         class Instruction(ctypes.Structure):
@@ -75,9 +82,14 @@ def _drop_all_program():
         class Program(ctypes.Structure):
             _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Instruction))]
 
-        instructions = (Instruction * 1)(Instruction(0x06, 0, 0, 0))  # BPF_RET | BPF_K, 0
-        _drop_all[:] = [instructions, bytes(Program(1, instructions))]
-    return _drop_all[1]
+        instructions = (Instruction * 5)(
+            Instruction(0x30, 0, 0, 13),          # BPF_LD | BPF_B | BPF_ABS: A = the TCP flags
+            Instruction(0x54, 0, 0, 0x12),        # BPF_ALU | BPF_AND | BPF_K: A &= SYN | ACK
+            Instruction(0x15, 0, 1, 0x02),        # BPF_JMP | BPF_JEQ | BPF_K: a SYN without ACK?
+            Instruction(0x06, 0, 0, 0),           # BPF_RET | BPF_K: yes, drop it
+            Instruction(0x06, 0, 0, 0xFFFFFFFF))  # BPF_RET | BPF_K: no, keep all of it
+        _drop_syn[:] = [instructions, bytes(Program(5, instructions))]
+    return _drop_syn[1]
 
 
 def _tcp_sockaddr(host, port, name, refuse):
