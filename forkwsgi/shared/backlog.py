@@ -1,9 +1,9 @@
-"""Accept-queue readings from the kernel, shared by /metrics, the status report, statsd, and
-a stopping worker draining its backlog (intake.py).
+"""Accept-queue readings from the kernel, shared by /metrics, the status report, statsd, a
+stopping worker draining its backlog and a lone worker's bursts of accepts (intake.py).
 
-Both are cheap reads (one getsockopt, one small /proc file) taken when a report
-is made or while a worker stops, never on the request path. Either may be missing: unix sockets have no
-TCP_INFO, and /proc/net/netstat may be hidden; callers then leave the value out.
+Both are cheap reads (one getsockopt, one small /proc file) taken when a report is made, while
+a worker stops, or once a round of a burst of accepts. Either may be missing: unix sockets have
+no TCP_INFO, and /proc/net/netstat may be hidden; callers then leave the value out.
 """
 import socket
 import struct
