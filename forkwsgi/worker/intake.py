@@ -22,7 +22,7 @@ from forkwsgi.worker.stopping import StopState
 from forkwsgi.wsgi.queuetime import arrival
 
 BUSY_ACCEPT_DELAY = 0.005  # with every thread busy, seconds before a worker accepts anyway
-DRAIN_SECONDS = 1.0  # without a queue length to read (unix sockets), drain the backlog this long
+DRAIN_SECONDS = 1.0  # drain the backlog this long where its length cannot be read (unix sockets), or past the count
 BURST_ROUNDS = 3  # times a burst reads the accept queue's length and takes that many
 BURST_UNMEASURED = 64  # connections a round takes where the queue length cannot be read (unix sockets)
 _monotonic = time.monotonic
@@ -304,13 +304,16 @@ class Intake:
         self.drain_until = now + DRAIN_SECONDS
 
     def drain_done(self, now):
-        """The backlog queued at the stop is taken: by count, by an empty queue, or by time."""
-        if self.drain_quota <= 0 or now >= self.stop.deadline:
+        """The backlog queued at the stop is taken: once the queue is empty, or where it cannot be
+        read, by count or by time. A handshake the kernel had answered when the master stopped
+        admitting completes into the queue up to a round trip later, past the count taken at the
+        stop: what the queue holds is taken too, for DRAIN_SECONDS at most, rather than reset."""
+        if now >= self.stop.deadline:
             return True
         queued = [self.intakes[listener].backlog_length() for listener in self.listeners]
         if None in queued:
-            return now >= self.drain_until
-        return sum(queued) == 0
+            return self.drain_quota <= 0 or now >= self.drain_until
+        return sum(queued) == 0 or (self.drain_quota <= 0 and now >= self.drain_until)
 
     def close_listeners(self):
         drained = self.drain_until

@@ -192,6 +192,32 @@ def test_a_full_stop_serves_what_the_backlog_held_then_closes_the_listeners(list
             client.close()
 
 
+def test_a_connection_queued_after_the_stops_count_is_taken_too(listener):
+    """The count taken at the stop ends the drain only once the queue is empty: a handshake the
+    kernel had answered before the master stopped admitting joins the queue a round trip later,
+    and is served rather than reset when the listeners close."""
+    harness = Harness(listeners=[listener])
+    intake = harness.worker.intake
+    clients = queue_clients(listener, 1)
+    try:
+        now = time.monotonic()
+        harness.worker.stop.begin(now)
+        intake.begin_drain(now)
+        intake.refresh(now)
+        intake.accept(listener)  # the one counted at the stop
+        clients += queue_clients(listener, 1)  # then one more completes
+        assert not intake.drain_done(time.monotonic()), "the queue still holds one"
+        intake.accept(listener)
+        assert intake.drain_done(time.monotonic())
+        intake.close_listeners()
+        for client in clients:
+            assert read_response(client).endswith(b"hello /c0"), "each is served, none reset"
+    finally:
+        harness.close()
+        for client in clients:
+            client.close()
+
+
 def hand_over(channel, harness, served, sent=b""):
     """A sibling hands ``harness`` a connection from 10.0.0.9:5555 with the bytes ``sent`` read
     already; the client's end of it."""
