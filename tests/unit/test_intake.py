@@ -169,15 +169,20 @@ def test_an_environ_copied_from_a_connections_keys_takes_a_requests_keys_without
             client.close()
 
 
+def begin_full_stop(harness):
+    """A full stop begins, as the loop begins it on TERM: the worker stops and its intake drains."""
+    now = time.monotonic()
+    harness.worker.stop.begin(now)
+    harness.worker.intake.begin_drain(now)
+    harness.worker.intake.refresh(now)
+
+
 def test_a_full_stop_serves_what_the_backlog_held_then_closes_the_listeners(listener):
     harness = Harness(listeners=[listener])
     intake = harness.worker.intake
     clients = queue_clients(listener, 3)
     try:
-        now = time.monotonic()
-        harness.worker.stop.begin(now)
-        intake.begin_drain(now)
-        intake.refresh(now)
+        begin_full_stop(harness)
         assert intake.polling_listeners, "draining: still accepting what was queued"
         for _ in range(3):
             intake.accept(listener)
@@ -200,10 +205,7 @@ def test_a_connection_queued_after_the_stops_count_is_taken_too(listener):
     intake = harness.worker.intake
     clients = queue_clients(listener, 1)
     try:
-        now = time.monotonic()
-        harness.worker.stop.begin(now)
-        intake.begin_drain(now)
-        intake.refresh(now)
+        begin_full_stop(harness)
         intake.accept(listener)  # the one counted at the stop
         clients += queue_clients(listener, 1)  # then one more completes
         assert not intake.drain_done(time.monotonic()), "the queue still holds one"
