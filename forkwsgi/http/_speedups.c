@@ -459,8 +459,9 @@ call_request(PyObject *request_type, PyObject *const *values)
     PyObject *request = PyObject_Vectorcall(request_type, values, 4, NULL);
     if (!request)
         return NULL;
-    int http11 = values[2] == HTTP11 || PyUnicode_Compare(values[2], HTTP11) == 0;
-    PyObject *usual[REQUEST_FIELDS - 4] = {Py_None, Py_False, http11 ? Py_True : Py_False, Py_False, Py_None};
+    /* (the scanner's version is one of its two interned strs; a field compared wrongly is only set) */
+    PyObject *usual[REQUEST_FIELDS - 4] = {Py_None, Py_False, values[2] == HTTP11 ? Py_True : Py_False, Py_False,
+                                           Py_None};
     for (int i = 4; i < REQUEST_FIELDS; i++) {
         if (values[i] != usual[i - 4] && PyObject_SetAttr(request, REQUEST_FIELD_TEXT[i], values[i]) < 0) {
             Py_DECREF(request);

@@ -383,7 +383,7 @@ def test_hooks_may_keep_their_own_state_on_the_worker(server_factory, tmp_path):
                     "def pre_request(worker, req):\n    worker.served_here += 1\n"
                     "    worker.log.info('hook served_here=%d', worker.served_here)\n")
     server = server_factory(["-w", "1", "-c", str(conf)])
-    assert [requests.get(server.url("/")).status_code for _ in range(2)] == [200, 200]
+    assert [requests.get(server.url("/"), timeout=10).status_code for _ in range(2)] == [200, 200]
     assert wait_for(lambda: "hook served_here=2" in server.log(), 5), server.log()
     assert "hook served_here=1" in server.log() and "crashed" not in server.log()
 

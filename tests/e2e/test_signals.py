@@ -210,7 +210,7 @@ def test_a_worker_signalled_as_soon_as_it_exists_still_stops(server_factory):
         fresh = wait_for(lambda: [p for p in server.worker_pids() if p != worker], 10, interval=0.0005)
         assert fresh, server.log()
         worker = fresh[0]
-    assert requests.get(server.url("/")).text == "hello"
+    assert requests.get(server.url("/"), timeout=10).text == "hello"
 
 
 def test_int_is_a_fast_stop(server_factory, tmp_path):
